@@ -1,0 +1,42 @@
+# pybuild: `make demo` and `make test` do all set-up on a fresh Debian machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit bench system venv clean
+
+system:
+	@bash scripts/setup-system.sh
+
+$(STAMP): pyproject.toml scripts/setup-system.sh
+	@bash scripts/setup-system.sh
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check builder tests bench
+	$(VENV)/bin/ruff format --check builder tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test: $(STAMP) lint typecheck
+	$(PY) -m pytest -q -n auto
+
+unit: $(STAMP)
+	$(PY) -m pytest -q -m "not integration"
+
+demo: $(STAMP)
+	@bash scripts/demo.sh
+
+bench: $(STAMP)
+	$(PY) bench/parse.py
+
+clean:
+	rm -rf $(VENV) dist build .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,77 @@
+"""Command-line entry point: ``pybuild [COMMAND] ...``.
+
+Only this module (and the ``builder.commands`` modules it loads) prints or exits. Sub-commands are
+imported lazily so that ``pybuild`` starts fast: each lives in ``builder/commands/<name>.py`` and
+exposes ``HELP: str``, ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Protocol, cast
+
+from builder.errors import BuildError
+
+# command name -> module under builder.commands; order is the order of `pybuild --help`.
+COMMANDS: dict[str, str] = {
+    "parse": "parse",
+    "check": "check",
+    "fmt": "fmt",
+}
+DEFAULT_COMMAND = "build"
+
+
+class CommandModule(Protocol):
+    HELP: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def _load(name: str) -> CommandModule:
+    module: ModuleType = importlib.import_module(f"builder.commands.{COMMANDS[name]}")
+    return cast(CommandModule, module)
+
+
+def _top_help() -> str:
+    lines = ["usage: pybuild [COMMAND] [OPTIONS] ...", "", "Commands:"]
+    lines += [f"  {name}" for name in COMMANDS]
+    lines.append("")
+    lines.append("Run 'pybuild COMMAND --help' for more information on a command.")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in ("-h", "--help"):
+        print(_top_help())
+        return 0
+    if args_list and args_list[0] in ("--version", "version"):
+        from builder import __version__
+
+        print(f"pybuild version {__version__}")
+        return 0
+    if args_list and args_list[0] in COMMANDS:
+        name, rest = args_list[0], args_list[1:]
+    elif DEFAULT_COMMAND in COMMANDS:
+        name, rest = DEFAULT_COMMAND, args_list
+    else:
+        print(_top_help(), file=sys.stderr)
+        return 2
+    module = _load(name)
+    parser = argparse.ArgumentParser(prog=f"pybuild {name}", description=module.HELP)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    try:
+        return module.run(args)
+    except BuildError as err:
+        print(f"ERROR: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ERROR: interrupted", file=sys.stderr)
+        return 130
