@@ -83,6 +83,8 @@ class Node:
         inner = self.sub if self.sub is not None else self
         if inner.keyword in ("env", "label") and not inner.json:
             values = [v for i, v in enumerate(inner.args) if i % 3 != 2]
+        elif inner.sub is not None:  # ONBUILD ONBUILD x: the nested ONBUILD's one empty value
+            values = [""]
         else:
             values = list(inner.args)
         original = self.original

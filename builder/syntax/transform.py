@@ -1,0 +1,1384 @@
+"""Syntax tree -> typed IR, with BuildKit's instruction checks and messages.
+
+This is BuildKit's ``frontend/dockerfile/instructions`` package: every :class:`~ast.Node` becomes
+one :mod:`builder.syntax.ir` instruction, flags are parsed with :class:`~flags.BFlags`, argument
+counts and values are checked, and the instructions are grouped into stages.
+
+* :func:`to_ir` raises the first problem (what a build needs).
+* :func:`check` returns every problem of the file, each located at the token it is about
+  (the keyword of an unknown instruction, the flag of a flag error, ...).
+* :func:`analyze` returns both, plus the warnings.
+
+Deliberate differences from BuildKit: ``RUN --mount`` options and duplicate stage names are
+checked here for every stage (BuildKit checks mount options when it runs a step, and only warns
+about a duplicate stage name); an ONBUILD trigger that would fail is a warning here, since
+BuildKit only parses it in the build that uses the image.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+from builder.errors import (
+    BuildError,
+    Diagnostic,
+    DockerfileError,
+    ExpansionError,
+    InvalidInstructionError,
+    Level,
+    Span,
+    StageError,
+    UnknownInstructionError,
+)
+from builder.syntax import ir
+from builder.syntax.ast import AST, Node
+from builder.syntax.expand import Lexer
+from builder.syntax.flags import BFlags, suggest
+from builder.syntax.gotext import go_quote, trim_space, utf8_len
+from builder.syntax.heredoc import HeredocSyntaxError, Marker, parse_marker
+from builder.syntax.source import SourceFile
+
+INSTRUCTIONS = (
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+)
+
+COPY_FROM_VARIABLE = (
+    "variable expansion is not supported for --from, "
+    "define a new stage with FROM using ARG from global scope as a workaround"
+)
+
+_VALID_STAGE_NAME = re.compile(r"[a-z][a-z0-9_.-]*")
+_ONBUILD_PREFIX = re.compile(r"^[\t\n\f\r ]*onbuild[\t\n\f\r ]*", re.IGNORECASE)
+_LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
+_WORD = re.compile(r"[^\t\n\v\f\r ]+")
+_GO_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+_CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
+_RULE_URL = "https://docs.docker.com/go/dockerfile/rule/"
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Analysis:
+    """Everything known about a file: the IR when it has no error, every error, every warning."""
+
+    dockerfile: ir.Dockerfile | None
+    errors: tuple[DockerfileError, ...]
+    warnings: tuple[Diagnostic, ...]
+    instruction_count: int = 0
+
+
+def to_ir(ast: AST) -> ir.Dockerfile:
+    """The typed IR of ``ast``; raises the first problem in file order."""
+    dockerfile = _Analyzer(ast, collect=False).run().dockerfile
+    assert dockerfile is not None  # without collect, the first error was raised
+    return dockerfile
+
+
+def check(ast: AST) -> tuple[BuildError, ...]:
+    """Every semantic problem of ``ast``, in file order (empty when the file is valid)."""
+    return _Analyzer(ast, collect=True).run().errors
+
+
+def analyze(ast: AST) -> Analysis:
+    """Errors, warnings and (when there is no error) the IR of ``ast``, in one pass."""
+    return _Analyzer(ast, collect=True).run()
+
+
+# --------------------------------------------------------------------------- locating tokens
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    line: int
+    column: int  # 1-based, in characters
+    text: str
+
+
+class _Context:
+    """Per-run state shared by the instruction parsers: the file, lazily split into lines."""
+
+    __slots__ = ("_source", "ast", "path")
+
+    def __init__(self, ast: AST) -> None:
+        self.ast = ast
+        self.path = ast.path
+        self._source: SourceFile | None = None
+
+    def source(self) -> SourceFile:
+        if self._source is None:
+            self._source = SourceFile.from_text(self.path, self.ast.text)
+        return self._source
+
+
+def _instruction_end(node: Node) -> int:
+    """The last physical line of the instruction itself (before any heredoc body)."""
+    end = node.end_line
+    for heredoc in node.heredocs:
+        end -= heredoc.content.count("\n") + 1
+    return max(end, node.start_line)
+
+
+class _Where:
+    """Finds where parts of one instruction are written. Only used when reporting a problem."""
+
+    __slots__ = ("_ctx", "_flag_words", "_node", "_skip", "_tokens")
+
+    def __init__(self, ctx: _Context, node: Node, skip: int, flag_words: Sequence[str]) -> None:
+        self._ctx = ctx
+        self._node = node  # the node whose lines hold the instruction (ONBUILD for a trigger)
+        self._skip = skip  # tokens before this instruction's keyword
+        self._flag_words = flag_words
+        self._tokens: list[_Token] | None = None
+
+    def tokens(self) -> list[_Token]:
+        if self._tokens is None:
+            node = self._node
+            source = self._ctx.source()
+            escape = self._ctx.ast.escape
+            last = _instruction_end(node)
+            tokens: list[_Token] = []
+            for number in range(node.start_line, last + 1):
+                text = source.line(number)
+                if text is None:
+                    break
+                if number > node.start_line:
+                    stripped = text.lstrip(" \t")
+                    if not stripped or stripped.startswith("#"):
+                        continue
+                if number < last:
+                    body = text.rstrip(" \t")
+                    if body.endswith(escape):
+                        text = body[:-1]
+                tokens.extend(
+                    _Token(number, m.start() + 1, m.group()) for m in _WORD.finditer(text)
+                )
+            self._tokens = tokens[self._skip :]
+        return self._tokens
+
+    def _span(self, token: _Token, start: int = 0, length: int | None = None) -> Span:
+        width = len(token.text) - start if length is None else length
+        return Span(
+            file=self._ctx.path,
+            line=token.line,
+            column=token.column + start,
+            end_line=token.line,
+            end_column=token.column + start + max(width, 1) - 1,
+        )
+
+    def fallback(self) -> Span:
+        return Span(file=self._ctx.path, line=self._node.start_line or 1, column=1, end_line=None)
+
+    def keyword(self) -> Span:
+        tokens = self.tokens()
+        return self._span(tokens[0]) if tokens else self.fallback()
+
+    def whole(self) -> Span:
+        """From the keyword to the end of its line."""
+        tokens = self.tokens()
+        if not tokens:
+            return self.fallback()
+        first = tokens[0]
+        last = first
+        for token in tokens:
+            if token.line != first.line:
+                break
+            last = token
+        return Span(
+            file=self._ctx.path,
+            line=first.line,
+            column=first.column,
+            end_line=first.line,
+            end_column=last.column + len(last.text) - 1,
+        )
+
+    def flag(self, index: int) -> Span:
+        word = self._flag_words[index] if index < len(self._flag_words) else ""
+        name = word.partition("=")[0]
+        tokens = self.tokens()
+        nth = sum(1 for w in self._flag_words[:index] if w.partition("=")[0] == name)
+        matches = [
+            t
+            for t in tokens[1:]
+            if t.text.startswith(name) and t.text[len(name) : len(name) + 1] in ("", "=")
+        ]
+        if name and nth < len(matches):
+            return self._span(matches[nth])
+        return self.keyword()
+
+    def arg(self, index: int) -> Span:
+        """Argument ``index`` after the flags (negative: from the end of the instruction)."""
+        tokens = self.tokens()
+        if index < 0:
+            if len(tokens) + index > len(self._flag_words):
+                return self._span(tokens[index])
+            return self.whole()
+        position = 1 + len(self._flag_words) + index
+        if position < len(tokens):
+            return self._span(tokens[position])
+        return self.whole()
+
+
+# --------------------------------------------------------------------------- one instruction
+
+
+def _node_args(node: Node) -> tuple[str, ...]:
+    """BuildKit's ``nodeArgs``: a nested instruction contributes its keyword and arguments."""
+    if node.sub is None:
+        return node.args
+    return (node.sub.cmd, *_node_args(node.sub))
+
+
+class _Request:
+    """BuildKit's ``parseRequest``: one node's arguments and flags, and where they are."""
+
+    __slots__ = ("args", "command", "ctx", "flags", "node", "original", "span", "where")
+
+    def __init__(self, ctx: _Context, node: Node, *, span: Span, where: _Where) -> None:
+        self.ctx = ctx
+        self.node = node
+        self.command = node.cmd
+        self.original = trim_space(node.original)
+        self.span = span
+        self.where = where
+        self.args = _node_args(node)
+        self.flags = BFlags(node.flags)
+
+    def parse_flags(self) -> None:
+        try:
+            self.flags.parse()
+        except InvalidInstructionError as err:
+            index = self.flags.error_index
+            err.span = self.where.flag(index) if index is not None else self.where.keyword()
+            raise
+
+    def fail(self, message: str, at: Span | None = None) -> InvalidInstructionError:
+        """An error about this instruction, at ``at`` or else at its whole first line."""
+        return InvalidInstructionError(message, span=at or self.where.whole())
+
+    def exactly_one(self, name: str) -> None:
+        if len(self.args) != 1:
+            raise self.fail(f"{name} requires exactly one argument")
+
+    def at_least_one(self, name: str) -> None:
+        if not self.args:
+            raise self.fail(f"{name} requires at least one argument")
+
+
+def _parse_node(ctx: _Context, node: Node, *, span: Span, where: _Where) -> ir.Instruction:
+    req = _Request(ctx, node, span=span, where=where)
+    match node.cmd.lower():
+        case "env":
+            req.parse_flags()
+            return ir.Env(
+                span=span, keyword=req.command, original=req.original, pairs=_kvps(req, "ENV")
+            )
+        case "maintainer":
+            req.exactly_one("MAINTAINER")
+            req.parse_flags()
+            return ir.Maintainer(
+                span=span, keyword=req.command, original=req.original, maintainer=req.args[0]
+            )
+        case "label":
+            req.parse_flags()
+            return ir.Label(
+                span=span, keyword=req.command, original=req.original, pairs=_kvps(req, "LABEL")
+            )
+        case "add":
+            return _parse_add(req)
+        case "copy":
+            return _parse_copy(req)
+        case "from":
+            return _parse_from(req)
+        case "onbuild":
+            return _parse_onbuild(req)
+        case "workdir":
+            req.exactly_one("WORKDIR")
+            req.parse_flags()
+            return ir.Workdir(
+                span=span, keyword=req.command, original=req.original, path=req.args[0]
+            )
+        case "run":
+            return _parse_run(req)
+        case "cmd":
+            req.parse_flags()
+            return ir.Cmd(
+                span=span,
+                keyword=req.command,
+                original=req.original,
+                command=_cmdline(req),
+                prepend_shell=not node.json,
+            )
+        case "entrypoint":
+            req.parse_flags()
+            return ir.Entrypoint(
+                span=span,
+                keyword=req.command,
+                original=req.original,
+                command=_cmdline(req),
+                prepend_shell=not node.json,
+            )
+        case "healthcheck":
+            return _parse_healthcheck(req)
+        case "expose":
+            req.at_least_one("EXPOSE")
+            req.parse_flags()
+            return ir.Expose(
+                span=span, keyword=req.command, original=req.original, ports=tuple(sorted(req.args))
+            )
+        case "user":
+            req.exactly_one("USER")
+            req.parse_flags()
+            return ir.User(span=span, keyword=req.command, original=req.original, user=req.args[0])
+        case "volume":
+            req.at_least_one("VOLUME")
+            req.parse_flags()
+            paths = tuple(trim_space(v) for v in req.args)
+            if "" in paths:
+                raise req.fail("VOLUME specified can not be an empty string")
+            return ir.Volume(span=span, keyword=req.command, original=req.original, paths=paths)
+        case "stopsignal":
+            req.exactly_one("STOPSIGNAL")
+            return ir.StopSignal(
+                span=span, keyword=req.command, original=req.original, signal=req.args[0]
+            )
+        case "arg":
+            return _parse_arg(req)
+        case "shell":
+            return _parse_shell(req)
+    message = f"unknown instruction: {node.cmd}"
+    guess = suggest(node.cmd, INSTRUCTIONS, case_sensitive=False)
+    if guess is not None:
+        raise UnknownInstructionError(
+            f"{message} (did you mean {guess}?)",
+            span=where.keyword(),
+            hint=f"did you mean {guess}?",
+        )
+    raise UnknownInstructionError(message, span=where.keyword())
+
+
+def _kvps(req: _Request, name: str) -> tuple[ir.KeyValue, ...]:
+    args = req.args
+    if not args:
+        raise req.fail(f"{name} requires at least one argument")
+    if len(args) % 3:
+        raise req.fail(f"Bad input to {name}, too many arguments")
+    pairs = []
+    for j in range(0, len(args), 3):
+        if not args[j]:
+            raise req.fail(f"{name} names can not be blank")
+        pairs.append(ir.KeyValue(key=args[j], value=args[j + 1], legacy=args[j + 2] == ""))
+    return tuple(pairs)
+
+
+def _cmdline(req: _Request) -> tuple[str, ...]:
+    """BuildKit's ``handleJSONArgs``: exec form as is, shell form as one string."""
+    args = req.args
+    if not args or req.node.json:
+        return args
+    if len(args) == 1:
+        return args
+    return (" ".join(args),)
+
+
+def _parse_arg(req: _Request) -> ir.Arg:
+    req.at_least_one("ARG")
+    decls = []
+    for word in req.args:
+        key, sep, value = word.partition("=")
+        if sep and not key:
+            raise req.fail("ARG names can not be blank")
+        decls.append(ir.ArgDecl(key=key, default=value if sep else None))
+    return ir.Arg(span=req.span, keyword=req.command, original=req.original, args=tuple(decls))
+
+
+def _parse_shell(req: _Request) -> ir.Shell:
+    req.parse_flags()
+    shell = _cmdline(req)
+    if not shell:
+        raise req.fail("SHELL requires at least one argument")
+    if not req.node.json:
+        raise req.fail("SHELL requires the arguments to be in JSON form")
+    return ir.Shell(span=req.span, keyword=req.command, original=req.original, shell=shell)
+
+
+def _parse_from(req: _Request) -> ir.From:
+    args = req.args
+    name: str | None = None
+    if len(args) == 3 and args[1].lower() == "as":
+        name = args[2].lower()
+        if not _VALID_STAGE_NAME.fullmatch(name):
+            raise StageError(
+                f"invalid name for build stage: {go_quote(args[2])}, "
+                "name can't start with a number or contain symbols",
+                span=req.where.arg(-1),
+            )
+    elif len(args) != 1:
+        raise req.fail("FROM requires either one or three arguments")
+    platform = req.flags.add_string("platform")
+    req.parse_flags()
+    return ir.From(
+        span=req.span,
+        keyword=req.command,
+        original=req.original,
+        base=args[0],
+        stage_name=name,
+        platform=platform.value or None,
+    )
+
+
+def _parse_onbuild(req: _Request) -> ir.OnBuild:
+    req.at_least_one("ONBUILD")
+    req.parse_flags()
+    trigger = trim_space(req.args[0]).upper()
+    if trigger == "ONBUILD":
+        raise req.fail("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed", req.where.arg(0))
+    if trigger in ("MAINTAINER", "FROM"):
+        raise req.fail(f"{trigger} isn't allowed as an ONBUILD trigger", req.where.arg(0))
+    expression = _ONBUILD_PREFIX.sub("", req.node.original, count=1)
+    if req.node.heredocs:
+        expression += "".join(f"\n{h.content}{h.name}" for h in req.node.heredocs)
+    return ir.OnBuild(
+        span=req.span, keyword=req.command, original=req.original, expression=expression
+    )
+
+
+def _parse_run(req: _Request) -> ir.Run:
+    bf = req.flags
+    device_flag = bf.add_strings("device")
+    mount_flag = bf.add_strings("mount")
+    network_flag = bf.add_string("network", ir.NetworkMode.DEFAULT.value)
+    security_flag = bf.add_string("security", ir.SecurityMode.SANDBOX.value)
+    req.parse_flags()
+    files = tuple(
+        ir.InlineFile(name=h.name, data=h.content, chomp=h.chomp) for h in req.node.heredocs
+    )
+    devices = []
+    for value, index in zip(device_flag.values, device_flag.indices, strict=True):
+        try:
+            devices.append(parse_device(value))
+        except InvalidInstructionError as err:
+            err.span = req.where.flag(index)
+            raise
+    mounts = []
+    escape = req.ctx.ast.escape
+    for value, index in zip(mount_flag.values, mount_flag.indices, strict=True):
+        try:
+            mounts.append(parse_mount(value, escape=escape))
+        except InvalidInstructionError as err:
+            err.span = req.where.flag(index)
+            raise
+    try:
+        network = ir.NetworkMode(network_flag.value)
+    except ValueError:
+        raise req.fail(
+            f"invalid network mode {go_quote(network_flag.value)}",
+            req.where.flag(network_flag.indices[-1]),
+        ) from None
+    try:
+        security = ir.SecurityMode(security_flag.value)
+    except ValueError:
+        raise req.fail(
+            f"security {go_quote(security_flag.value)} is not valid",
+            req.where.flag(security_flag.indices[-1]),
+        ) from None
+    return ir.Run(
+        span=req.span,
+        keyword=req.command,
+        original=req.original,
+        command=_cmdline(req),
+        prepend_shell=not req.node.json,
+        heredocs=files,
+        mounts=tuple(mounts),
+        network=network,
+        security=security,
+        devices=tuple(devices),
+        flags_used=bf.used(),
+    )
+
+
+def _heredoc_marker(word: str) -> Marker | None:
+    """BuildKit's ``MustParseHeredoc``: the marker a word is, else ``None``."""
+    if "<<" not in word:
+        return None
+    try:
+        return parse_marker(word)
+    except HeredocSyntaxError:
+        return None
+
+
+def _sources_and_dest(
+    req: _Request, command: str
+) -> tuple[tuple[str, ...], tuple[ir.InlineSource, ...], str]:
+    *sources, dest = req.args
+    if _heredoc_marker(dest) is not None:
+        raise req.fail(f"{command} cannot accept a heredoc as a destination", req.where.arg(-1))
+    bodies = {h.name: h.content for h in req.node.heredocs}
+    paths: list[str] = []
+    inline: list[ir.InlineSource] = []
+    for src in sources:
+        marker = _heredoc_marker(src)
+        if marker is None:
+            paths.append(src)
+            continue
+        content = bodies.get(marker.name, "")
+        if marker.chomp:
+            content = _LEADING_TABS.sub("", content)
+        inline.append(ir.InlineSource(path=marker.name, data=content, expand=marker.expand))
+    return tuple(paths), tuple(inline), dest
+
+
+def _parse_copy(req: _Request) -> ir.Copy:
+    if len(req.args) < 2:
+        raise req.fail(
+            "COPY requires at least two arguments, but only one was provided. "
+            "Destination could not be determined"
+        )
+    bf = req.flags
+    chown = bf.add_string("chown")
+    from_flag = bf.add_string("from")
+    chmod = bf.add_string("chmod")
+    link = bf.add_bool("link")
+    exclude = bf.add_strings("exclude")
+    parents = bf.add_bool("parents")
+    req.parse_flags()
+    sources, inline, dest = _sources_and_dest(req, "COPY")
+    from_ = from_flag.value or None
+    if from_ is not None and from_has_variables(from_, req.ctx.ast.escape):
+        raise req.fail(COPY_FROM_VARIABLE, req.where.flag(from_flag.indices[-1]))
+    return ir.Copy(
+        span=req.span,
+        keyword=req.command,
+        original=req.original,
+        sources=sources,
+        dest=dest,
+        heredocs=inline,
+        from_=from_,
+        chown=chown.value or None,
+        chmod=chmod.value or None,
+        link=link.is_true,
+        parents=parents.is_true,
+        exclude=tuple(exclude.values),
+    )
+
+
+def _parse_add(req: _Request) -> ir.Add:
+    if len(req.args) < 2:
+        raise req.fail(
+            "ADD requires at least two arguments, but only one was provided. "
+            "Destination could not be determined"
+        )
+    bf = req.flags
+    chown = bf.add_string("chown")
+    chmod = bf.add_string("chmod")
+    link = bf.add_bool("link")
+    keep_git_dir = bf.add_bool("keep-git-dir")
+    checksum = bf.add_string("checksum")
+    unpack = bf.add_bool("unpack")
+    exclude = bf.add_strings("exclude")
+    req.parse_flags()
+    sources, inline, dest = _sources_and_dest(req, "ADD")
+    return ir.Add(
+        span=req.span,
+        keyword=req.command,
+        original=req.original,
+        sources=sources,
+        dest=dest,
+        heredocs=inline,
+        chown=chown.value or None,
+        chmod=chmod.value or None,
+        link=link.is_true,
+        exclude=tuple(exclude.values),
+        checksum=checksum.value or None,
+        keep_git_dir=keep_git_dir.is_true if keep_git_dir.used else None,
+        unpack=unpack.is_true if unpack.used else None,
+    )
+
+
+def from_has_variables(value: str, escape: str = "\\") -> bool:
+    """Whether shell processing with no variables set changes ``value`` (BuildKit's test)."""
+    if "$" not in value and "'" not in value and '"' not in value and escape not in value:
+        return False
+    try:
+        return Lexer(escape=escape).process_word(value, {}) != value
+    except ExpansionError:
+        return True
+
+
+# --------------------------------------------------------------------------- HEALTHCHECK
+
+
+def _parse_healthcheck(req: _Request) -> ir.Healthcheck:
+    req.at_least_one("HEALTHCHECK")
+    kind = req.args[0].upper()
+    rest = req.args[1:]
+    if kind == "NONE":
+        if rest:
+            raise req.fail("HEALTHCHECK NONE takes no arguments")
+        return ir.Healthcheck(
+            span=req.span, keyword=req.command, original=req.original, test=("NONE",)
+        )
+    bf = req.flags
+    interval = bf.add_string("interval")
+    timeout = bf.add_string("timeout")
+    start_period = bf.add_string("start-period")
+    start_interval = bf.add_string("start-interval")
+    retries_flag = bf.add_string("retries")
+    req.parse_flags()
+    if kind != "CMD":
+        raise req.fail(f"Unknown type {go_quote(kind)} in HEALTHCHECK (try CMD)", req.where.arg(0))
+    command = rest if not rest or req.node.json else (" ".join(rest),)
+    if not command:
+        raise req.fail("Missing command after HEALTHCHECK CMD")
+    test = ("CMD" if req.node.json else "CMD-SHELL", *command)
+
+    durations = []
+    for flag in (interval, timeout, start_period, start_interval):
+        try:
+            durations.append(_interval(flag.name, flag.value))
+        except InvalidInstructionError as err:
+            err.span = req.where.flag(flag.indices[-1])
+            raise
+    retries = 0
+    if retries_flag.value:
+        try:
+            retries = _parse_int32(retries_flag.value)
+        except InvalidInstructionError as err:
+            err.span = req.where.flag(retries_flag.indices[-1])
+            raise
+        if retries < 0:
+            raise req.fail(
+                f"--retries cannot be negative ({retries})",
+                req.where.flag(retries_flag.indices[-1]),
+            )
+    return ir.Healthcheck(
+        span=req.span,
+        keyword=req.command,
+        original=req.original,
+        test=test,
+        interval=durations[0],
+        timeout=durations[1],
+        start_period=durations[2],
+        start_interval=durations[3],
+        retries=retries,
+    )
+
+
+_MILLISECOND = 1_000_000
+
+
+def _interval(name: str, value: str) -> int:
+    """BuildKit's ``parseOptInterval``: nanoseconds, 0 when empty; at least 1ms otherwise."""
+    if not value:
+        return 0
+    nanos = parse_duration(value)
+    if nanos == 0:
+        return 0
+    if nanos < _MILLISECOND:
+        raise InvalidInstructionError(f"Interval {go_quote(name)} cannot be less than 1ms")
+    return nanos
+
+
+def _parse_int32(value: str) -> int:
+    """Go's ``strconv.ParseInt(value, 10, 32)`` with its error text."""
+    digits = value[1:] if value[:1] in ("+", "-") else value
+    if not digits or not digits.isascii() or not digits.isdigit():
+        raise InvalidInstructionError(
+            f"strconv.ParseInt: parsing {go_quote(value)}: invalid syntax"
+        )
+    number = int(value)
+    if not -(2**31) <= number < 2**31:
+        raise InvalidInstructionError(
+            f"strconv.ParseInt: parsing {go_quote(value)}: value out of range"
+        )
+    return number
+
+
+_DURATION_UNITS: Mapping[str, int] = MappingProxyType(
+    {
+        "ns": 1,
+        "us": 1_000,
+        "\u00b5s": 1_000,
+        "\u03bcs": 1_000,
+        "ms": 1_000_000,
+        "s": 1_000_000_000,
+        "m": 60_000_000_000,
+        "h": 3_600_000_000_000,
+    }
+)
+_MAX_DURATION = 2**63
+
+
+def _time_quote(s: str) -> str:
+    """Go ``time`` package's ``quote``: non-ASCII and control bytes as ``\\xNN``."""
+    out = ['"']
+    for ch in s:
+        if ch < " " or ord(ch) >= 0x80:
+            out.extend(f"\\x{b:02x}" for b in ch.encode("utf-8", "surrogateescape"))
+        else:
+            if ch in '"\\':
+                out.append("\\")
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def parse_duration(text: str) -> int:
+    """Go's ``time.ParseDuration``, in nanoseconds, with Go's error messages."""
+
+    def invalid() -> InvalidInstructionError:
+        return InvalidInstructionError(f"time: invalid duration {_time_quote(text)}")
+
+    s = text
+    negative = False
+    if s[:1] in ("-", "+"):
+        negative = s[0] == "-"
+        s = s[1:]
+    if s == "0":
+        return 0
+    if not s:
+        raise invalid()
+    total = 0
+    n = len(s)
+    i = 0
+    while i < n:
+        if not (s[i] == "." or "0" <= s[i] <= "9"):
+            raise invalid()
+        start = i
+        whole = 0
+        while i < n and "0" <= s[i] <= "9":
+            whole = whole * 10 + ord(s[i]) - 48
+            if whole > _MAX_DURATION:
+                raise invalid()
+            i += 1
+        has_whole = i > start
+        fraction, scale, has_fraction = 0, 1, False
+        if i < n and s[i] == ".":
+            i += 1
+            start = i
+            overflow = False
+            while i < n and "0" <= s[i] <= "9":
+                if not overflow:
+                    nxt = fraction * 10 + ord(s[i]) - 48
+                    if fraction > (_MAX_DURATION - 1) // 10 or nxt > _MAX_DURATION:
+                        overflow = True
+                    else:
+                        fraction = nxt
+                        scale *= 10
+                i += 1
+            has_fraction = i > start
+        if not has_whole and not has_fraction:
+            raise invalid()
+        start = i
+        while i < n and not (s[i] == "." or "0" <= s[i] <= "9"):
+            i += 1
+        if i == start:
+            raise InvalidInstructionError(f"time: missing unit in duration {_time_quote(text)}")
+        unit_text = s[start:i]
+        unit = _DURATION_UNITS.get(unit_text)
+        if unit is None:
+            raise InvalidInstructionError(
+                f"time: unknown unit {_time_quote(unit_text)} in duration {_time_quote(text)}"
+            )
+        if whole > _MAX_DURATION // unit:
+            raise invalid()
+        value = whole * unit
+        if fraction > 0:
+            value += int(float(fraction) * (float(unit) / scale))
+            if value > _MAX_DURATION:
+                raise invalid()
+        total += value
+        if total > _MAX_DURATION:
+            raise invalid()
+    if negative:
+        return -total
+    if total > _MAX_DURATION - 1:
+        raise invalid()
+    return total
+
+
+# --------------------------------------------------------------------------- RUN --mount
+
+
+_MOUNT_KEYS = (
+    "type",
+    "from",
+    "source",
+    "target",
+    "readonly",
+    "id",
+    "sharing",
+    "required",
+    "size",
+    "mode",
+    "uid",
+    "gid",
+    "src",
+    "dst",
+    "destination",
+    "ro",
+    "rw",
+    "readwrite",
+    "env",
+)
+# Options whose value is checked (not just stored): an unexpanded variable defers the check.
+_TYPED_MOUNT_KEYS = frozenset(
+    {
+        "type",
+        "readonly",
+        "ro",
+        "readwrite",
+        "rw",
+        "required",
+        "size",
+        "sharing",
+        "mode",
+        "uid",
+        "gid",
+    }
+)
+_FILE_INFO_TYPES = frozenset({ir.MountType.SECRET, ir.MountType.SSH, ir.MountType.CACHE})
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+_SIZE_UNITS: Mapping[str, int] = MappingProxyType(
+    {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
+)
+
+
+def _parse_bool(value: str) -> bool | None:
+    """Go's ``strconv.ParseBool``; ``None`` when invalid."""
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    return None
+
+
+def _parse_uint32(value: str, base: int) -> int | None:
+    """Go's ``strconv.ParseUint(value, base, 32)``; ``None`` when invalid or out of range."""
+    digits = "0123456789"[:base]
+    if not value or any(c not in digits for c in value):
+        return None
+    number = int(value, base)
+    return number if number < 2**32 else None
+
+
+def ram_in_bytes(value: str) -> int | None:
+    """docker/go-units ``RAMInBytes`` (binary multiples); ``None`` when invalid."""
+    sep = -1
+    for i in range(len(value) - 1, -1, -1):
+        if value[i] in "0123456789. ":
+            sep = i
+            break
+    if sep == -1:
+        return None
+    if value[sep] != " ":
+        number, suffix = value[: sep + 1], value[sep + 1 :]
+    else:
+        number, suffix = value[:sep], value[sep + 1 :]
+    if not _GO_FLOAT.fullmatch(number):
+        return None
+    size = float(number)
+    if size < 0 or size == float("inf"):  # Go's ParseFloat reports a range error for inf
+        return None
+    if suffix:
+        lowered = suffix.lower()
+        if len(lowered) > 3:
+            return None
+        if lowered[0] == "b":
+            if len(lowered) > 1:
+                return None
+        else:
+            mul = _SIZE_UNITS.get(lowered[0])
+            if mul is None:
+                return None
+            if (len(lowered) == 2 and lowered[1] != "b") or (
+                len(lowered) == 3 and lowered[1:] != "ib"
+            ):
+                return None
+            size *= mul
+    return int(size) if size < 2**63 else 2**63 - 1
+
+
+class _CsvError(Exception):
+    pass
+
+
+def _csv_fields(line: str) -> list[str]:
+    """``go-csvvalue``'s ``Fields``: one CSV record, with ``encoding/csv``'s error texts."""
+    if line.endswith("\r\n"):
+        line = line[:-2]
+    elif line.endswith("\n"):
+        line = line[:-1]
+    if not line:
+        raise _CsvError("EOF")
+
+    def error(at: int, reason: str) -> _CsvError:
+        column = utf8_len(line[:at]) + 1
+        return _CsvError(f"parse error on line 1, column {column}: {reason}")
+
+    fields: list[str] = []
+    i = 0
+    n = len(line)
+    while True:
+        if i >= n or line[i] != '"':
+            comma = line.find(",", i)
+            field = line[i:comma] if comma >= 0 else line[i:]
+            quote = field.find('"')
+            if quote >= 0:
+                raise error(i + quote, 'bare " in non-quoted-field')
+            fields.append(field)
+            if comma < 0:
+                return fields
+            i = comma + 1
+            continue
+        i += 1
+        half_open = False
+        while True:
+            quote = line.find('"', i)
+            if quote < 0:
+                raise error(i, 'extraneous or missing " in quoted-field')
+            if half_open:
+                fields[-1] += line[i:quote]
+            else:
+                fields.append(line[i:quote])
+            half_open = False
+            i = quote + 1
+            nxt = line[i] if i < n else ""
+            if nxt == '"':
+                fields[-1] += '"'
+                i += 1
+                half_open = True
+            elif nxt == ",":
+                i += 1
+                break
+            elif nxt == "":
+                return fields
+            else:
+                raise error(i - 1, 'extraneous or missing " in quoted-field')
+
+
+def _may_expand(value: str, escape: str) -> bool:
+    return "$" in value or "'" in value or '"' in value or escape in value
+
+
+def _with_suggestion(message: str, value: str, options: Sequence[str]) -> InvalidInstructionError:
+    guess = suggest(value, options, case_sensitive=True)
+    if guess is None:
+        return InvalidInstructionError(message)
+    return InvalidInstructionError(
+        f"{message} (did you mean {guess}?)", hint=f"did you mean {guess}?"
+    )
+
+
+def parse_mount(
+    spec: str, *, escape: str = "\\", expand: Callable[[str], str] | None = None
+) -> ir.Mount:
+    """One ``--mount`` value -> :class:`ir.Mount`, with BuildKit's checks and messages.
+
+    Without ``expand`` the values stay as written; a value that variable expansion could change
+    marks the mount ``dynamic`` and its checks are left for the call with ``expand`` (made by
+    :func:`builder.syntax.substitute.substitute`). ``from`` never accepts a variable.
+    """
+    try:
+        fields = _csv_fields(spec)
+    except _CsvError as err:
+        raise InvalidInstructionError(f"failed to parse csv mounts: {err}") from None
+    mount_type = ir.MountType.BIND
+    type_known = True  # False while the type is an unexpanded variable
+    from_ = source = target = cache_id = env = None
+    readonly, ro_auto, required = True, True, False
+    size_limit = 0
+    sharing: ir.ShareMode | None = None
+    mode = uid = gid = None
+    dynamic = False
+
+    def unexpected_for_type(key: str) -> InvalidInstructionError:
+        return InvalidInstructionError(
+            f"unexpected key '{key}' for mount type '{mount_type.value}'"
+        )
+
+    for field in fields:
+        key, sep, value = field.partition("=")
+        key = key.lower()
+        if not sep:
+            if key in ("readonly", "ro"):
+                readonly, ro_auto = True, False
+            elif key in ("readwrite", "rw"):
+                readonly, ro_auto = False, False
+            elif key == "required":
+                if mount_type in (ir.MountType.SECRET, ir.MountType.SSH):
+                    required = True
+                elif type_known:
+                    raise unexpected_for_type(key)
+            else:
+                raise InvalidInstructionError(f"invalid field '{field}' must be a key=value pair")
+            continue
+        if expand is not None:
+            value = expand(value)
+        else:
+            if key == "from":
+                dollar = value.find("$")
+                if dollar != -1 and dollar != len(value) - 1:
+                    raise InvalidInstructionError(
+                        f"'{key}' doesn't support variable expansion, define alias stage instead"
+                    )
+            if _may_expand(value, escape):
+                dynamic = True
+                if key in _TYPED_MOUNT_KEYS:
+                    if key == "type":
+                        type_known = False
+                    continue
+        match key:
+            case "type":
+                try:
+                    mount_type = ir.MountType(value.lower())
+                except ValueError:
+                    raise _with_suggestion(
+                        f"unsupported mount type {go_quote(value)}",
+                        value,
+                        [t.value for t in ir.MountType],
+                    ) from None
+                type_known = True
+            case "from":
+                from_ = value
+            case "source" | "src":
+                source = value
+            case "target" | "dst" | "destination":
+                target = value
+            case "readonly" | "ro" | "readwrite" | "rw":
+                flag = _parse_bool(value)
+                if flag is None:
+                    raise InvalidInstructionError(f"invalid value for {key}: {value}")
+                readonly = flag if key in ("readonly", "ro") else not flag
+                ro_auto = False
+            case "required":
+                if mount_type in (ir.MountType.SECRET, ir.MountType.SSH):
+                    flag = _parse_bool(value)
+                    if flag is None:
+                        raise InvalidInstructionError(f"invalid value for {key}: {value}")
+                    required = flag
+                elif type_known:
+                    raise unexpected_for_type(key)
+            case "size":
+                if mount_type is ir.MountType.TMPFS:
+                    size = ram_in_bytes(value)
+                    if size is None:
+                        raise InvalidInstructionError(f"invalid value for {key}: {value}")
+                    size_limit = size
+                elif type_known:
+                    raise unexpected_for_type(key)
+            case "id":
+                cache_id = value
+            case "sharing":
+                try:
+                    sharing = ir.ShareMode(value.lower())
+                except ValueError:
+                    raise _with_suggestion(
+                        f"unsupported sharing value {go_quote(value)}",
+                        value,
+                        [m.value for m in ir.ShareMode],
+                    ) from None
+            case "mode":
+                mode = _parse_uint32(value, 8)
+                if mode is None:
+                    raise InvalidInstructionError(f"invalid value {value} for mode")
+            case "uid":
+                uid = _parse_uint32(value, 10)
+                if uid is None:
+                    raise InvalidInstructionError(f"invalid value {value} for uid")
+            case "gid":
+                gid = _parse_uint32(value, 10)
+                if gid is None:
+                    raise InvalidInstructionError(f"invalid value {value} for gid")
+            case "env":
+                env = value
+            case _:
+                raise _with_suggestion(f"unexpected key '{key}' in '{field}'", key, _MOUNT_KEYS)
+
+    if ro_auto:
+        readonly = mount_type not in (ir.MountType.CACHE, ir.MountType.TMPFS)
+    if not dynamic:
+        quoted_type = go_quote(mount_type.value)
+        if mount_type not in _FILE_INFO_TYPES:
+            for name, given in (("mode", mode), ("uid", uid), ("gid", gid)):
+                if given is not None:
+                    raise InvalidInstructionError(
+                        f"{name} not allowed for {quoted_type} type mounts"
+                    )
+        if mount_type is ir.MountType.SECRET:
+            if from_:
+                raise InvalidInstructionError("secret mount should not have a from")
+            if sharing is not None:
+                raise InvalidInstructionError("secret mount should not define sharing")
+            if not source and not target and not cache_id:
+                raise InvalidInstructionError(
+                    "invalid secret mount. one of source, target required"
+                )
+            if source and cache_id:
+                raise InvalidInstructionError("both source and id can't be set")
+        if sharing is not None and mount_type is not ir.MountType.CACHE:
+            raise InvalidInstructionError(f"invalid cache sharing set for {mount_type.value} mount")
+    return ir.Mount(
+        spec=spec,
+        type=mount_type,
+        from_=from_ or None,
+        source=source or None,
+        target=target or None,
+        readonly=readonly,
+        size_limit=size_limit,
+        id=cache_id or None,
+        sharing=sharing,
+        required=required,
+        env=env,
+        mode=mode,
+        uid=uid,
+        gid=gid,
+        dynamic=dynamic,
+    )
+
+
+def parse_device(spec: str) -> ir.Device:
+    """One ``RUN --device`` value (BuildKit's ``ParseDevice``)."""
+    try:
+        fields = _csv_fields(spec)
+    except _CsvError as err:
+        raise InvalidInstructionError(f"failed to parse csv devices: {err}") from None
+    name = ""
+    required = False
+    for field in fields:
+        key, sep, value = field.partition("=")
+        key = key.lower()
+        if not sep:
+            if key == "required":
+                required = True
+            elif not name:
+                name = field
+            else:
+                raise InvalidInstructionError(f"invalid field '{field}' must be a key=value pair")
+            continue
+        if key == "name":
+            if name:
+                raise InvalidInstructionError(f"device name already set to {name}")
+            name = value
+        elif key == "required":
+            flag = _parse_bool(value)
+            if flag is None:
+                raise InvalidInstructionError(f"invalid value for {key}: {value}")
+            required = flag
+        elif not name:
+            name = field
+        else:
+            raise _with_suggestion(
+                f"unexpected key '{key}' in '{field}'", key, ("name", "required")
+            )
+    return ir.Device(name=name, required=required)
+
+
+# --------------------------------------------------------------------------- the whole file
+
+
+@dataclass(slots=True)
+class _StageDraft:
+    from_: ir.From
+    index: int
+    instructions: list[ir.Instruction]
+
+
+def _warning(rule: str, message: str, span: Span) -> Diagnostic:
+    slug = _CAMEL_BOUNDARY.sub("-", rule).lower()
+    return Diagnostic(
+        level=Level.WARNING, rule=rule, message=message, span=span, url=f"{_RULE_URL}{slug}/"
+    )
+
+
+class _Analyzer:
+    __slots__ = ("ast", "collect", "ctx", "errors", "warnings")
+
+    def __init__(self, ast: AST, *, collect: bool) -> None:
+        self.ast = ast
+        self.collect = collect
+        self.ctx = _Context(ast)
+        self.errors: list[DockerfileError] = []
+        self.warnings: list[Diagnostic] = list(ast.warnings)
+
+    def report(self, err: DockerfileError) -> None:
+        if not self.collect:
+            raise err
+        self.errors.append(err)
+
+    def node_span(self, node: Node) -> Span:
+        if node.span is not None:
+            return node.span
+        return Span(file=self.ast.path, line=node.start_line, end_line=node.end_line)
+
+    def run(self) -> Analysis:
+        stages: list[_StageDraft] = []
+        global_args: list[ir.Arg] = []
+        names: dict[str, int] = {}
+        reported_no_stage = False
+        for node in self.ast.nodes:
+            where = _Where(self.ctx, node, 0, node.flags)
+            span = self.node_span(node)
+            try:
+                instr = _parse_node(self.ctx, node, span=span, where=where)
+            except DockerfileError as err:
+                self.report(err)
+                if node.cmd.lower() == "from":  # keep later instructions in a stage
+                    placeholder = ir.From(span=span, keyword=node.cmd, original="", base="")
+                    stages.append(_StageDraft(placeholder, len(stages), []))
+                continue
+            self.lint(node, instr, where)
+            if isinstance(instr, ir.From):
+                if instr.stage_name is not None:
+                    if instr.stage_name in names:
+                        self.report(
+                            StageError(
+                                f"Duplicate stage name {go_quote(instr.stage_name)}, "
+                                "stage names should be unique",
+                                span=where.arg(-1),
+                            )
+                        )
+                    else:
+                        names[instr.stage_name] = len(stages)
+                stages.append(_StageDraft(instr, len(stages), []))
+                continue
+            if isinstance(instr, ir.OnBuild):
+                instr = self.with_trigger(node, instr, span)
+            if not stages:
+                if isinstance(instr, ir.Arg):
+                    global_args.append(instr)
+                elif not reported_no_stage:
+                    reported_no_stage = True
+                    self.report(
+                        StageError("no build stage in current context", span=where.keyword())
+                    )
+                continue
+            stages[-1].instructions.append(instr)
+        dockerfile = None
+        if not self.errors:
+            dockerfile = ir.Dockerfile(
+                path=self.ast.path,
+                stages=tuple(
+                    ir.Stage(
+                        name=d.from_.stage_name,
+                        base=d.from_.base,
+                        platform=d.from_.platform,
+                        instructions=tuple(d.instructions),
+                        span=d.from_.span,
+                        index=d.index,
+                        from_=d.from_,
+                    )
+                    for d in stages
+                ),
+                global_args=tuple(global_args),
+                directives=self.ast.directives,
+                diagnostics=tuple(self.warnings),
+                escape=self.ast.escape,
+            )
+        return Analysis(
+            dockerfile=dockerfile,
+            errors=tuple(self.errors),
+            warnings=tuple(self.warnings),
+            instruction_count=len(self.ast.nodes),
+        )
+
+    def with_trigger(self, node: Node, onbuild: ir.OnBuild, span: Span) -> ir.OnBuild:
+        """Parse the trigger of an ONBUILD; a failure is a warning (it fails in child builds)."""
+        sub = node.sub
+        if sub is None:
+            return onbuild
+        sub = replace(
+            sub,
+            heredocs=node.heredocs,
+            start_line=node.start_line,
+            end_line=node.end_line,
+            span=span,
+        )
+        where = _Where(self.ctx, node, 1 + len(node.flags), sub.flags)
+        try:
+            trigger = _parse_node(self.ctx, sub, span=span, where=where)
+        except DockerfileError as err:
+            self.warnings.append(
+                Diagnostic(
+                    level=Level.WARNING,
+                    rule="InvalidOnbuildTrigger",
+                    message=f"ONBUILD trigger fails in builds that use this image: {err.message}",
+                    span=err.span,
+                )
+            )
+            return onbuild
+        return replace(onbuild, trigger=trigger)
+
+    def lint(self, node: Node, instr: ir.Instruction, where: _Where) -> None:
+        """The warnings BuildKit's instruction parser itself emits."""
+        if isinstance(instr, ir.Maintainer):
+            self.warnings.append(
+                _warning(
+                    "MaintainerDeprecated",
+                    "Maintainer instruction is deprecated in favor of using label",
+                    where.keyword(),
+                )
+            )
+        elif isinstance(instr, ir.From) and len(node.args) == 3:
+            name = node.args[2]
+            if name != name.lower():
+                self.warnings.append(
+                    _warning(
+                        "StageNameCasing",
+                        f"Stage name '{name}' should be lowercase",
+                        where.arg(-1),
+                    )
+                )
+            keyword, as_word = node.cmd, node.args[1]
+            if keyword == keyword.lower():
+                consistent = as_word == as_word.lower()
+            elif keyword == keyword.upper():
+                consistent = as_word == as_word.upper()
+            else:
+                consistent = True
+            if not consistent:
+                self.warnings.append(
+                    _warning(
+                        "FromAsCasing",
+                        f"'{as_word}' and '{keyword}' keywords' casing do not match",
+                        where.arg(1),
+                    )
+                )
+
+
+__all__ = [
+    "COPY_FROM_VARIABLE",
+    "INSTRUCTIONS",
+    "Analysis",
+    "analyze",
+    "check",
+    "from_has_variables",
+    "parse_device",
+    "parse_duration",
+    "parse_mount",
+    "ram_in_bytes",
+    "to_ir",
+]
