@@ -1,0 +1,5 @@
+#  EsCaPe =`
+# SynTax= x/y
+FROM alpine
+RUN a `
+ b

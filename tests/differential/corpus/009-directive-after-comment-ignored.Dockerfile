@@ -1,0 +1,6 @@
+# a normal comment
+# escape=`
+FROM alpine
+RUN echo a `
+RUN echo b \
+  c

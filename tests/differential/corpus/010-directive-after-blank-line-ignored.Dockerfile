@@ -1,0 +1,6 @@
+
+# escape=`
+FROM alpine
+RUN echo a `
+RUN echo b \
+  c

@@ -1,0 +1,6 @@
+# foo=bar
+# escape=`
+FROM alpine
+RUN echo x `
+RUN echo y \
+  z

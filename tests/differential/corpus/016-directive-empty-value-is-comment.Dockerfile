@@ -1,0 +1,5 @@
+# escape=
+# syntax=foo
+FROM alpine
+RUN echo \
+  x

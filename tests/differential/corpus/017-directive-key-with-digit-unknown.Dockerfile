@@ -1,0 +1,6 @@
+# escape2=`
+# escape=`
+FROM alpine
+RUN a `
+RUN b \
+  c

@@ -1,0 +1,5 @@
+# escape=`
+FROM alpine
+RUN a `
+  b
+RUN c

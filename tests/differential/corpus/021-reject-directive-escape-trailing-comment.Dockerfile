@@ -1,0 +1,3 @@
+# escape = `  # trailing
+FROM alpine
+RUN a

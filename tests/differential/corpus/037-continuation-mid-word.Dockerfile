@@ -1,0 +1,5 @@
+FROM alp\
+ine
+RUN ec\
+ho hel\
+  lo

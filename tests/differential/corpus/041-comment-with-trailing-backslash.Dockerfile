@@ -1,0 +1,5 @@
+FROM alpine
+# comment \
+RUN echo a
+  # indented comment \
+RUN echo b

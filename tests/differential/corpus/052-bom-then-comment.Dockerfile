@@ -1,0 +1,2 @@
+﻿# just a comment
+FROM alpine

@@ -1,0 +1,3 @@
+FROM alpine
+COPY --chown= x a b
+RUN --a=Å echo

@@ -1,0 +1,5 @@
+FROM alpine
+FOO bar baz
+UNKNOWN
+NOTACMD ["json", "here"]
+FROM2 x

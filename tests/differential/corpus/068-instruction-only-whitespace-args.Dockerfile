@@ -1,0 +1,6 @@
+FROM   
+RUN 	 
+CMD  
+COPY   
+ENV  
+ARG 	

@@ -1,0 +1,5 @@
+FROM alpine
+RUN -x echo
+RUN - echo
+COPY -a b c
+RUN ---triple x

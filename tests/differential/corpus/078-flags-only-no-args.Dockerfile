@@ -1,0 +1,4 @@
+FROM alpine
+RUN --network=none
+COPY --from=a --chown=b
+ONBUILD --x

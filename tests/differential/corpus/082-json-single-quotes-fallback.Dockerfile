@@ -1,0 +1,4 @@
+FROM alpine
+CMD ['echo', 'a']
+RUN ['x']
+COPY ['a', 'b']

@@ -1,0 +1,7 @@
+FROM alpine
+CMD []
+ENTRYPOINT [ ]
+RUN []
+VOLUME []
+COPY []
+SHELL []

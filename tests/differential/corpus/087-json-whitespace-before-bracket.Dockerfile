@@ -1,0 +1,4 @@
+FROM alpine
+CMD     ["a"]
+RUN		["b"]
+ENTRYPOINT 	 [ "c" , "d" ]   

@@ -1,0 +1,2 @@
+FROM alpine
+CMD ["été", "日本語", "😀"]

@@ -1,0 +1,4 @@
+FROM alpine
+CMD [NaN]
+RUN [Infinity]
+ENTRYPOINT [-Infinity]

@@ -1,0 +1,4 @@
+FROM alpine
+CMD [True]
+RUN [None]
+ENTRYPOINT ["a", 'b']

@@ -1,0 +1,4 @@
+FROM alpine
+ONBUILD CMD ["echo", "on"]
+ONBUILD RUN ["a", "b"]
+ONBUILD ENTRYPOINT ['not', 'json']

@@ -1,0 +1,4 @@
+# escape=`
+FROM alpine
+CMD ["a\\b", "c`d"]
+RUN ["x\"y"]

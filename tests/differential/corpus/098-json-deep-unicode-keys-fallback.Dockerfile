@@ -1,0 +1,4 @@
+FROM alpine
+CMD {"a": 1}
+RUN "just a string"
+ENTRYPOINT 1

@@ -1,0 +1,6 @@
+FROM alpine
+RUN <<EOF
+echo hello
+echo world
+EOF
+RUN echo after

@@ -1,0 +1,9 @@
+FROM alpine
+RUN <<-EOF
+	echo a
+		echo b
+  echo c
+		EOF
+RUN <<EOF
+	EOF
+EOF

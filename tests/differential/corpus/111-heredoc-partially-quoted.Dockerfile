@@ -1,0 +1,7 @@
+FROM alpine
+RUN <<E"O"F
+x
+EOF
+COPY <<'A'B /b
+y
+AB

@@ -1,0 +1,7 @@
+FROM alpine
+RUN <<EOF
+# this is not a Dockerfile comment
+echo a \
+  b
+   # indented
+EOF

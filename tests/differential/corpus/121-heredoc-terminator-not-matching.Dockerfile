@@ -1,0 +1,7 @@
+FROM alpine
+RUN <<EOF
+ EOF
+EOF 
+	EOF
+eof
+EOF

@@ -1,0 +1,6 @@
+FROM alpine
+RUN cat \
+  <<EOF \
+  | sh
+echo hi
+EOF

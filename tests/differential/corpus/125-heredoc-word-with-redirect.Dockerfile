@@ -1,0 +1,4 @@
+FROM alpine
+RUN cat <<EOF>out.txt
+body
+EOF>out.txt

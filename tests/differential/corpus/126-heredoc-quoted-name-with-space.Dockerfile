@@ -1,0 +1,7 @@
+FROM alpine
+RUN <<"E F"
+x
+E F
+RUN <<'G  H' cat
+y
+G  H

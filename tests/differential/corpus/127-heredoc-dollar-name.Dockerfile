@@ -1,0 +1,7 @@
+FROM alpine
+RUN <<$X
+hi
+$X
+RUN <<${Y}
+ho
+${Y}

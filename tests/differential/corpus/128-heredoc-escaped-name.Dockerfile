@@ -1,0 +1,7 @@
+FROM alpine
+RUN <<E\OF
+x
+EOF
+RUN <<\EOG
+y
+EOG

@@ -1,0 +1,6 @@
+FROM alpine
+RUN <<EOF cat && <<EOF cat
+one
+EOF
+two
+EOF

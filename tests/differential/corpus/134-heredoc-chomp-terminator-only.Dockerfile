@@ -1,0 +1,4 @@
+FROM alpine
+COPY <<-EOF /x
+		body keeps tabs
+	EOF

@@ -1,0 +1,4 @@
+FROM alpine
+RUN <<ÉOF
+日本語 😀
+ÉOF

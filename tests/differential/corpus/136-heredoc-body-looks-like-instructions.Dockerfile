@@ -1,0 +1,7 @@
+FROM alpine
+RUN <<EOF
+FROM ubuntu
+RUN echo nested
+# escape=`
+EOF
+CMD x

@@ -1,0 +1,5 @@
+FROM alpine
+RUN echo "oops <<EOF
+x
+RUN echo 'also <<EOF
+EOF

@@ -1,0 +1,6 @@
+FROM alpine
+RUN <<'E\\OF'
+x
+E\\OF
+RUN <<"A\\"B" cat
+y

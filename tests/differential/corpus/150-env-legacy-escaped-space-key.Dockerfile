@@ -1,0 +1,3 @@
+FROM alpine
+ENV a\ b c
+LABEL x\ y z

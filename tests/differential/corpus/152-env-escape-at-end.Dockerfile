@@ -1,0 +1,4 @@
+FROM alpine
+ENV A="b\\\
+ENV C=d\\\
+LABEL x='y\\\

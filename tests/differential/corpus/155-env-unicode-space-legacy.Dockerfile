@@ -1,0 +1,3 @@
+FROM alpine
+ENV D e f
+LABEL k v=x y

@@ -1,0 +1,5 @@
+FROM alpine
+CMD echo "hello world"
+ENTRYPOINT exec   /bin/app   --flag
+CMD   trailing spaces   
+RUN echo 'single' "double" `backtick` $VAR ${VAR}

@@ -1,0 +1,3 @@
+# escape=`
+FROM alpine
+COPY --from=a\b --chown=x`y c d

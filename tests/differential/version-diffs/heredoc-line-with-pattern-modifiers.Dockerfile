@@ -1,0 +1,4 @@
+FROM alpine
+RUN <<EOF ${Y#x} ${Y%x} ${Y/a/b}
+a
+EOF

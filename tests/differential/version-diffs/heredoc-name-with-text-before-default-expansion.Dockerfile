@@ -1,0 +1,4 @@
+FROM alpine
+RUN <<E${Y:-z}
+d
+E${Y:-z}

@@ -1,0 +1,7 @@
+FROM alpine
+RUN << EOF
+x
+EOF
+COPY <<  END /f
+y
+END

@@ -1,0 +1,5 @@
+FROM alpine
+CMD ["a"] b
+RUN ["x"]]
+ENTRYPOINT [] ["y"]
+COPY ["s"] d
