@@ -99,11 +99,19 @@ class StoreError(BuildError):
     """The local image store is missing something or is damaged."""
 
 
+class LayerError(StoreError):
+    """A layer archive is malformed, unsafe (escapes the rootfs) or over a limit."""
+
+
 class DigestMismatchError(StoreError):
     def __init__(self, message: str, *, expected: str, actual: str) -> None:
         super().__init__(message)
         self.expected = expected
         self.actual = actual
+
+
+class InvalidReferenceError(BuildError):
+    """An image reference (``name[:tag][@digest]``) is malformed."""
 
 
 class EnvironmentUnavailableError(BuildError):

@@ -2,7 +2,9 @@
 # Installs the Debian packages pybuild and its test suite need. Idempotent and quick when
 # everything is present; needs root (or sudo) only when something is missing.
 set -euo pipefail
-PKGS=(python3 python3-venv git)
+# runc: RUN steps; busybox-static: the offline base image; docker-registry, apache2-utils
+# (htpasswd): registry tests; skopeo, umoci: interoperability tests.
+PKGS=(python3 python3-venv git runc busybox-static docker-registry apache2-utils skopeo umoci)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,1 @@
+"""OCI image model: media types, documents, Image/Layer values, layers, archives."""

@@ -1,0 +1,142 @@
+"""Mark-and-sweep garbage collection of store blobs (S7).
+
+Roots: every ``index.json`` entry (tagged or dangling) and every cache record. Manifests and
+indexes are parsed (size-capped, verified while read) and walked to their config and layers.
+A missing or corrupt blob under an index root aborts the run: GC never "sweeps everything"
+because it misread a root. A cache record whose blobs are gone is dropped (the cache is
+disposable). Everything runs under the exclusive store lock, so no writer is mid-commit.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from builder.digest import Digest
+from builder.errors import StoreError
+from builder.oci._json import MAX_JSON_BYTES
+from builder.oci.descriptor import Descriptor
+from builder.oci.manifest import Index, Manifest
+from builder.oci.mediatype import is_index, is_manifest
+
+if TYPE_CHECKING:
+    from builder.store.layout import Store
+
+_MAX_DEPTH = 8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PruneReport:
+    removed: tuple[Digest, ...] = ()
+    reclaimed_bytes: int = 0
+    kept: int = 0
+    removed_ingest: int = 0
+    removed_dangling: int = 0
+    dropped_cache_records: int = 0
+    dry_run: bool = False
+
+
+def walk(store: Store, desc: Descriptor, marked: set[Digest], *, depth: int = 0) -> None:
+    """Mark ``desc`` and everything it references; raises ``StoreError`` if any is missing."""
+    if depth > _MAX_DEPTH:
+        raise StoreError(f"index nesting deeper than {_MAX_DEPTH} at {desc.digest}")
+    if not store.cas.has(desc.digest):
+        raise StoreError(f"blob {desc.digest} ({desc.media_type}) is missing")
+    marked.add(desc.digest)
+    if is_manifest(desc.media_type):
+        data = store.cas.read_bytes(desc, limit=MAX_JSON_BYTES)
+        manifest = Manifest.from_bytes(data, what=f"manifest {desc.digest}")
+        for child in (manifest.config, *manifest.layers):
+            if not store.cas.has(child.digest):
+                raise StoreError(
+                    f"blob {child.digest} referenced by manifest {desc.digest} is missing"
+                )
+            marked.add(child.digest)
+    elif is_index(desc.media_type):
+        data = store.cas.read_bytes(desc, limit=MAX_JSON_BYTES)
+        for child in Index.from_bytes(data, what=f"index {desc.digest}").manifests:
+            walk(store, child, marked, depth=depth + 1)
+
+
+def mark(store: Store) -> tuple[set[Digest], int]:
+    """Reachable digests, and how many broken cache records were dropped."""
+    marked: set[Digest] = set()
+    for desc in store.read_index().manifests:
+        try:
+            walk(store, desc, marked)
+        except StoreError as exc:
+            raise StoreError(
+                f"prune aborted, nothing removed: {exc.message}; run `pybuild store fsck`"
+            ) from None
+    dropped = 0
+    for record in store.cache.records():
+        found: set[Digest] = set()
+        try:
+            for root in record.roots:
+                walk(store, root, found)
+        except StoreError:
+            store.cache.delete(record.key)
+            dropped += 1
+            continue
+        marked |= found
+    return marked, dropped
+
+
+def _drop_dangling(store: Store) -> int:
+    from builder.store.layout import REF_NAME
+
+    index = store.read_index()
+    named = tuple(d for d in index.manifests if d.annotation(REF_NAME))
+    removed = len(index.manifests) - len(named)
+    if removed:
+        store._write_index(Index(manifests=named, annotations=index.annotations))
+    return removed
+
+
+def prune(store: Store, *, dry_run: bool, dangling: bool, grace_seconds: float) -> PruneReport:
+    with store.exclusive():
+        removed_dangling = 0
+        if dangling and not dry_run:
+            removed_dangling = _drop_dangling(store)
+        marked, dropped = mark(store)
+        now = time.time()
+        removed: list[Digest] = []
+        reclaimed = 0
+        kept = 0
+        for digest, path in sorted(store.cas.digests(), key=lambda p: p[0].hex):
+            if digest in marked:
+                kept += 1
+                continue
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            if now - st.st_mtime < grace_seconds:
+                kept += 1
+                continue
+            removed.append(digest)
+            reclaimed += st.st_size
+            if not dry_run:
+                store.cas.delete(digest)
+        ingest = store.cas.stale_ingest(grace_seconds=0)
+        if not dry_run:
+            for path in ingest:
+                path.unlink(missing_ok=True)
+            for name in ("tmp", "corrupt"):
+                directory = store.root / name
+                for child in directory.iterdir():
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
+        return PruneReport(
+            removed=tuple(removed),
+            reclaimed_bytes=reclaimed,
+            kept=kept,
+            removed_ingest=len(ingest),
+            removed_dangling=removed_dangling,
+            dropped_cache_records=dropped,
+            dry_run=dry_run,
+        )

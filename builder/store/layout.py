@@ -1,0 +1,507 @@
+"""The image store: an OCI image layout plus pybuild's private state, under one root.
+
+::
+
+    <root>/oci-layout          {"imageLayoutVersion":"1.0.0"}
+    <root>/index.json          tagged (and dangling) images; the refs, written last
+    <root>/blobs/sha256/<hex>  content, named by the sha256 the store computed itself
+    <root>/ingest/             temp files of blobs being written (flocked by their writer)
+    <root>/locks/              store.lock (shared: writers; exclusive: prune), index.lock
+    <root>/cache/              build cache records (GC roots)
+    <root>/snapshots/          unpacked rootfs per chain ID (managed by the snapshotter)
+    <root>/tmp/ <root>/corrupt/
+
+Tags: each tagged image is one ``index.json`` entry whose ``org.opencontainers.image.ref.name``
+is the full normalised reference (``docker.io/library/busybox:latest``) and whose
+``io.containerd.image.name`` repeats it, so ``skopeo copy oci:<root>:<full reference> ...`` finds
+it (containers/image matches ``ref.name`` exactly) and containerd-style tools do too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Final
+
+from builder.digest import Digest, VerifyingReader, chain_id
+from builder.errors import InvalidReferenceError, StoreError
+from builder.oci._json import MAX_JSON_BYTES
+from builder.oci.config import MAX_CONFIG_BYTES, ImageConfig
+from builder.oci.descriptor import Descriptor, Platform
+from builder.oci.image import Image, ImageValue, Layer
+from builder.oci.layer_write import LayerEntry, write_layer
+from builder.oci.manifest import Index, Manifest
+from builder.oci.mediatype import Compression, is_index, is_manifest, layer_media_type
+from builder.registry.reference import Reference, is_digest, parse
+from builder.store.cache import CacheIndex
+from builder.store.cas import BlobWriter, ContentStore
+from builder.store.fsutil import atomic_write
+from builder.store.locks import DEFAULT_TIMEOUT, flocked
+
+if TYPE_CHECKING:
+    from builder.store.fsck import FsckReport
+    from builder.store.gc import PruneReport
+
+REF_NAME: Final = "org.opencontainers.image.ref.name"
+CONTAINERD_NAME: Final = "io.containerd.image.name"
+LAYOUT_VERSION: Final = b'{"imageLayoutVersion":"1.0.0"}'
+_PRIVATE_DIRS: Final = ("ingest", "locks", "cache", "snapshots", "tmp", "corrupt")
+
+
+def default_store_root(env: dict[str, str] | None = None, *, euid: int | None = None) -> Path:
+    """``$PYBUILD_ROOT``; else ``/var/lib/pybuild`` for root; else ``$XDG_DATA_HOME/pybuild``."""
+    environ = dict(os.environ) if env is None else env
+    if environ.get("PYBUILD_ROOT"):
+        return Path(environ["PYBUILD_ROOT"])
+    if (os.geteuid() if euid is None else euid) == 0:
+        return Path("/var/lib/pybuild")
+    data_home = environ.get("XDG_DATA_HOME") or os.path.join(
+        environ.get("HOME") or os.path.expanduser("~"), ".local", "share"
+    )
+    return Path(data_home) / "pybuild"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageRecord:
+    """An image known to the store: its manifest descriptor, config digest (ID), names."""
+
+    descriptor: Descriptor
+    config_digest: Digest
+    names: tuple[str, ...] = ()
+    created: str | None = None
+    size: int = 0
+    platform: Platform | None = None
+
+    @property
+    def id(self) -> Digest:
+        return self.config_digest
+
+    @property
+    def digest(self) -> Digest:
+        return self.descriptor.digest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreLayer:
+    """A layer blob in the store; ``open_compressed`` verifies while it streams."""
+
+    cas: ContentStore
+    descriptor: Descriptor
+    diff_id: Digest
+
+    def open_compressed(self) -> BinaryIO:
+        return io.BufferedReader(self.cas.open(self.descriptor), buffer_size=1 << 20)
+
+
+def _names(desc: Descriptor) -> tuple[str, ...]:
+    name = desc.annotation(REF_NAME)
+    return (name,) if name else ()
+
+
+class Store:
+    """Open with ``Store.open(root)``; every method is safe across processes (flock)."""
+
+    def __init__(self, root: Path, *, lock_timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.root = root
+        self.cas = ContentStore(root)
+        self.cache = CacheIndex(root / "cache", self.cas)
+        self.lock_timeout = lock_timeout
+        self._leases = 0
+
+    # -- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls, root: str | os.PathLike[str] | None = None, *, lock_timeout: float = DEFAULT_TIMEOUT
+    ) -> Store:
+        """Open (creating if needed) the store at ``root`` (default: ``default_store_root()``)."""
+        path = Path(root) if root is not None else default_store_root()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+            for name in _PRIVATE_DIRS:
+                (path / name).mkdir(exist_ok=True)
+            layout = path / "oci-layout"
+            if not layout.exists():
+                atomic_write(layout, LAYOUT_VERSION)
+            if not (path / "index.json").exists():
+                atomic_write(path / "index.json", Index().to_bytes())
+        except OSError as exc:
+            raise StoreError(f"cannot create the image store at {path}: {exc.strerror}") from None
+        store = cls(path, lock_timeout=lock_timeout)
+        store._check_one_filesystem()
+        store._reap_ingest()
+        return store
+
+    def _check_one_filesystem(self) -> None:
+        devices = {(self.root / d).stat().st_dev for d in ("blobs/sha256", "ingest", "tmp")}
+        if len(devices) != 1:
+            raise StoreError(
+                f"store {self.root}: blobs/, ingest/ and tmp/ must be on one filesystem"
+                " (rename is only atomic within a filesystem)"
+            )
+
+    def _reap_ingest(self) -> None:
+        for path in self.cas.stale_ingest():
+            path.unlink(missing_ok=True)
+
+    # -- locks ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[Store]:
+        """Hold the shared store lock: blobs written meanwhile survive a concurrent prune."""
+        with flocked(
+            self.root / "locks" / "store.lock", exclusive=False, timeout=self.lock_timeout
+        ):
+            self._leases += 1
+            try:
+                yield self
+            finally:
+                self._leases -= 1
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[Store]:
+        """Hold the exclusive store lock (GC/prune/fsck repair): no writer runs meanwhile."""
+        if self._leases:
+            raise StoreError("cannot take the exclusive store lock inside a lease (deadlock)")
+        with flocked(self.root / "locks" / "store.lock", exclusive=True, timeout=self.lock_timeout):
+            yield self
+
+    @contextlib.contextmanager
+    def _index_lock(self) -> Iterator[None]:
+        with flocked(self.root / "locks" / "index.lock", exclusive=True, timeout=self.lock_timeout):
+            yield
+
+    # -- blobs ------------------------------------------------------------------------------
+
+    def put_blob(
+        self,
+        stream: BinaryIO,
+        *,
+        media_type: str = "application/octet-stream",
+        expected: Descriptor | None = None,
+    ) -> Descriptor:
+        """Store a blob, hashing while streaming; with ``expected``, a mismatch keeps nothing."""
+        with self.lease():
+            return self.cas.put(stream, media_type=media_type, expected=expected)
+
+    def put_bytes(
+        self,
+        data: bytes,
+        *,
+        media_type: str = "application/octet-stream",
+        expected: Descriptor | None = None,
+    ) -> Descriptor:
+        with self.lease():
+            return self.cas.put_bytes(data, media_type=media_type, expected=expected)
+
+    def blob_writer(
+        self, *, media_type: str = "application/octet-stream", expected: Descriptor | None = None
+    ) -> BlobWriter:
+        """A writer for streaming producers (``write_layer(src, store.blob_writer(...))``).
+
+        Hold ``lease()`` around the write and everything that references the blob.
+        """
+        return self.cas.writer(media_type=media_type, expected=expected)
+
+    @contextlib.contextmanager
+    def blob_lock(self, digest: Digest) -> Iterator[bool]:
+        """Exclusive per-digest lock for fetchers (S5): yields whether the blob already exists,
+        checked after the lock is held, so concurrent pulls of one blob fetch it once."""
+        path = self.root / "locks" / f"{digest.hex}.lock"
+        with flocked(path, exclusive=True, timeout=self.lock_timeout):
+            yield self.cas.has(digest)
+
+    def write_layer(
+        self,
+        source: str | os.PathLike[str] | Iterable[LayerEntry],
+        *,
+        compression: Compression = Compression.GZIP,
+        source_date_epoch: int | None = None,
+        docker_media_type: bool = False,
+        overlay: bool = False,
+    ) -> StoreLayer:
+        """Write a layer straight into the store (one pass) and return it as a ``Layer``.
+
+        Hold ``lease()`` until the image referencing it is written, or a prune may take it.
+        """
+        media_type = layer_media_type(compression, docker=docker_media_type)
+        with self.lease(), self.blob_writer(media_type=media_type) as writer:
+            result = write_layer(
+                source,
+                writer,
+                compression=compression,
+                source_date_epoch=source_date_epoch,
+                docker_media_type=docker_media_type,
+                overlay=overlay,
+            )
+            desc = writer.commit()
+        if desc.digest != result.digest or desc.size != result.size:
+            raise StoreError(f"layer writer and store disagree on {result.digest}")
+        return StoreLayer(cas=self.cas, descriptor=desc, diff_id=result.diff_id)
+
+    def open_blob(self, desc: Descriptor) -> VerifyingReader:
+        return self.cas.open(desc)
+
+    def read_blob(self, desc: Descriptor, *, limit: int = MAX_JSON_BYTES) -> bytes:
+        return self.cas.read_bytes(desc, limit=limit)
+
+    def has_blob(self, digest: Digest) -> bool:
+        return self.cas.has(digest)
+
+    # -- index.json -------------------------------------------------------------------------
+
+    def read_index(self) -> Index:
+        path = self.root / "index.json"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise StoreError(f"store {self.root}: index.json is missing") from None
+        return Index.from_bytes(data, what=f"{path}")
+
+    def _write_index(self, index: Index) -> None:
+        atomic_write(self.root / "index.json", index.to_bytes())
+
+    def _update_index(self, entries: tuple[Descriptor, ...], names: tuple[str, ...]) -> None:
+        """Add ``entries``; each name moves to them, images losing their last name stay dangling."""
+        with self._index_lock():
+            index = self.read_index()
+            kept: list[Descriptor] = []
+            taken = set(names)
+            for desc in index.manifests:
+                name = desc.annotation(REF_NAME)
+                if name is not None and name in taken:
+                    desc = desc.with_annotations(
+                        tuple(
+                            (k, v)
+                            for k, v in desc.annotations
+                            if k not in (REF_NAME, CONTAINERD_NAME)
+                        )
+                    )
+                kept.append(desc)
+            kept.extend(entries)
+            self._write_index(
+                Index(manifests=_dedupe_dangling(kept), annotations=index.annotations)
+            )
+
+    # -- images -----------------------------------------------------------------------------
+
+    def write_image(self, image: Image, tags: tuple[str, ...] = ()) -> ImageRecord:
+        """Store layers, config, manifest (bottom-up), then point ``tags`` at it in index.json."""
+        refs = tuple(str(parse(t)) for t in tags)
+        for ref in refs:
+            if "@" in ref:
+                raise InvalidReferenceError(f"cannot tag with a digest reference: {ref}")
+        with self.lease():
+            for layer in image.layers:
+                desc = layer.descriptor
+                if not self.cas.has(desc.digest):
+                    with layer.open_compressed() as stream:
+                        self.cas.put(stream, expected=desc)
+            manifest = image.manifest
+            self.cas.put_bytes(image.raw_config, expected=manifest.config)
+            mdesc = Descriptor(
+                media_type=manifest.media_type,
+                digest=Digest.of_bytes(image.raw_manifest),
+                size=len(image.raw_manifest),
+            )
+            self.cas.put_bytes(image.raw_manifest, expected=mdesc)
+            entries = tuple(
+                mdesc.with_annotations(((REF_NAME, ref), (CONTAINERD_NAME, ref))) for ref in refs
+            ) or (mdesc,)
+            self._update_index(entries, refs)
+        return self._record(mdesc, refs, manifest, image.config)
+
+    def _record(
+        self,
+        desc: Descriptor,
+        names: tuple[str, ...],
+        manifest: Manifest,
+        config: ImageConfig,
+    ) -> ImageRecord:
+        size = manifest.config.size + desc.size + sum(layer.size for layer in manifest.layers)
+        return ImageRecord(
+            descriptor=Descriptor(media_type=desc.media_type, digest=desc.digest, size=desc.size),
+            config_digest=manifest.config.digest,
+            names=names,
+            created=config.created,
+            size=size,
+            platform=Platform(
+                architecture=config.architecture, os=config.os, variant=config.variant
+            ),
+        )
+
+    def read_manifest(self, desc: Descriptor) -> Manifest:
+        data = self.cas.read_bytes(desc, limit=MAX_JSON_BYTES)
+        manifest = Manifest.from_bytes(data, what=f"manifest {desc.digest}")
+        if desc.media_type and manifest.media_type != desc.media_type:
+            raise StoreError(
+                f"manifest {desc.digest}: mediaType {manifest.media_type!r} does not match"
+                f" its descriptor ({desc.media_type!r})"
+            )
+        return manifest
+
+    def load_image(self, desc: Descriptor, *, platform: Platform | None = None) -> ImageValue:
+        """The image behind a manifest (or, for an index, the manifest for ``platform``)."""
+        if is_index(desc.media_type):
+            index = Index.from_bytes(
+                self.cas.read_bytes(desc, limit=MAX_JSON_BYTES), what=f"index {desc.digest}"
+            )
+            want = platform or Platform.host()
+            for child in index.manifests:
+                if is_manifest(child.media_type) and (
+                    child.platform is None or want.matches(child.platform)
+                ):
+                    return self.load_image(child)
+            raise StoreError(f"index {desc.digest} has no manifest for platform {want}")
+        raw_manifest = self.cas.read_bytes(desc, limit=MAX_JSON_BYTES)
+        manifest = Manifest.from_bytes(raw_manifest, what=f"manifest {desc.digest}")
+        raw_config = self.cas.read_bytes(manifest.config, limit=MAX_CONFIG_BYTES)
+        config = ImageConfig.from_bytes(raw_config, what=f"config {manifest.config.digest}")
+        if len(config.diff_ids) != len(manifest.layers):
+            raise StoreError(
+                f"image {desc.digest}: config has {len(config.diff_ids)} diff_ids for"
+                f" {len(manifest.layers)} layers"
+            )
+        layers: tuple[Layer, ...] = tuple(
+            StoreLayer(cas=self.cas, descriptor=d, diff_id=diff)
+            for d, diff in zip(manifest.layers, config.diff_ids, strict=True)
+        )
+        return ImageValue.from_parts(
+            raw_manifest=raw_manifest, raw_config=raw_config, layers=layers
+        )
+
+    def list_images(self) -> tuple[ImageRecord, ...]:
+        """One record per distinct manifest in index.json, with all its names."""
+        index = self.read_index()
+        order: list[Digest] = []
+        by_digest: dict[Digest, tuple[Descriptor, list[str]]] = {}
+        for desc in index.manifests:
+            if desc.digest not in by_digest:
+                order.append(desc.digest)
+                by_digest[desc.digest] = (desc, [])
+            by_digest[desc.digest][1].extend(_names(desc))
+        out: list[ImageRecord] = []
+        for digest in order:
+            desc, names = by_digest[digest]
+            out.append(self._describe(desc, tuple(sorted(set(names)))))
+        return tuple(out)
+
+    def _describe(self, desc: Descriptor, names: tuple[str, ...]) -> ImageRecord:
+        if is_index(desc.media_type):
+            return ImageRecord(
+                descriptor=desc, config_digest=desc.digest, names=names, size=desc.size
+            )
+        manifest = self.read_manifest(desc)
+        raw_config = self.cas.read_bytes(manifest.config, limit=MAX_CONFIG_BYTES)
+        config = ImageConfig.from_bytes(raw_config, what=f"config {manifest.config.digest}")
+        return self._record(desc, names, manifest, config)
+
+    def resolve(self, ref: str) -> ImageRecord:
+        """Find an image by name[:tag], name@digest, manifest digest, or (short) image ID."""
+        text = ref.strip()
+        images = self.list_images()
+        if is_digest(text):
+            digest = Digest.parse(text)
+            for rec in images:
+                if digest in (rec.digest, rec.config_digest):
+                    return rec
+            raise StoreError(f"no such image: {text}")
+        parsed: Reference | None
+        try:
+            parsed = parse(text)
+        except InvalidReferenceError:
+            parsed = None
+        if parsed is not None:
+            if parsed.digest:
+                digest = Digest.parse(parsed.digest)
+                for rec in images:
+                    if rec.digest == digest:
+                        return rec
+            else:
+                full = str(parsed)
+                for rec in images:
+                    if full in rec.names:
+                        return rec
+        hexpart = text.removeprefix("sha256:")
+        if hexpart and all(c in "0123456789abcdef" for c in hexpart):
+            found = [rec for rec in images if rec.config_digest.hex.startswith(hexpart)]
+            if len({r.config_digest for r in found}) == 1:
+                return found[0]
+            if found:
+                raise StoreError(f"image ID prefix {hexpart!r} is ambiguous")
+        if parsed is None:
+            parse(text)  # re-raise the reference error with Docker's wording
+        raise StoreError(f"no such image: {text}")
+
+    def tag(self, source: str, target: str) -> ImageRecord:
+        """Give the image ``source`` resolves to the additional name ``target``."""
+        record = self.resolve(source)
+        ref = str(parse(target))
+        if "@" in ref:
+            raise InvalidReferenceError(f"cannot tag with a digest reference: {ref}")
+        with self.lease():
+            entry = record.descriptor.with_annotations(((REF_NAME, ref), (CONTAINERD_NAME, ref)))
+            self._update_index((entry,), (ref,))
+        return self.resolve(ref)
+
+    def add_index_entry(self, desc: Descriptor, names: tuple[str, ...] = ()) -> None:
+        """Record an already-stored manifest or index under ``names`` (or as dangling)."""
+        if not self.cas.has(desc.digest):
+            raise StoreError(f"cannot reference blob {desc.digest}: it is not in the store")
+        refs = tuple(str(parse(n)) for n in names)
+        plain = Descriptor(media_type=desc.media_type, digest=desc.digest, size=desc.size)
+        with self.lease():
+            entries = tuple(
+                plain.with_annotations(((REF_NAME, r), (CONTAINERD_NAME, r))) for r in refs
+            ) or (plain,)
+            self._update_index(entries, refs)
+
+    def untag(self, name: str) -> bool:
+        """Remove one name; the image itself stays until nothing references it and GC runs."""
+        ref = str(parse(name))
+        with self.lease(), self._index_lock():
+            index = self.read_index()
+            remaining = tuple(d for d in index.manifests if d.annotation(REF_NAME) != ref)
+            if len(remaining) == len(index.manifests):
+                return False
+            self._write_index(Index(manifests=remaining, annotations=index.annotations))
+        return True
+
+    # -- snapshots --------------------------------------------------------------------------
+
+    def snapshot_dir(self, diff_ids: tuple[Digest, ...]) -> Path:
+        """Where the unpacked rootfs of a layer stack lives: ``snapshots/<chain-id hex>``."""
+        return self.root / "snapshots" / chain_id(diff_ids).hex
+
+    # -- maintenance ------------------------------------------------------------------------
+
+    def prune(
+        self, *, dry_run: bool = False, dangling: bool = False, grace_seconds: float = 0.0
+    ) -> PruneReport:
+        from builder.store.gc import prune
+
+        return prune(self, dry_run=dry_run, dangling=dangling, grace_seconds=grace_seconds)
+
+    def fsck(self, *, repair: bool = False) -> FsckReport:
+        from builder.store.fsck import fsck
+
+        return fsck(self, repair=repair)
+
+
+def _dedupe_dangling(entries: list[Descriptor]) -> tuple[Descriptor, ...]:
+    """Drop nameless entries for manifests that still have a named (or earlier) entry."""
+    named = {d.digest for d in entries if d.annotation(REF_NAME)}
+    seen: set[Digest] = set()
+    out: list[Descriptor] = []
+    for d in entries:
+        if d.annotation(REF_NAME) is None:
+            if d.digest in named or d.digest in seen:
+                continue
+            seen.add(d.digest)
+        out.append(d)
+    return tuple(out)

@@ -1,0 +1,65 @@
+"""``fcntl.flock`` locks with timeouts and a message naming the holder.
+
+The kernel drops a flock when its process dies, so liveness never depends on PIDs in files.
+Shared = builds/writers, exclusive = GC/prune; waits poll with a deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+from builder.errors import StoreError
+
+DEFAULT_TIMEOUT: Final = 60.0
+_POLL: Final = 0.05
+
+
+def _holders(path: Path) -> str:
+    """PIDs holding a lock on ``path``, from ``/proc/locks`` (best effort, for messages)."""
+    try:
+        st = path.stat()
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return "another process"
+    want = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    pids = sorted({line.split()[4] for line in lines if len(line.split()) > 5 and want in line})
+    return f"pid {', '.join(pids)}" if pids else "another process"
+
+
+@contextlib.contextmanager
+def flocked(path: Path, *, exclusive: bool, timeout: float = DEFAULT_TIMEOUT) -> Iterator[int]:
+    """Hold a shared or exclusive flock on ``path`` (created if needed); yields the fd."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    kind = "exclusive" if exclusive else "shared"
+                    raise StoreError(
+                        f"timed out after {timeout:g}s waiting for the {kind} lock {path}"
+                        f" (held by {_holders(path)})"
+                    ) from None
+                time.sleep(_POLL)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def try_lock_exclusive(fd: int) -> bool:
+    """Take an exclusive flock without waiting; False if someone holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

@@ -1,0 +1,89 @@
+"""fsck: every blob's name equals sha256(content), every reference resolves, no leftovers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from storekit import image
+
+from builder.digest import Digest
+from builder.oci.types import Descriptor
+from builder.store import CacheRecord, Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store.open(tmp_path / "store")
+    s.write_image(image({"a": b"1"}, {"b": b"2"}), ("app",))
+    return s
+
+
+def _flip(path: Path) -> None:
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def test_clean_store_is_ok(store: Store) -> None:
+    report = store.fsck()
+    assert report.ok
+    assert report.checked_blobs == 4
+    assert report.checked_images == 1
+
+
+def test_corrupt_blob_is_reported_and_repair_quarantines(store: Store) -> None:
+    rec = store.resolve("app")
+    layer = store.load_image(rec.descriptor).manifest.layers[1]
+    _flip(store.root / "blobs" / "sha256" / layer.digest.hex)
+    report = store.fsck()
+    assert report.corrupt() == (str(layer.digest),)
+    assert not report.ok
+    repaired = store.fsck(repair=True)
+    assert repaired.corrupt() == (str(layer.digest),)
+    assert not store.has_blob(layer.digest)
+    after = store.fsck()
+    assert after.missing() == (str(layer.digest),)
+
+
+def test_missing_config_is_reported(store: Store) -> None:
+    rec = store.resolve("app")
+    (store.root / "blobs" / "sha256" / rec.config_digest.hex).unlink()
+    report = store.fsck()
+    assert report.missing() == (str(rec.config_digest),)
+    assert "manifest" in str(report.problems[0])
+
+
+def test_size_mismatch_and_bad_manifest_are_invalid(store: Store) -> None:
+    rec = store.resolve("app")
+    bad = store.put_bytes(b'{"schemaVersion":2,"manifests":[]}')
+    store.add_index_entry(
+        Descriptor(
+            media_type="application/vnd.oci.image.manifest.v1+json",
+            digest=bad.digest,
+            size=bad.size,
+        ),
+        ("broken",),
+    )
+    report = store.fsck()
+    kinds = {(p.kind, p.subject) for p in report.problems}
+    assert ("invalid", str(bad.digest)) in kinds
+    assert rec.digest not in {p.subject for p in report.problems}
+
+
+def test_cache_record_with_missing_root_is_reported(store: Store) -> None:
+    ghost = Descriptor(media_type="x", digest=Digest.of_bytes(b"ghost"), size=5)
+    (store.root / "cache" / f"{Digest.of_bytes(b'k').hex}.json").write_bytes(
+        CacheRecord(key=Digest.of_bytes(b"k"), roots=(ghost,)).to_bytes()
+    )
+    assert store.fsck().missing() == (str(ghost.digest),)
+
+
+def test_stray_and_stale_files_are_reported(store: Store) -> None:
+    (store.root / "blobs" / "sha256" / "not-a-digest").write_bytes(b"")
+    (store.root / "ingest" / "x.tmp").write_bytes(b"partial")
+    kinds = sorted(p.kind for p in store.fsck().problems)
+    assert kinds == ["stale", "stray"]
+    store.fsck(repair=True)
+    assert not (store.root / "ingest" / "x.tmp").exists()
