@@ -18,6 +18,22 @@ from builder.errors import BuildError
 
 # command name -> module under builder.commands; order is the order of `pybuild --help`.
 COMMANDS: dict[str, str] = {
+    "build": "build",
+    "run": "run",
+    "images": "images",
+    "inspect": "inspect",
+    "history": "history",
+    "tag": "tag",
+    "rmi": "rmi",
+    "save": "save",
+    "load": "load",
+    "import": "import_",
+    "pull": "pull",
+    "push": "push",
+    "login": "login",
+    "logout": "logout",
+    "prune": "prune",
+    "fsck": "fsck",
     "parse": "parse",
     "check": "check",
     "fmt": "fmt",
@@ -79,7 +95,13 @@ def _main(argv: Sequence[str] | None) -> int:
     else:
         print(_top_help(), file=sys.stderr)
         return 2
-    module = _load(name)
+    try:
+        module = _load(name)
+    except ModuleNotFoundError as err:
+        if err.name != f"builder.commands.{COMMANDS[name]}":
+            raise
+        print(f"pybuild: '{name}' is not available in this version", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog=f"pybuild {name}", description=module.HELP)
     module.add_arguments(parser)
     args = parser.parse_args(rest)
