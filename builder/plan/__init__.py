@@ -1,0 +1,66 @@
+"""The pure build planner: Dockerfile IR + request -> stages of steps with cache payloads.
+
+``plan`` resolves the stage graph, ARG/ENV scoping and every instruction's effect on the image
+config and history the way BuildKit's Dockerfile frontend does; ``step_cache_payload`` and
+``cache_key`` give the content-addressed identity of each step.
+"""
+
+from __future__ import annotations
+
+from builder.plan.cachekey import cache_key, describe_inputs, step_cache_payload
+from builder.plan.graph import (
+    Base,
+    BuildPlan,
+    ConfigStep,
+    CopyStep,
+    FromContext,
+    FromImage,
+    FromScratch,
+    FromStage,
+    ImageBase,
+    ImageConfigResolver,
+    InlineFile,
+    PlanRequest,
+    ResolvedImage,
+    RunFile,
+    RunMount,
+    RunStep,
+    ScratchBase,
+    Source,
+    StageBase,
+    StagePlan,
+    Step,
+    WorkdirStep,
+)
+from builder.plan.planner import DEFAULT_PATH, PROXY_ARGS, plan
+
+__all__ = [
+    "DEFAULT_PATH",
+    "PROXY_ARGS",
+    "Base",
+    "BuildPlan",
+    "ConfigStep",
+    "CopyStep",
+    "FromContext",
+    "FromImage",
+    "FromScratch",
+    "FromStage",
+    "ImageBase",
+    "ImageConfigResolver",
+    "InlineFile",
+    "PlanRequest",
+    "ResolvedImage",
+    "RunFile",
+    "RunMount",
+    "RunStep",
+    "ScratchBase",
+    "Source",
+    "StageBase",
+    "StagePlan",
+    "Step",
+    "WorkdirStep",
+    "cache_key",
+    "describe_inputs",
+    "plan",
+    "step_cache_payload",
+]

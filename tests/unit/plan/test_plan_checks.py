@@ -1,0 +1,127 @@
+"""Dispatch-time value checks: ports, signals, chmod, platforms, sources, workdir paths."""
+
+from __future__ import annotations
+
+import pytest
+
+from builder.errors import InvalidInstructionError
+from builder.oci.types import Platform
+from builder.plan.checks import (
+    check_chmod,
+    clean_path,
+    is_git_source,
+    is_http_source,
+    join_path,
+    normalize_workdir,
+    parse_platform,
+    parse_port,
+)
+
+AMD64 = Platform(os="linux", architecture="amd64")
+
+
+@pytest.mark.parametrize(
+    ("raw", "ports"),
+    [
+        ("80", ("80/tcp",)),
+        ("80/UDP", ("80/udp",)),
+        ("53/sctp", ("53/sctp",)),
+        ("8000-8002", ("8000/tcp", "8001/tcp", "8002/tcp")),
+        ("5-5", ("5/tcp",)),
+        ("8080:80", ("80/tcp",)),
+        ("127.0.0.1:8080:80/udp", ("80/udp",)),
+        ("[::1]:8080:80", ("80/tcp",)),
+        ("1000-1001:2000-2001", ("2000/tcp", "2001/tcp")),
+    ],
+)
+def test_parse_port(raw: str, ports: tuple[str, ...]) -> None:
+    assert parse_port(raw) == ports
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("/tcp", 'invalid port: "/tcp": no port specified'),
+        ("80/http", 'invalid port: "80/http": invalid proto: http'),
+        ("x", "invalid containerPort: x"),
+        ("65536", "invalid containerPort: 65536"),
+        ("1.2.3:80:80", "invalid IP address: 1.2.3"),
+        ("abc:80", "invalid hostPort: abc"),
+        ("1-3:5-6", "invalid ranges specified for container and host Ports: 5-6 and 1-3"),
+    ],
+)
+def test_parse_port_errors(raw: str, message: str) -> None:
+    with pytest.raises(InvalidInstructionError) as err:
+        parse_port(raw)
+    assert err.value.message == message
+
+
+def test_invalid_chmod_symbolic() -> None:
+    with pytest.raises(InvalidInstructionError):
+        check_chmod("u+q")
+    check_chmod("7777")
+
+
+@pytest.mark.parametrize(
+    ("text", "platform"),
+    [
+        ("linux/arm64", Platform(os="linux", architecture="arm64")),
+        ("linux/arm/v7", Platform(os="linux", architecture="arm", variant="v7")),
+        ("linux/x86_64", AMD64),
+        ("arm64", Platform(os="linux", architecture="arm64")),
+        ("linux", AMD64),
+    ],
+)
+def test_parse_platform(text: str, platform: Platform) -> None:
+    assert parse_platform(text, AMD64) == platform
+
+
+def test_parse_platform_error() -> None:
+    with pytest.raises(InvalidInstructionError) as err:
+        parse_platform("bogus", AMD64)
+    assert (
+        err.value.message == '"bogus": unknown operating system or architecture: invalid argument'
+    )
+    with pytest.raises(InvalidInstructionError):
+        parse_platform("a/b/c/d", AMD64)
+
+
+@pytest.mark.parametrize(
+    ("src", "git", "http"),
+    [
+        ("https://github.com/o/r.git", True, False),
+        ("https://github.com/o/r.git#main:sub", True, False),
+        ("git@github.com:o/r.git", True, False),
+        ("ssh://git@host/r", True, False),
+        ("git://host/r", True, False),
+        ("https://example.com/file.tgz", False, True),
+        ("http://example.com/r.git.tar", False, True),
+        ("local/path", False, False),
+        ("github.com/o/r", False, False),
+    ],
+)
+def test_source_kinds(src: str, git: bool, http: bool) -> None:
+    assert (is_git_source(src), is_http_source(src)) == (git, http)
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "result"),
+    [
+        ("", "/app", "/app"),
+        ("/app", "sub", "/app/sub"),
+        ("/app", "../x", "/x"),
+        ("/app", "/abs/./kept/", "/abs/./kept/"),
+        ("", "rel", "/rel"),
+        ("rel", "x", "/rel/x"),
+        ("/app", "", "/app"),
+    ],
+)
+def test_normalize_workdir(current: str, new: str, result: str) -> None:
+    assert normalize_workdir(current, new) == result
+
+
+def test_go_path_helpers() -> None:
+    assert clean_path("//a//b/../c/") == "/a/c"
+    assert clean_path("") == "."
+    assert join_path("/", "", "a") == "/a"
+    assert join_path() == ""
