@@ -140,7 +140,7 @@ class VerifyingReader(io.RawIOBase):
         if self._on_mismatch is not None:
             self._on_mismatch()
         return DigestMismatchError(
-            f"blob corrupt: {self._name}: {detail}; run `pybuild store fsck`",
+            f"blob corrupt: {self._name}: {detail}; run `pybuild fsck`",
             expected=str(self._expected),
             actual=actual,
         )

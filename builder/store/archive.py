@@ -18,17 +18,19 @@ from typing import TYPE_CHECKING, BinaryIO, Final
 
 from builder.digest import Digest, Hasher
 from builder.errors import DigestMismatchError, LayerError, StoreError
-from builder.oci._json import as_object, get_list, get_str
+from builder.oci._json import as_object, canonical_json, get_list, get_str
 from builder.oci.archive_write import ArchiveFormat, ArchiveImage, write_archive
 from builder.oci.compress import Compressor, DecompressingReader, compressor, detect
-from builder.oci.config import History, ImageConfig, format_created
+from builder.oci.config import ContainerConfig, History, ImageConfig, format_created
 from builder.oci.descriptor import Descriptor, Platform
 from builder.oci.image import ImageValue, Layer, empty_image, image_from
 from builder.oci.manifest import Index, Manifest, descriptor_for
 from builder.oci.mediatype import (
     Compression,
     MediaType,
+    is_config,
     is_index,
+    is_layer,
     is_manifest,
     layer_media_type,
 )
@@ -230,7 +232,17 @@ def _verify_tree(imp: _Import, desc: Descriptor, depth: int = 0) -> None:
             _verify_tree(imp, child, depth + 1)
         return
     image = imp.store.load_image(desc)
+    if not is_config(image.manifest.config.media_type):
+        raise imp.fail(
+            f"manifest {desc.digest}: unknown config media type"
+            f" {image.manifest.config.media_type!r}"
+        )
     for i, layer in enumerate(image.layers):
+        if not is_layer(layer.descriptor.media_type):
+            raise imp.fail(
+                f"manifest {desc.digest}: layer {i} has unknown media type"
+                f" {layer.descriptor.media_type!r}"
+            )
         _, actual = _layer_facts(imp.store, layer.descriptor)
         if actual != layer.diff_id:
             raise DigestMismatchError(
@@ -319,11 +331,15 @@ def import_rootfs(
     source: str = "-",
     compression: Compression = Compression.GZIP,
     limits: TarLimits | None = None,
+    config: ContainerConfig | None = None,
+    comment: str | None = None,
 ) -> ImageRecord:
     """``docker import``: a plain rootfs tar (optionally compressed) becomes a one-layer image.
 
     One pass: the tar is validated header by header while its bytes are hashed (diff_id) and
-    recompressed into the store.
+    recompressed into the store. ``config`` is the run config (``--change``); ``comment``
+    replaces the history comment ``Imported from <source>`` and is also the config's
+    top-level ``comment``, as Docker records it.
     """
     limits = limits or TarLimits()
     with store.lease():
@@ -349,14 +365,18 @@ def import_rootfs(
         layer = StoreLayer(cas=store.cas, descriptor=blob, diff_id=diff.digest())
         when = int(time.time()) if created is None else created
         base = empty_image(platform or Platform.host())
+        message = comment if comment is not None else f"Imported from {source}"
         image = append_layer(
-            base,
-            layer,
-            history=History(created=format_created(when), comment=f"Imported from {source}"),
+            base, layer, history=History(created=format_created(when), comment=message)
         )
-        image = image_from(
-            image.manifest, replace(image.config, created=format_created(when)), image.layers
-        )
+        image_config = replace(image.config, created=format_created(when))
+        if config is not None:
+            image_config = replace(image_config, config=config)
+        if comment is not None:
+            extra = dict(image_config.extra)
+            extra["comment"] = canonical_json(comment).decode()
+            image_config = replace(image_config, extra=tuple(sorted(extra.items())))
+        image = image_from(image.manifest, image_config, image.layers)
         return store.write_image(image, tags)
 
 
@@ -395,14 +415,18 @@ def save_archive(
     platform: Platform | None = None,
 ) -> None:
     """Write the named images from the store to ``out`` (``docker save`` / OCI archive)."""
-    items: list[ArchiveImage] = []
+    items: dict[Digest, ArchiveImage] = {}  # one entry per image, with all its requested tags
     with store.lease():
         for ref in refs:
             record = store.resolve(ref)
             image = store.load_image(record.descriptor, platform=platform)
             names = tuple(n for n in record.names if n == str(parse(ref))) or record.names
-            items.append(ArchiveImage(image=image, tags=names))
-        write_archive(out, items, format=format)
+            key = Digest.of_bytes(image.raw_manifest)
+            if key in items:
+                known = items[key].tags
+                names = (*known, *(n for n in names if n not in known))
+            items[key] = ArchiveImage(image=image, tags=names)
+        write_archive(out, list(items.values()), format=format)
 
 
 __all__ = ["ArchiveFormat", "ArchiveImage", "import_rootfs", "load_archive", "save_archive"]

@@ -68,7 +68,7 @@ def mark(store: Store) -> tuple[set[Digest], int]:
             walk(store, desc, marked)
         except StoreError as exc:
             raise StoreError(
-                f"prune aborted, nothing removed: {exc.message}; run `pybuild store fsck`"
+                f"prune aborted, nothing removed: {exc.message}; run `pybuild fsck`"
             ) from None
     dropped = 0
     for record in store.cache.records():

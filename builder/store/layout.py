@@ -472,6 +472,19 @@ class Store:
             self._write_index(Index(manifests=remaining, annotations=index.annotations))
         return True
 
+    def remove_image(self, digest: Digest) -> bool:
+        """Drop every index.json entry (every name) of the manifest ``digest``.
+
+        Its blobs stay until a prune finds nothing else references them.
+        """
+        with self.lease(), self._index_lock():
+            index = self.read_index()
+            remaining = tuple(d for d in index.manifests if d.digest != digest)
+            if len(remaining) == len(index.manifests):
+                return False
+            self._write_index(Index(manifests=remaining, annotations=index.annotations))
+        return True
+
     # -- snapshots --------------------------------------------------------------------------
 
     def snapshot_dir(self, diff_ids: tuple[Digest, ...]) -> Path:

@@ -1,0 +1,75 @@
+"""``pybuild prune [-f] [--all]``: remove dangling images and every blob nothing references.
+
+Roots are the tagged images of ``index.json`` and the build cache records; ``--all`` drops the
+build cache records too, so only what tagged images use survives. Asks for confirmation
+unless ``-f``. A store whose tagged images are damaged is not pruned (nothing is removed,
+``pybuild fsck`` says what is wrong).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from builder.commands._store import (
+    Catalog,
+    add_root_argument,
+    forget_sizes,
+    human_size,
+    open_store,
+)
+from builder.digest import Digest
+from builder.errors import StoreError
+from builder.store import Store
+
+HELP = "Remove dangling images and unreferenced blobs (like `docker image prune`)."
+
+_WARNING = "WARNING! This will remove all dangling images."
+_WARNING_ALL = "WARNING! This will remove all dangling images and all build cache."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    parser.add_argument(
+        "-a", "--all", action="store_true", help="also remove the build cache records"
+    )
+    add_root_argument(parser)
+
+
+def _confirm(warning: str) -> bool:
+    sys.stdout.write(f"{warning}\nAre you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    answer = sys.stdin.readline().strip()
+    return answer in ("y", "Y")
+
+
+def _used_diff_ids(store: Store) -> set[Digest]:
+    used: set[Digest] = set()
+    for entry in Catalog(store).entries:
+        try:
+            used.update(store.load_image(entry.descriptor).config.diff_ids)
+        except StoreError:
+            continue
+    return used
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.force and not _confirm(_WARNING_ALL if args.all else _WARNING):
+        print("image prune has been cancelled", file=sys.stderr)
+        return 0
+    store = open_store(args)
+    catalog = Catalog(store)
+    dangling = [catalog.image_id(e) or e.digest for e in catalog.entries if not e.names]
+    if args.all:
+        with store.exclusive():
+            for record in list(store.cache.records()):
+                store.cache.delete(record.key)
+    report = store.prune(dangling=True)
+    forget_sizes(store, _used_diff_ids(store))
+    if dangling and report.removed_dangling:
+        print("Deleted Images:")
+        for image_id in dangling:
+            print(f"deleted: {image_id}")
+        print()
+    print(f"Total reclaimed space: {human_size(report.reclaimed_bytes, 4)}")
+    return 0

@@ -1,0 +1,64 @@
+"""``pybuild rmi [-f] IMAGE...``: remove images, with ``docker rmi``'s rules and output.
+
+A name removes that name (``Untagged: busybox:latest``); the image itself goes
+(``Deleted: sha256:<id>``) once no name is left. An ID removes the image and its name, but an
+image with several names needs ``-f``. Blobs are reclaimed by ``pybuild prune``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from builder.commands._store import Catalog, add_root_argument, familiar, open_store, short_id
+from builder.errors import BuildError, StoreError
+from builder.registry.reference import parse
+from builder.store import Store
+
+HELP = "Remove one or more images (like `docker rmi`)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="name, ID or digest")
+    parser.add_argument(
+        "-f", "--force", action="store_true", help="remove an image that has several names"
+    )
+    add_root_argument(parser)
+
+
+def _remove(store: Store, text: str, *, force: bool) -> list[str]:
+    catalog = Catalog(store)
+    entry, by_id = catalog.lookup(text)
+    image_id = catalog.image_id(entry) or entry.digest
+    records: list[str] = []
+    if not by_id:
+        name = str(parse(text))
+        store.untag(name)
+        records.append(f"Untagged: {familiar(name)}")
+        if any(n != name for n in entry.names):
+            return records
+    else:
+        if len(entry.names) > 1 and not force:
+            raise StoreError(
+                f"conflict: unable to delete {short_id(image_id)} (must be forced)"
+                " - image is referenced in multiple repositories"
+            )
+        for name in entry.names:
+            store.untag(name)
+            records.append(f"Untagged: {familiar(name)}")
+    store.remove_image(entry.digest)
+    records.append(f"Deleted: {image_id}")
+    return records
+
+
+def run(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    failed = False
+    for text in args.images:
+        try:
+            for line in _remove(store, text, force=args.force):
+                print(line)
+        except BuildError as exc:
+            print(f"Error: {exc.message}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
