@@ -109,12 +109,17 @@ def apply_layer(
     expected_diff_id: Digest | None = None,
     same_owner: bool | None = None,
     name: str = "layer",
+    overlay_lower: bool = False,
 ) -> ApplyResult:
     """Extract ``stream`` (gzip, zstd or plain tar) onto ``rootfs``.
 
     ``expected_diff_id`` is checked once the whole stream has been read; on mismatch
     ``DigestMismatchError`` is raised and the caller must discard the rootfs (the snapshot).
     ``same_owner`` defaults to "running as root".
+
+    With ``overlay_lower`` the layer is extracted *alone* into an empty ``rootfs`` in overlayfs
+    lower-directory form instead of being applied: ``.wh.x`` becomes a 0/0 character device
+    ``x`` and ``.wh..wh..opq`` sets ``trusted.overlay.opaque=y`` on its directory (needs root).
     """
     limits = limits or TarLimits()
     if same_owner is None:
@@ -122,7 +127,11 @@ def apply_layer(
     hashing, reader = open_layer_stream(stream, limits=limits, name=name)
     tar = TarReader(reader, limits=limits)
     with Root(rootfs) as root:
-        applier = _Applier(root, same_owner=same_owner)
+        applier = (
+            _OverlayLowerApplier(root, same_owner=same_owner)
+            if overlay_lower
+            else _Applier(root, same_owner=same_owner)
+        )
         while (hdr := tar.next()) is not None:
             applier.apply(hdr, tar)
         applier.finish()
@@ -350,3 +359,74 @@ class _Applier:
                 os.utime(fd, ns=(mtime_ns, mtime_ns))
             finally:
                 os.close(fd)
+
+
+OVERLAY_OPAQUE_XATTR: Final = "trusted.overlay.opaque"
+
+
+class _OverlayLowerApplier(_Applier):
+    """Extracts one layer into its own directory in overlayfs lower form (no lower content).
+
+    OCI whiteouts hide only what *lower* layers have: a whiteout for an entry of this same layer
+    keeps the entry (a directory becomes opaque so the lower one stays hidden), and an entry
+    created over a whiteout of this layer replaces it (a directory again becomes opaque).
+    """
+
+    def __init__(self, root: Root, *, same_owner: bool) -> None:
+        super().__init__(root, same_owner=same_owner)
+        self.whiteouts: set[tuple[str, ...]] = set()
+
+    def _whiteout(self, name: str, parts: list[str]) -> None:
+        base = parts[-1]
+        if base == OPAQUE_MARKER:
+            self._opaque(name, parts[:-1])
+            return
+        if base.startswith(_META_PREFIX):
+            return
+        target = base[len(WHITEOUT_PREFIX) :]
+        if target in ("", ".", ".."):
+            raise LayerError(f"layer entry {name[:200]!r}: invalid whiteout name (invalid archive)")
+        parent = self.root.resolve_dir("/".join(parts[:-1]), create=True, entry=name)
+        assert parent is not None
+        try:
+            key = (*parent.path, target)
+            existing = lstat_at(parent.fd, target)
+            if key in self.created:
+                if existing is not None and stat.S_ISDIR(existing.st_mode):
+                    _set_opaque_at(parent.fd, target)
+                return
+            if existing is not None:
+                remove_at(parent.fd, target)
+            os.mknod(target, stat.S_IFCHR, os.makedev(0, 0), dir_fd=parent.fd)
+            self.whiteouts.add(key)
+        except OSError as exc:
+            raise LayerError(f"layer entry {name[:200]!r}: {exc.strerror}") from None
+        finally:
+            parent.close()
+
+    def _opaque(self, name: str, dir_parts: list[str]) -> None:
+        directory = self.root.resolve_dir("/".join(dir_parts), create=True, entry=name)
+        assert directory is not None
+        try:
+            os.setxattr(directory.fd, OVERLAY_OPAQUE_XATTR, b"y")
+        except OSError as exc:
+            raise LayerError(f"layer entry {name[:200]!r}: {exc.strerror}") from None
+        finally:
+            directory.close()
+
+    def _create(self, hdr: TarHeader, tar: TarReader, parent: Resolved, base: str) -> None:
+        key = (*parent.path, base)
+        replaces_whiteout = key in self.whiteouts
+        super()._create(hdr, tar, parent, base)
+        if replaces_whiteout:
+            self.whiteouts.discard(key)
+            if hdr.type is EntryType.DIR:
+                _set_opaque_at(parent.fd, base)
+
+
+def _set_opaque_at(dir_fd: int, name: str) -> None:
+    fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    try:
+        os.setxattr(fd, OVERLAY_OPAQUE_XATTR, b"y")
+    finally:
+        os.close(fd)

@@ -1,0 +1,636 @@
+"""Execute one RUN step in a container whose root is a mounted overlay of the stage's layers.
+
+``run_step`` works on a mounted rootfs and returns the mount stubs it created there; the caller
+unmounts, then calls ``clean_upper(upper, stubs)`` before turning the upper dir into a layer.
+``run_on_layers`` does mount + run + unmount + clean in one call.
+
+Per step (BuildKit semantics):
+
+- the user is resolved in the rootfs (``resolve_user``); a missing working directory is
+  created owned by that user; env gets PATH, HOSTNAME and HOME defaults;
+- ``RUN <<EOF`` scripts starting with ``#!`` (``step.heredoc_files``) are written to a
+  directory outside the rootfs and bind-mounted read-only at their directory (``/dev/pipes``);
+- ``--mount``: ``bind`` (read-only unless ``rw``; with ``rw`` the writes go to a throwaway
+  overlay), ``cache`` (persistent directory keyed by id under ``MountSources.cache_dir``;
+  ``sharing`` approximated with flocks: shared = shared lock, locked = exclusive lock (waits),
+  private = the first instance nobody holds), ``tmpfs``, ``secret`` (a private copy with mode
+  0400 bound read-only, or an environment variable; never in the rootfs); ``ssh`` and
+  ``cache,from=`` are refused as not supported yet;
+- a non-zero exit raises ``RunStepError`` with BuildKit's message
+  ``process "/bin/sh -c exit 3" did not complete successfully: exit code: 3`` and the last
+  lines of output; an OOM kill says ``killed: out of memory (limit 64MiB)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Protocol
+
+from builder.errors import ExecutionError, RunStepError, Span, with_span
+from builder.oci.inroot import MAX_SYMLINK_HOPS, Root, split_components
+from builder.runtime.oci import ExitStatus, OutputCallback, Runtime
+from builder.runtime.spec import (
+    DEFAULT_HOSTNAME,
+    SYSTEM_MOUNT_ROOTS,
+    ProcessSpec,
+    Resources,
+    SpecMount,
+    bind,
+    build_spec,
+    default_env,
+    is_system_path,
+    tmpfs,
+    write_etc_files,
+)
+from builder.runtime.users import resolve_user
+from builder.snapshot.overlay import (
+    MountStubs,
+    MountTarget,
+    Overlay,
+    clean_path,
+    clean_upper,
+    mkdir_in_root,
+    prepare_mountpoints,
+    remove_tree,
+)
+from builder.syntax import ir
+
+__all__ = [
+    "MountSources",
+    "Resources",
+    "RunStepLike",
+    "failure_message",
+    "run_on_layers",
+    "run_step",
+]
+
+OUTPUT_TAIL_LINES: Final = 20
+OUTPUT_TAIL_BYTES: Final = 64 * 1024
+MAX_SECRET_BYTES: Final = 500 * 1024  # BuildKit's limit
+_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+# --------------------------------------------------------------------------- step protocol
+
+
+class HeredocFileLike(Protocol):
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def data(self) -> str: ...
+
+    @property
+    def mode(self) -> int: ...
+
+
+class RunMountLike(Protocol):
+    """``builder.plan.graph.RunMount``: the expanded mount, absolute target, resolved source."""
+
+    @property
+    def mount(self) -> ir.Mount: ...
+
+    @property
+    def target(self) -> str: ...
+
+    @property
+    def source(self) -> object: ...
+
+    @property
+    def source_path(self) -> str: ...
+
+    @property
+    def id(self) -> str | None: ...
+
+
+class RunStepLike(Protocol):
+    """What ``run_step`` reads of ``builder.plan.graph.RunStep``."""
+
+    @property
+    def args(self) -> Sequence[str]: ...
+
+    @property
+    def env(self) -> Sequence[str]: ...
+
+    @property
+    def user(self) -> str: ...
+
+    @property
+    def workdir(self) -> str: ...
+
+    @property
+    def mounts(self) -> Sequence[RunMountLike]: ...
+
+    @property
+    def network(self) -> str: ...
+
+    @property
+    def security(self) -> str: ...
+
+    @property
+    def hostname(self) -> str: ...
+
+    @property
+    def heredoc_files(self) -> Sequence[HeredocFileLike]: ...
+
+    @property
+    def span(self) -> Span | None: ...
+
+
+if TYPE_CHECKING:
+    from builder.plan.graph import RunStep
+
+    def _planner_steps_conform(step: RunStep) -> RunStepLike:
+        return step  # mypy checks the planner's RunStep against this protocol
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MountSources:
+    """Host-side inputs of ``--mount``s, provided by the scheduler.
+
+    ``bind_root`` maps a mount's ``source`` (context, stage, image) to a host directory that
+    stays unchanged while the step runs (the context dir, a read-only mount of the stage);
+    ``source_path`` is resolved inside it. ``secrets`` maps secret ids to host files.
+    ``cache_dir`` holds cache mounts (one directory per hashed id; ``cache_namespace`` is
+    ``BUILDKIT_CACHE_MOUNT_NS``).
+    """
+
+    bind_root: Callable[[object], Path] | None = None
+    secrets: Mapping[str, Path] | None = None
+    cache_dir: Path | None = None
+    cache_namespace: str = ""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def go_quote(text: str) -> str:
+    """Go's ``%q`` of a string (``strconv.Quote``), as BuildKit's messages show commands."""
+    out = ['"']
+    escapes = {
+        "\a": "\\a",
+        "\b": "\\b",
+        "\f": "\\f",
+        "\n": "\\n",
+        "\r": "\\r",
+        "\t": "\\t",
+        "\v": "\\v",
+        "\\": "\\\\",
+        '"': '\\"',
+    }
+    for ch in text:
+        if ch in escapes:
+            out.append(escapes[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def _format_limit(limit: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if limit >= size and limit % size == 0:
+            return f"{limit // size}{unit}"
+    return f"{limit} bytes"
+
+
+def failure_message(args: Sequence[str], status: ExitStatus) -> str:
+    message = (
+        f"process {go_quote(' '.join(args))} did not complete successfully:"
+        f" exit code: {status.code}"
+    )
+    if status.oom_killed:
+        limit = (
+            f" (limit {_format_limit(status.memory_limit)})"
+            if status.memory_limit is not None
+            else ""
+        )
+        message += f": killed: out of memory{limit}"
+    elif status.runtime_error:
+        message += f": {status.runtime_error}"
+    return message
+
+
+class _Tail:
+    """Keeps the last bytes of the output and forwards every chunk."""
+
+    def __init__(self, forward: OutputCallback) -> None:
+        self.forward = forward
+        self.chunks: deque[bytes] = deque()
+        self.size = 0
+
+    def __call__(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+        while self.size - len(self.chunks[0]) >= OUTPUT_TAIL_BYTES:
+            self.size -= len(self.chunks.popleft())
+        self.forward(chunk)
+
+    def text(self, lines: int = OUTPUT_TAIL_LINES) -> str:
+        data = b"".join(self.chunks).decode("utf-8", errors="replace")
+        return "\n".join(data.rstrip("\n").splitlines()[-lines:])
+
+
+def resolve_in_root(root_dir: Path, path: str) -> Path | None:
+    """Host path of ``path`` inside ``root_dir`` with every symlink resolved in-root (the final
+    one too), or None if it does not exist. The result has no symlink components."""
+    with Root(root_dir) as root:
+        pending = split_components(path)
+        hops = 0
+        while True:
+            if not pending:
+                return root_dir
+            parent = root.resolve_dir("/".join(pending[:-1]), create=False, entry=path)
+            if parent is None:
+                return None
+            try:
+                base = pending[-1]
+                try:
+                    st = os.stat(base, dir_fd=parent.fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    return None
+                if base == "..":
+                    pending = [*parent.path[:-1]]
+                    continue
+                if stat.S_ISLNK(st.st_mode):
+                    hops += 1
+                    if hops > MAX_SYMLINK_HOPS:
+                        raise ExecutionError(f"{path}: too many levels of symbolic links")
+                    target = os.readlink(base, dir_fd=parent.fd)
+                    prefix = [] if target.startswith("/") else list(parent.path)
+                    pending = [*prefix, *split_components(target)]
+                    continue
+                return root_dir.joinpath(*parent.path, base)
+            finally:
+                parent.close()
+
+
+@contextlib.contextmanager
+def _flock_path(path: Path, mode: int) -> Iterator[bool]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, mode)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- mounts
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Planned:
+    """A mount to give the runtime, before its destination is made canonical."""
+
+    destination: str
+    directory: bool
+    mount: SpecMount
+
+
+class _MountBuilder:
+    def __init__(
+        self,
+        stack: contextlib.ExitStack,
+        bundle: Path,
+        sources: MountSources,
+        step: RunStepLike,
+    ) -> None:
+        self.stack = stack
+        self.bundle = bundle
+        self.sources = sources
+        self.step = step
+        self.env: list[str] = []
+        self.secret_dir: Path | None = None
+
+    def plan(self, m: RunMountLike) -> _Planned | None:
+        spec = m.mount
+        match spec.type:
+            case ir.MountType.BIND:
+                return self._bind(m)
+            case ir.MountType.CACHE:
+                return self._cache(m)
+            case ir.MountType.TMPFS:
+                return _Planned(
+                    destination=m.target,
+                    directory=True,
+                    mount=tmpfs(m.target, size=spec.size_limit),
+                )
+            case ir.MountType.SECRET:
+                return self._secret(m)
+            case ir.MountType.SSH:
+                raise ExecutionError("RUN --mount=type=ssh is not supported yet")
+            case _:
+                raise ExecutionError(f"unsupported mount type {spec.type!r}")
+
+    def _bind(self, m: RunMountLike) -> _Planned:
+        if self.sources.bind_root is None:
+            raise ExecutionError(f"no source available for the bind mount at {m.target}")
+        root = self.sources.bind_root(m.source)
+        host = resolve_in_root(root, m.source_path)
+        if host is None:
+            raise ExecutionError(f"mount source {m.source_path!r} not found")
+        is_dir = host.is_dir()
+        if not m.mount.readonly:
+            host = self._writable_copy(host, is_dir)
+        return _Planned(
+            destination=m.target,
+            directory=is_dir,
+            mount=bind(host, m.target, readonly=m.mount.readonly),
+        )
+
+    def _writable_copy(self, host: Path, is_dir: bool) -> Path:
+        """An overlay over the source whose writes are thrown away with the bundle."""
+        lower = host if is_dir else host.parent
+        upper = Path(tempfile.mkdtemp(prefix="rw-", dir=self.bundle))
+        upper.chmod(0o755)
+        merged = self.stack.enter_context(Overlay().mount([lower], upper))
+        return merged if is_dir else merged / host.name
+
+    def _cache(self, m: RunMountLike) -> _Planned:
+        spec = m.mount
+        if spec.from_ is not None:
+            raise ExecutionError("RUN --mount=type=cache,from=... is not supported yet")
+        if self.sources.cache_dir is None:
+            raise ExecutionError(f"no cache directory configured for the cache mount {m.target}")
+        cache_id = m.id or spec.cache_id or m.target
+        key = hashlib.sha256(f"{self.sources.cache_namespace}\0{cache_id}".encode()).hexdigest()
+        base = self.sources.cache_dir
+        base.mkdir(parents=True, exist_ok=True)
+        mode = spec.share_mode
+        directory = base / key
+        if mode is ir.ShareMode.PRIVATE:
+            index = 0
+            while True:
+                directory = base / (key if index == 0 else f"{key}-{index}")
+                got = self.stack.enter_context(
+                    _flock_path(
+                        directory.with_name(directory.name + ".lock"),
+                        fcntl.LOCK_EX | fcntl.LOCK_NB,
+                    )
+                )
+                if got:
+                    break
+                index += 1
+        else:
+            lock = fcntl.LOCK_EX if mode is ir.ShareMode.LOCKED else fcntl.LOCK_SH
+            self.stack.enter_context(_flock_path(base / f"{key}.lock", lock))
+        try:
+            os.mkdir(directory, 0o700)  # atomic: a concurrent creator gets EEXIST
+        except FileExistsError:
+            pass
+        else:
+            os.chown(directory, spec.uid or 0, spec.gid or 0)
+            directory.chmod(spec.mode if spec.mode is not None else 0o755)
+        return _Planned(
+            destination=m.target,
+            directory=True,
+            mount=bind(directory, m.target, readonly=spec.readonly),
+        )
+
+    def _secret(self, m: RunMountLike) -> _Planned | None:
+        spec = m.mount
+        secret_id = m.id or spec.id or os.path.basename(m.target)
+        src = (self.sources.secrets or {}).get(secret_id)
+        if src is None:
+            if spec.required:
+                raise ExecutionError(f"secret {secret_id}: not found")
+            return None
+        try:
+            with open(src, "rb") as f:
+                data = f.read(MAX_SECRET_BYTES + 1)
+        except OSError as exc:
+            raise ExecutionError(f"secret {secret_id}: cannot read: {exc.strerror}") from None
+        if len(data) > MAX_SECRET_BYTES:
+            raise ExecutionError(f"secret {secret_id}: larger than {MAX_SECRET_BYTES} bytes")
+        if spec.env:
+            self.env.append(f"{spec.env}={data.decode('utf-8', errors='replace')}")
+        if not m.target:
+            return None
+        if self.secret_dir is None:
+            shm = Path("/dev/shm")
+            parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else self.bundle
+            self.secret_dir = Path(tempfile.mkdtemp(prefix="pybuild-secrets-", dir=parent))
+            self.stack.callback(shutil.rmtree, self.secret_dir, True)
+        sdir = Path(tempfile.mkdtemp(dir=self.secret_dir))
+        sdir.chmod(0o711)
+        path = sdir / "secret"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chown(path, spec.uid or 0, spec.gid or 0)
+        path.chmod(spec.mode if spec.mode is not None else 0o400)
+        return _Planned(destination=m.target, directory=False, mount=bind(path, m.target))
+
+
+def _heredoc_mounts(bundle: Path, files: Sequence[HeredocFileLike]) -> list[_Planned]:
+    by_dir: dict[str, Path] = {}
+    for item in files:
+        directory, name = os.path.split(clean_path(item.path))
+        if not name:
+            raise ExecutionError(f"invalid heredoc file path {item.path!r}")
+        host = by_dir.get(directory)
+        if host is None:
+            host = Path(tempfile.mkdtemp(prefix="heredoc-", dir=bundle))
+            host.chmod(0o755)
+            by_dir[directory] = host
+        target = host / name
+        target.write_text(item.data)
+        target.chmod(item.mode)
+    return [_Planned(destination=d, directory=True, mount=bind(h, d)) for d, h in by_dir.items()]
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _network(step: RunStepLike, override: str | None) -> str:
+    network = str(override or step.network or "default")
+    if network not in ("default", "none", "host"):
+        raise ExecutionError(f"unsupported network mode {network!r}")
+    return network
+
+
+def run_step(
+    rootfs: Path,
+    step: RunStepLike,
+    *,
+    runtime: Runtime,
+    on_output: OutputCallback,
+    network: str | None = None,
+    resources: Resources | None = None,
+    sources: MountSources | None = None,
+    bundle_dir: Path | None = None,
+) -> MountStubs:
+    """Run ``step`` with ``rootfs`` (a mounted overlay) as the container root.
+
+    Returns the mount stubs created in the rootfs: unmount, then ``clean_upper(upper, stubs)``.
+    Raises ``RunStepError`` on a non-zero exit, ``ExecutionError`` for set-up problems (with
+    the step's span attached).
+    """
+    try:
+        return _run_step(
+            rootfs,
+            step,
+            runtime=runtime,
+            on_output=on_output,
+            network=_network(step, network),
+            resources=resources,
+            sources=sources or MountSources(),
+            bundle_dir=bundle_dir,
+        )
+    except ExecutionError as err:
+        if step.span is not None:
+            with_span(err, step.span)
+        raise
+
+
+def _run_step(
+    rootfs: Path,
+    step: RunStepLike,
+    *,
+    runtime: Runtime,
+    on_output: OutputCallback,
+    network: str,
+    resources: Resources | None,
+    sources: MountSources,
+    bundle_dir: Path | None,
+) -> MountStubs:
+    if str(step.security) == "insecure":
+        raise ExecutionError("RUN --security=insecure is not supported yet")
+    user = resolve_user(rootfs, step.user)
+    hostname = step.hostname or DEFAULT_HOSTNAME
+    workdir = clean_path(step.workdir or "/")
+    if bundle_dir is not None:
+        bundle_dir.mkdir(parents=True, exist_ok=True)
+    bundle = Path(tempfile.mkdtemp(prefix="pybuild-run-", dir=bundle_dir))
+    try:
+        with contextlib.ExitStack() as stack:
+            if not is_system_path(workdir):
+                try:
+                    mkdir_in_root(rootfs, workdir, uid=user.uid, gid=user.gid)
+                except ExecutionError as err:
+                    detail = err.message.split(": ", 1)[-1]
+                    raise ExecutionError(
+                        f"failed to create working directory {workdir}: {detail}"
+                    ) from None
+            etc = write_etc_files(bundle / "etc", hostname)
+            planned = [
+                _Planned(destination=mount.destination, directory=False, mount=mount)
+                for mount in etc.mounts()
+            ]
+            planned += _heredoc_mounts(bundle, step.heredoc_files)
+            builder = _MountBuilder(stack, bundle, sources, step)
+            for m in step.mounts:  # later mounts on one destination win, as in BuildKit
+                item = builder.plan(m)
+                if item is not None:
+                    planned.append(item)
+            mounts, stubs = _materialise(rootfs, planned)
+            env = default_env((*step.env, *builder.env), hostname=hostname, home=user.home or "/")
+            process = ProcessSpec(
+                args=tuple(step.args),
+                env=env,
+                cwd=workdir,
+                uid=user.uid,
+                gid=user.gid,
+                additional_gids=user.additional_gids,
+            )
+            spec = build_spec(
+                rootfs=rootfs,
+                process=process,
+                hostname=hostname,
+                network=network,
+                mounts=mounts,
+                resources=resources,
+                swap_accounting=resources is not None
+                and resources.memory is not None
+                and runtime.swap_accounting(),
+            )
+            tail = _Tail(on_output)
+            status = runtime.run(bundle, spec, on_output=tail)
+    finally:
+        remove_tree(bundle)
+    if status.code != 0:
+        raise RunStepError(
+            failure_message(step.args, status),
+            exit_code=status.code,
+            output_tail=tail.text(),
+        )
+    return stubs
+
+
+def _materialise(
+    rootfs: Path, planned: Sequence[_Planned]
+) -> tuple[tuple[SpecMount, ...], MountStubs]:
+    """Create the rootfs destinations (in-root) and order mounts parents-first."""
+    in_rootfs = [p for p in planned if not is_system_path(p.destination)]
+    targets = [MountTarget(destination=d) for d in SYSTEM_MOUNT_ROOTS]
+    targets += [MountTarget(destination=p.destination, directory=p.directory) for p in in_rootfs]
+    canonical, stubs = prepare_mountpoints(rootfs, targets)
+    for root, real in zip(SYSTEM_MOUNT_ROOTS, canonical, strict=False):
+        if real != root:
+            # runc would follow it: a /dev symlink made runc touch host files (moby's init
+            # layer exists for this); refuse instead of mounting somewhere else
+            raise ExecutionError(
+                f"the image's {root} is a symbolic link (to {real}); refusing to run a"
+                " container on it"
+            )
+    system_count = len(SYSTEM_MOUNT_ROOTS)
+    dest_of = {id(p): c for p, c in zip(in_rootfs, canonical[system_count:], strict=True)}
+    final: dict[str, SpecMount] = {}
+    for p in planned:
+        dest = dest_of.get(id(p), clean_path(p.destination))
+        m = p.mount
+        final[dest] = SpecMount(
+            destination=dest, type=m.type, source=m.source, options=m.options
+        )  # a later mount on the same destination wins (BuildKit's dedupMounts)
+    ordered = sorted(final.values(), key=lambda sm: split_components(sm.destination))
+    return tuple(ordered), stubs
+
+
+def run_on_layers(
+    lowers: Sequence[Path],
+    upper: Path,
+    step: RunStepLike,
+    *,
+    runtime: Runtime,
+    on_output: OutputCallback,
+    network: str | None = None,
+    resources: Resources | None = None,
+    sources: MountSources | None = None,
+    bundle_dir: Path | None = None,
+    overlay: Overlay | None = None,
+) -> None:
+    """Mount ``lowers`` + ``upper``, run ``step``, unmount, and strip the mount stubs from
+    ``upper``, which is then exactly the step's layer (``store.write_layer(upper,
+    overlay=True)``). On failure ``upper`` holds partial changes: discard it."""
+    with (overlay or Overlay()).mount(lowers, upper) as rootfs:
+        stubs = run_step(
+            rootfs,
+            step,
+            runtime=runtime,
+            on_output=on_output,
+            network=network,
+            resources=resources,
+            sources=sources,
+            bundle_dir=bundle_dir,
+        )
+    clean_upper(upper, stubs)

@@ -1,0 +1,344 @@
+"""Run one container with an OCI runtime binary (runc, or crun with the same CLI).
+
+``runc run --keep`` in the foreground without a terminal; runc's stdout and stderr are one pipe,
+streamed chunk by chunk to ``on_output``. (runc relays the container's stdout and stderr
+through two pipes of its own, so each stream keeps its order but their interleaving can differ
+from the order of the writes.) ``--keep`` leaves the
+stopped container (and its cgroup) in place so its OOM counter can be read before
+``runc delete``. runc's own diagnostics go to a JSON log file in the bundle, not into the step
+output. Whatever happens (exit, exception, KeyboardInterrupt) the container is killed and
+deleted before ``run`` returns or raises: ``runc list`` never shows a leftover.
+
+cgroups: ``linux.cgroupsPath`` is ``pybuild/<id>`` *relative* to pybuild's own cgroup when the
+memory controller is on cgroup v1 (hybrid hosts), so limits imposed on the builder also bind
+its steps; on a pure cgroup v2 host it is ``/pybuild/<id>`` (a non-root v2 cgroup that holds
+processes cannot delegate controllers to children).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from builder.errors import EnvironmentUnavailableError, ExecutionError
+
+KILL_GRACE_SECONDS: Final = 10.0
+DEFAULT_STATE_ROOT: Final = Path("/run/pybuild/runc")
+# runc fixes pybuild relies on; older versions get a warning (distributions backport fixes,
+# e.g. Debian's 1.1.5+ds1-1+deb12u1 carries the CVE-2024-21626 fix)
+MIN_RUNC: Final = (1, 1, 12)
+_VERSION: Final = re.compile(r"version (\d+)\.(\d+)\.(\d+)")
+
+OutputCallback = Callable[[bytes], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExitStatus:
+    """How the container ended. ``code`` is the process's exit code (128+N for signal N);
+    ``oom_killed`` when the cgroup's OOM killer fired; ``runtime_error`` is the runtime's own
+    error message when it failed before or around the process (bad spec, exec failure)."""
+
+    code: int
+    oom_killed: bool = False
+    memory_limit: int | None = None
+    runtime_error: str = ""
+
+
+class Runtime(Protocol):
+    def run(self, bundle: Path, spec: dict[str, Any], *, on_output: OutputCallback) -> ExitStatus:
+        """Write ``spec`` as ``bundle/config.json``, run it to completion, clean up."""
+        ...
+
+    def swap_accounting(self) -> bool:
+        """Whether a memory limit can also cap swap on this host."""
+        ...
+
+
+# --------------------------------------------------------------------------- cgroups
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CgroupLayout:
+    """Where this process's memory controller lives."""
+
+    v1_memory_dir: Path | None  # our own memory cgroup directory (v1 / hybrid)
+    unified_root: Path | None  # the cgroup2 mount when memory is on v2
+
+    @property
+    def is_v2(self) -> bool:
+        return self.v1_memory_dir is None and self.unified_root is not None
+
+
+def _mountinfo() -> list[list[str]]:
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            return [line.split() for line in f if line.strip()]
+    except OSError:
+        return []
+
+
+def cgroup_layout() -> CgroupLayout:
+    """Find the memory controller from /proc/self/mountinfo and /proc/self/cgroup."""
+    own: dict[str, str] = {}
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":", 2)
+                if len(parts) == 3:
+                    for ctrl in parts[1].split(",") if parts[1] else [""]:
+                        own[ctrl] = parts[2]
+    except OSError:
+        return CgroupLayout(v1_memory_dir=None, unified_root=None)
+    unified = None
+    for fields in _mountinfo():
+        try:
+            sep = fields.index("-")
+        except ValueError:
+            continue
+        fstype, options = fields[sep + 1], fields[sep + 3] if len(fields) > sep + 3 else ""
+        root, mountpoint = fields[3], fields[4]
+        if fstype == "cgroup" and "memory" in options.split(",") and "memory" in own:
+            rel = os.path.relpath(own["memory"], root) if root != "/" else own["memory"]
+            rel = "" if rel == "." else rel.lstrip("/")
+            return CgroupLayout(v1_memory_dir=Path(mountpoint, rel), unified_root=None)
+        if fstype == "cgroup2" and unified is None:
+            unified = Path(mountpoint)
+    return CgroupLayout(v1_memory_dir=None, unified_root=unified)
+
+
+def cgroups_path_for(container_id: str, layout: CgroupLayout) -> str:
+    return f"/pybuild/{container_id}" if layout.is_v2 else f"pybuild/{container_id}"
+
+
+def memory_cgroup_dir(cgroups_path: str, layout: CgroupLayout) -> Path | None:
+    if layout.v1_memory_dir is not None:
+        if cgroups_path.startswith("/"):
+            return None  # absolute v1 paths are not used by pybuild
+        return layout.v1_memory_dir / cgroups_path
+    if layout.unified_root is not None:
+        return layout.unified_root / cgroups_path.lstrip("/")
+    return None
+
+
+def oom_kill_count(directory: Path) -> int:
+    """``oom_kill`` of a memory cgroup (v2 ``memory.events``, v1 ``memory.oom_control``)."""
+    for name in ("memory.events", "memory.oom_control"):
+        try:
+            text = (directory / name).read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            fields = line.split()
+            if len(fields) == 2 and fields[0] == "oom_kill" and fields[1].isdigit():
+                return int(fields[1])
+    return 0
+
+
+def host_has_swap() -> bool:
+    try:
+        lines = Path("/proc/swaps").read_text().splitlines()
+    except OSError:
+        return False
+    return len(lines) > 1
+
+
+# --------------------------------------------------------------------------- runc
+
+
+def _read_runc_log(path: Path) -> str:
+    """The last error-level message of runc's JSON log ("" if none)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    last = ""
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("level") in ("error", "fatal"):
+            last = str(record.get("msg", "")).strip()
+    return last
+
+
+class Runc:
+    """runc (or a CLI-compatible runtime) driven as a subprocess.
+
+    ``root`` is the runtime's state directory (``--root``); keep one per store so a startup
+    reaper can ``runc --root ROOT list`` and delete what a killed build left.
+    """
+
+    name: str = "runc"
+
+    def __init__(
+        self, binary: str | None = None, *, root: Path | None = None, no_pivot: bool = False
+    ) -> None:
+        self.binary = binary or self.name
+        self.root = root or DEFAULT_STATE_ROOT
+        self.no_pivot = no_pivot
+
+    # -- environment -----------------------------------------------------------------------
+
+    def executable(self) -> str:
+        found = shutil.which(self.binary)
+        if found is None:
+            raise EnvironmentUnavailableError(
+                f"{self.binary}: OCI runtime not found in PATH (install runc or crun; RUN needs it)"
+            )
+        return found
+
+    def check(self) -> tuple[str, ...]:
+        """Raise ``EnvironmentUnavailableError`` if RUN cannot work here; return warnings."""
+        exe = self.executable()
+        if os.geteuid() != 0:
+            raise EnvironmentUnavailableError(
+                "RUN needs root: pybuild mounts overlayfs and starts containers with "
+                f"{self.binary} (rootless mode is not supported yet)"
+            )
+        warnings: list[str] = []
+        try:
+            out = subprocess.run(
+                [exe, "--version"], capture_output=True, text=True, timeout=30, check=False
+            ).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise EnvironmentUnavailableError(f"{exe} --version failed: {exc}") from None
+        match = _VERSION.search(out)
+        if self.name == "runc" and match is not None:
+            version = tuple(int(x) for x in match.groups())
+            if version < MIN_RUNC and "deb12u1" not in out:
+                warnings.append(
+                    f"runc {'.'.join(map(str, version))} is older than"
+                    f" {'.'.join(map(str, MIN_RUNC))} (CVE-2024-21626); make sure your"
+                    " distribution backported the fix"
+                )
+        return tuple(warnings)
+
+    def swap_accounting(self) -> bool:
+        if not host_has_swap():
+            return False
+        layout = cgroup_layout()
+        if layout.v1_memory_dir is not None:
+            return (layout.v1_memory_dir / "memory.memsw.limit_in_bytes").exists()
+        return layout.unified_root is not None
+
+    # -- running ---------------------------------------------------------------------------
+
+    def _base(self, exe: str) -> list[str]:
+        return [exe, "--root", str(self.root)]
+
+    def _call(self, exe: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [*self._base(exe), *args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+
+    def run(self, bundle: Path, spec: dict[str, Any], *, on_output: OutputCallback) -> ExitStatus:
+        exe = self.executable()
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        container_id = f"pybuild-{secrets.token_hex(8)}"
+        layout = cgroup_layout()
+        cgroups_path = cgroups_path_for(container_id, layout)
+        doc = dict(spec)
+        doc["linux"] = {**spec.get("linux", {}), "cgroupsPath": cgroups_path}
+        memory_limit = doc["linux"].get("resources", {}).get("memory", {}).get("limit")
+        (bundle / "config.json").write_text(json.dumps(doc, indent=1))
+        log = bundle / f"{self.name}.log"
+        cmd = [*self._base(exe), "--log", str(log), "--log-format", "json", "run", "--keep"]
+        if self.no_pivot:
+            cmd.append("--no-pivot")
+        cmd += ["--bundle", str(bundle), container_id]
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            close_fds=True,
+            start_new_session=True,  # a terminal's Ctrl-C reaches pybuild, which kills cleanly
+        )
+        assert proc.stdout is not None
+        try:
+            fd = proc.stdout.fileno()
+            while chunk := os.read(fd, 1 << 16):
+                on_output(chunk)
+            code = proc.wait()
+            cgroup = memory_cgroup_dir(cgroups_path, layout)
+            oom = cgroup is not None and oom_kill_count(cgroup) > 0
+        except BaseException:
+            proc.stdout.close()
+            self._kill(exe, container_id, proc)
+            with contextlib.suppress(ExecutionError):  # never hide the original exception
+                self._delete(exe, container_id, proc)
+            raise
+        proc.stdout.close()
+        self._delete(exe, container_id, proc)
+        error = _read_runc_log(log) if code != 0 else ""
+        return ExitStatus(
+            code=code,
+            oom_killed=oom,
+            memory_limit=memory_limit if isinstance(memory_limit, int) else None,
+            runtime_error=error,
+        )
+
+    def _kill(self, exe: str, container_id: str, proc: subprocess.Popen[bytes]) -> None:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            self._call(exe, "kill", container_id, "KILL")
+        try:
+            proc.wait(timeout=KILL_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def _delete(self, exe: str, container_id: str, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            self._kill(exe, container_id, proc)
+        try:
+            done = self._call(exe, "delete", "--force", container_id)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ExecutionError(f"{self.binary} delete {container_id} failed: {exc}") from None
+        if done.returncode != 0 and (self.root / container_id).exists():
+            message = done.stderr.decode(errors="replace").strip()
+            raise ExecutionError(f"{self.binary} delete {container_id} failed: {message}")
+
+    def delete_container(self, container_id: str) -> None:
+        """Kill and delete a container left by a dead build (for a startup reaper)."""
+        exe = self.executable()
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            self._call(exe, "kill", container_id, "KILL")
+        done = self._call(exe, "delete", "--force", container_id)
+        if done.returncode != 0 and (self.root / container_id).exists():
+            message = done.stderr.decode(errors="replace").strip()
+            raise ExecutionError(f"{self.binary} delete {container_id} failed: {message}")
+
+    def list_containers(self) -> tuple[str, ...]:
+        """Ids of the containers in this runtime root (for reapers and tests)."""
+        if not self.root.is_dir():
+            return ()
+        done = self._call(self.executable(), "list", "--format", "json")
+        if done.returncode != 0:
+            raise ExecutionError(
+                f"{self.binary} list failed: {done.stderr.decode(errors='replace').strip()}"
+            )
+        try:
+            items = json.loads(done.stdout or b"null") or []
+        except ValueError:
+            return ()
+        return tuple(str(item.get("id", "")) for item in items if isinstance(item, dict))
+
+
+class Crun(Runc):
+    """crun: same CLI. (crun 1.8 refuses hybrid cgroup v1/v2 hosts.)"""
+
+    name = "crun"

@@ -1,0 +1,205 @@
+"""The store's cache of extracted layer directories (overlayfs lower form), keyed by chain ID.
+
+::
+
+    <store>/snapshots/<chain-id hex>/   one layer's content alone, whiteouts as 0/0 char devices,
+                                        opaque dirs marked trusted.overlay.opaque=y
+    <store>/snapshots/.extract-*        a layer being extracted (renamed into place when done)
+    <store>/snapshots/.scratch-*        fresh dirs for RUN uppers and COPY staging
+    <store>/snapshots/.ovl-*            private dirs of live overlay mounts (merged + work)
+    <store>/locks/snapshot-<hex>.lock   flock held while a chain's directory is created
+
+A directory under its final name is complete: it is extracted elsewhere, ``syncfs``-ed, then
+renamed (atomic within the filesystem). Temporary directories are flocked by their owner for
+their whole life, so ``reap()`` removes only abandoned ones (their owner died).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO, Final, Protocol
+
+from builder.digest import Digest
+from builder.errors import StoreError
+from builder.oci.layer_apply import apply_layer
+from builder.snapshot.overlay import PRIVATE_PREFIX, mounts_under, remove_tree, unmount
+from builder.store.layout import Store
+from builder.store.locks import flocked
+
+EXTRACT_PREFIX: Final = ".extract-"
+SCRATCH_PREFIX: Final = ".scratch-"
+DEFAULT_EXTRACT_TIMEOUT: Final = 1800.0
+_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class LayerBlob(Protocol):
+    """What ``ensure`` needs of a layer: ``StoreLayer`` and ``builder.oci.image.Layer`` fit."""
+
+    @property
+    def diff_id(self) -> Digest: ...
+
+    def open_compressed(self) -> BinaryIO: ...
+
+
+def syncfs(fd: int) -> None:
+    """``syncfs(2)``: flush the filesystem holding ``fd`` (one call instead of a fsync per file)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syncfs.argtypes = [ctypes.c_int]
+    if libc.syncfs(fd) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _sync_dir(path: Path) -> None:
+    fd = os.open(path, _DIR_FLAGS)
+    try:
+        syncfs(fd)
+    finally:
+        os.close(fd)
+
+
+class LayerDirs:
+    """Extracted layer directories shared by every build using ``store``."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        durable: bool = True,
+        lock_timeout: float = DEFAULT_EXTRACT_TIMEOUT,
+    ) -> None:
+        self.store = store
+        self.root = store.root / "snapshots"
+        self.durable = durable
+        self.lock_timeout = lock_timeout
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    # -- paths and locks -------------------------------------------------------------------
+
+    def path(self, chain: tuple[Digest, ...]) -> Path:
+        return self.store.snapshot_dir(chain)
+
+    def has(self, chain: tuple[Digest, ...]) -> bool:
+        return self.path(chain).is_dir()
+
+    @contextlib.contextmanager
+    def _chain_lock(self, chain: tuple[Digest, ...]) -> Iterator[None]:
+        name = f"snapshot-{self.path(chain).name}.lock"
+        with flocked(self.store.root / "locks" / name, exclusive=True, timeout=self.lock_timeout):
+            yield
+
+    @contextlib.contextmanager
+    def _temp_dir(self, prefix: str) -> Iterator[Path]:
+        """A flocked, 0755 empty directory in the snapshots dir; removed on exit if still there."""
+        path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.root))
+        fd = os.open(path, _DIR_FLAGS)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.chmod(fd, 0o755)
+            yield path
+        finally:
+            try:
+                if os.path.lexists(path) and os.path.samestat(os.fstat(fd), os.lstat(path)):
+                    remove_tree(path)
+            finally:
+                os.close(fd)
+
+    # -- API -------------------------------------------------------------------------------
+
+    def ensure(self, layers: Sequence[LayerBlob]) -> tuple[Path, ...]:
+        """Layer directories for ``layers`` (bottom -> top), extracting missing ones once.
+
+        Extraction verifies each layer's diff_id; concurrent callers wait on a per-chain flock
+        and the loser finds the directory ready.
+        """
+        diff_ids = tuple(layer.diff_id for layer in layers)
+        out: list[Path] = []
+        for i, layer in enumerate(layers):
+            chain = diff_ids[: i + 1]
+            target = self.path(chain)
+            if not target.is_dir():
+                with self._chain_lock(chain):
+                    if not target.is_dir():
+                        self._extract(layer, target)
+            out.append(target)
+        return tuple(out)
+
+    def _extract(self, layer: LayerBlob, target: Path) -> None:
+        with self._temp_dir(EXTRACT_PREFIX) as tmp:
+            with layer.open_compressed() as stream:
+                apply_layer(
+                    stream,
+                    tmp,
+                    expected_diff_id=layer.diff_id,
+                    same_owner=True,
+                    name=f"layer {layer.diff_id}",
+                    overlay_lower=True,
+                )
+            if self.durable:
+                _sync_dir(tmp)
+            os.rename(tmp, target)
+
+    def adopt(self, chain: tuple[Digest, ...], directory: Path) -> Path:
+        """Move ``directory`` (a finished upper or COPY dir from ``scratch_dir``) into the cache
+        as the directory of ``chain``. If another build got there first, ``directory`` is
+        discarded and the existing one is returned."""
+        target = self.path(chain)
+        st = directory.lstat()
+        if st.st_dev != self.root.stat().st_dev:
+            raise StoreError(f"cannot adopt {directory}: not on the store's filesystem")
+        with self._chain_lock(chain):
+            if target.is_dir():
+                remove_tree(directory)
+                return target
+            os.chmod(directory, 0o755)
+            if self.durable:
+                _sync_dir(directory)
+            os.rename(directory, target)
+        return target
+
+    @contextlib.contextmanager
+    def scratch_dir(self) -> Iterator[Path]:
+        """A fresh empty directory (mode 0755) on the store's filesystem, removed on exit unless
+        it was adopted."""
+        with self._temp_dir(SCRATCH_PREFIX) as path:
+            yield path
+
+    def remove(self, chain: tuple[Digest, ...]) -> bool:
+        """Delete the directory of ``chain`` (GC); False if there was none."""
+        target = self.path(chain)
+        with self._chain_lock(chain):
+            if not target.is_dir():
+                return False
+            remove_tree(target)
+        return True
+
+    def reap(self) -> tuple[Path, ...]:
+        """Remove temporary directories whose owner is gone (their flock is free), unmounting
+        anything left mounted below them first. Returns what was removed."""
+        removed: list[Path] = []
+        prefixes = (EXTRACT_PREFIX, SCRATCH_PREFIX, PRIVATE_PREFIX)
+        for entry in sorted(self.root.iterdir()):
+            if not entry.name.startswith(prefixes):
+                continue
+            try:
+                fd = os.open(entry, _DIR_FLAGS)
+            except OSError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # alive
+                for mountpoint in reversed(mounts_under(entry)):
+                    unmount(mountpoint)
+                remove_tree(entry)
+                removed.append(entry)
+            finally:
+                os.close(fd)
+        return tuple(removed)

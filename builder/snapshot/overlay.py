@@ -1,0 +1,561 @@
+"""overlayfs mounts of layer directories, and the mount stubs a RUN leaves in its upper dir.
+
+Mounting uses the ``mount(2)``/``umount2(2)`` syscalls through ctypes, not the ``mount`` binary:
+errno comes back exact (EPERM/ENODEV become ``EnvironmentUnavailableError``), no option
+string is re-parsed by util-linux, and no child process or ``chdir`` is needed. Every
+directory in the option string is passed as ``/proc/self/fd/N`` of an ``O_PATH`` descriptor we
+hold during the call: the string stays short whatever the store path (18 bytes a lower, so
+~200 lowers fit the one-page limit of mount data, Docker's own limit is 125), no path
+character (``,``, ``:``, ``\\``) ever needs escaping, and the kernel resolves each fd to the
+directory we opened (no symlink swap between our check and the mount).
+
+Mount stubs: runc creates a mount's destination when it is missing, and those creations land in
+the upper dir. ``prepare_mountpoints`` creates every destination ourselves before the container
+starts (in-root, never following a symlink out of the rootfs; the canonical, symlink-free
+destination is what runc gets), recording what it created; ``clean_upper`` removes exactly
+those stubs afterwards when they are still empty, plus directories that were only copied up
+because a stub was created inside them, so no ``/proc``, ``/etc/resolv.conf`` or mount-target
+residue ever reaches a layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from builder.errors import EnvironmentUnavailableError, ExecutionError
+
+MS_RDONLY: Final = 0x1
+MS_NOSUID: Final = 0x2
+MS_NODEV: Final = 0x4
+MS_REMOUNT: Final = 0x20
+MS_BIND: Final = 0x1000
+MS_REC: Final = 0x4000
+MNT_DETACH: Final = 0x2
+UMOUNT_NOFOLLOW: Final = 0x8
+
+MOUNT_DATA_LIMIT: Final = 4095  # one page including the terminating NUL
+PRIVATE_PREFIX: Final = ".ovl-"
+_OPAQUE_XATTRS: Final = ("trusted.overlay.opaque", "user.overlay.opaque")
+_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_PATH_FLAGS: Final = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+_MAX_HOPS: Final = 255
+# overlayfs module parameters whose "Y" default would make an upper dir an incomplete diff
+_UNSAFE_DEFAULTS: Final = (
+    ("redirect_dir", "redirect_dir=off"),
+    ("metacopy", "metacopy=off"),
+    ("index", "index=off"),
+)
+
+
+# --------------------------------------------------------------------------- syscalls
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def sys_mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+    """``mount(2)``; raises ``OSError`` with the errno."""
+    libc = _libc()
+    libc.mount.argtypes = [
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_ulong,
+        ctypes.c_char_p,
+    ]
+    rc = libc.mount(
+        os.fsencode(source),
+        os.fsencode(target),
+        fstype.encode() if fstype is not None else None,
+        flags,
+        os.fsencode(data) if data is not None else None,
+    )
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), target)
+
+
+def sys_umount(target: str, *, detach: bool = False) -> None:
+    """``umount2(2)`` (never following a symlink at ``target``)."""
+    libc = _libc()
+    libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    flags = UMOUNT_NOFOLLOW | (MNT_DETACH if detach else 0)
+    if libc.umount2(os.fsencode(target), flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), target)
+
+
+def _unescape_mountinfo(field: str) -> str:
+    out = []
+    i = 0
+    while i < len(field):
+        if field[i] == "\\" and i + 3 < len(field) and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def mountpoints() -> tuple[str, ...]:
+    """Mount points of this process's mount namespace, in mount order."""
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        return tuple(_unescape_mountinfo(line.split()[4]) for line in f if line.strip())
+
+
+def mounts_under(directory: Path) -> tuple[str, ...]:
+    """Mount points at or below ``directory`` (deepest last), from ``/proc/self/mountinfo``."""
+    base = os.path.realpath(directory)
+    prefix = base.rstrip("/") + "/"
+    return tuple(m for m in mountpoints() if m == base or m.startswith(prefix))
+
+
+def unmount(target: str) -> None:
+    """Unmount ``target``; if it is busy, detach it lazily. Already-unmounted is fine."""
+    try:
+        sys_umount(target)
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.ENOENT):
+            return  # not a mount point (any more)
+        if exc.errno != errno.EBUSY:
+            raise ExecutionError(f"cannot unmount {target}: {exc.strerror}") from None
+        try:
+            sys_umount(target, detach=True)
+        except OSError as exc2:
+            raise ExecutionError(f"cannot unmount {target}: {exc2.strerror}") from None
+
+
+def _mount_error(what: str, target: str, exc: OSError) -> Exception:
+    if exc.errno in (errno.EPERM, errno.EACCES):
+        return EnvironmentUnavailableError(
+            f"cannot mount {what} at {target}: {exc.strerror} (RUN needs root with CAP_SYS_ADMIN)"
+        )
+    if exc.errno in (errno.ENODEV, errno.ENOSYS):
+        return EnvironmentUnavailableError(
+            f"cannot mount {what} at {target}: the kernel has no overlay filesystem"
+            " (modprobe overlay)"
+        )
+    return ExecutionError(f"cannot mount {what} at {target}: {exc.strerror}")
+
+
+def remove_tree(path: Path) -> None:
+    """Remove ``path`` recursively without following symlinks; refuse while something is mounted
+    below it (rm -rf through a live bind mount would delete the mount's source)."""
+    if not os.path.lexists(path):
+        return
+    if mounts_under(path):
+        raise ExecutionError(f"refusing to remove {path}: something is still mounted below it")
+    shutil.rmtree(path)
+
+
+def overlay_extra_options() -> tuple[str, ...]:
+    """Options turning off overlayfs features the module enables by default on this host.
+
+    ``redirect_dir``/``metacopy`` would leave renamed directories and chmod-ed files in the
+    upper dir as references to lower content (not a complete diff), ``index`` ties lowers to
+    one upper. Only passed when ``/sys/module/overlay/parameters`` says the default is on.
+    """
+    out = []
+    for param, option in _UNSAFE_DEFAULTS:
+        try:
+            value = Path("/sys/module/overlay/parameters", param).read_text().strip()
+        except OSError:
+            continue
+        if value.upper() in ("Y", "ON", "1"):
+            out.append(option)
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- overlay
+
+
+class Overlay:
+    """Mounts layer directories as one overlayfs tree.
+
+    ``state_dir`` holds the private mount directory when there is no upper dir (with an
+    upper dir it is created beside it, as overlayfs wants its workdir on the upper's
+    filesystem). Private directories are named ``.ovl-*`` and flocked while in use, so a
+    reaper can tell abandoned ones (see ``LayerDirs.reap``).
+    """
+
+    def __init__(self, state_dir: Path | None = None) -> None:
+        self.state_dir = state_dir
+
+    @contextlib.contextmanager
+    def mount(self, lowers: Sequence[Path], upper: Path | None) -> Iterator[Path]:
+        """Mount ``lowers`` (bottom -> top) with ``upper``; yields the merged directory.
+
+        Read-only without ``upper``. No lowers means an empty tree. Always unmounts (lazily if
+        the tree is still busy) and removes its private directory.
+        """
+        base = upper.parent if upper is not None else self.state_dir
+        if base is not None:
+            base.mkdir(parents=True, exist_ok=True)
+        private = Path(tempfile.mkdtemp(prefix=PRIVATE_PREFIX, dir=base))
+        lock_fd = os.open(private, _DIR_FLAGS)
+        merged = private / "m"
+        mounted = False
+        try:
+            _flock(lock_fd)
+            merged.mkdir()
+            merged.chmod(0o755)
+            self._mount(private, merged, lowers, upper)
+            mounted = True
+            yield merged
+        finally:
+            try:
+                if mounted:
+                    unmount(str(merged))
+            finally:
+                try:
+                    remove_tree(private)
+                finally:
+                    os.close(lock_fd)
+
+    def _mount(
+        self, private: Path, merged: Path, lowers: Sequence[Path], upper: Path | None
+    ) -> None:
+        layers = list(reversed(lowers))  # overlayfs lists the top layer first
+        # an upper needs one lower, a read-only overlay two: pad with distinct empty dirs
+        while len(layers) < (1 if upper is not None else 2):
+            empty = private / f"e{len(layers)}"
+            empty.mkdir()
+            layers.append(empty)
+        fds: list[int] = []
+        try:
+            for layer in layers:
+                try:
+                    fds.append(os.open(layer, _PATH_FLAGS | os.O_NOFOLLOW))
+                except OSError as exc:
+                    raise ExecutionError(
+                        f"overlay lower {layer}: {exc.strerror} (not a directory?)"
+                    ) from None
+            options = ["lowerdir=" + ":".join(f"/proc/self/fd/{fd}" for fd in fds)]
+            flags = 0
+            if upper is None:
+                flags |= MS_RDONLY
+            else:
+                work = private / "w"
+                work.mkdir()
+                for d in (upper, work):
+                    fds.append(os.open(d, _PATH_FLAGS | os.O_NOFOLLOW))
+                options.append(f"upperdir=/proc/self/fd/{fds[-2]}")
+                options.append(f"workdir=/proc/self/fd/{fds[-1]}")
+                options.extend(overlay_extra_options())
+            data = ",".join(options)
+            if len(data.encode()) > MOUNT_DATA_LIMIT:
+                raise ExecutionError(
+                    f"too many layers to mount ({len(lowers)}): the overlay mount options"
+                    f" exceed one page ({len(data)} > {MOUNT_DATA_LIMIT} bytes)"
+                )
+            try:
+                sys_mount("overlay", str(merged), "overlay", flags, data)
+            except OSError as exc:
+                raise _mount_error("overlay", str(merged), exc) from None
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+
+def _flock(fd: int) -> None:
+    import fcntl
+
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+@contextlib.contextmanager
+def bind_mount(source: Path, target: Path, *, readonly: bool) -> Iterator[Path]:
+    """Bind ``source`` (a directory or file) at ``target`` (which must exist); always unmounts."""
+    try:
+        sys_mount(str(source), str(target), None, MS_BIND | MS_REC, None)
+    except OSError as exc:
+        raise _mount_error(f"bind of {source}", str(target), exc) from None
+    try:
+        if readonly:
+            try:
+                sys_mount(
+                    "none", str(target), None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None
+                )
+            except OSError as exc:
+                raise _mount_error("read-only remount", str(target), exc) from None
+        yield target
+    finally:
+        unmount(str(target))
+
+
+# --------------------------------------------------------------------------- mount stubs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StubParent:
+    """A directory that existed before the stubs were made; it may have been copied up."""
+
+    path: tuple[str, ...]
+    mode: int
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MountStubs:
+    """What ``prepare_mountpoints`` created (parents before children) and the pre-existing
+    directories they were created in (each may have been copied up into the upper dir)."""
+
+    created: tuple[tuple[str, ...], ...] = ()
+    parents: tuple[StubParent, ...] = ()
+
+    def merge(self, other: MountStubs) -> MountStubs:
+        seen = {p.path for p in self.parents}
+        return MountStubs(
+            created=self.created + tuple(c for c in other.created if c not in self.created),
+            parents=self.parents + tuple(p for p in other.parents if p.path not in seen),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MountTarget:
+    """A mount destination inside the container and whether it is a directory."""
+
+    destination: str
+    directory: bool = True
+
+
+def mkdir_in_root(rootfs: Path, path: str, *, uid: int = 0, gid: int = 0) -> str:
+    """``mkdir -p`` of ``path`` inside ``rootfs`` (symlinks resolved in-root); directories it
+    creates get mode 0755 and owner ``uid:gid`` (BuildKit's working-directory creation).
+    Returns the canonical in-root path."""
+    created: list[tuple[str, ...]] = []
+    root_fd = os.open(rootfs, _DIR_FLAGS)
+    try:
+        if not _split(path):
+            return "/"
+        canonical = _ensure_target(
+            root_fd, MountTarget(destination=path), created, {}, action="create directory"
+        )
+        for parts in created:
+            os.chown("/".join(parts), uid, gid, dir_fd=root_fd, follow_symlinks=False)
+    except OSError as exc:
+        raise ExecutionError(
+            f"cannot create directory {clean_path(path)}: {exc.strerror}"
+        ) from None
+    finally:
+        os.close(root_fd)
+    return canonical
+
+
+def _split(path: str) -> list[str]:
+    return [c for c in path.split("/") if c not in ("", ".")]
+
+
+def prepare_mountpoints(
+    rootfs: Path, targets: Sequence[MountTarget]
+) -> tuple[tuple[str, ...], MountStubs]:
+    """Create each missing destination in ``rootfs`` (in-root, symlinks resolved inside it).
+
+    Returns the canonical destinations (absolute, no symlinks, same order) and the stubs made.
+    A destination whose path crosses a non-directory raises ``ExecutionError``.
+    """
+    created: list[tuple[str, ...]] = []
+    parents: dict[tuple[str, ...], StubParent] = {}
+    out: list[str] = []
+    root_fd = os.open(rootfs, _DIR_FLAGS)
+    try:
+        for target in targets:
+            out.append(_ensure_target(root_fd, target, created, parents))
+    finally:
+        os.close(root_fd)
+    return tuple(out), MountStubs(created=tuple(created), parents=tuple(parents.values()))
+
+
+def clean_path(path: str) -> str:
+    """``path`` made absolute and lexically clean (``//a/../b/`` -> ``/b``)."""
+    return os.path.normpath("/" + path.lstrip("/"))
+
+
+def _ensure_target(
+    root_fd: int,
+    target: MountTarget,
+    created: list[tuple[str, ...]],
+    parents: dict[tuple[str, ...], StubParent],
+    action: str = "mount on",
+) -> str:
+    dest = clean_path(target.destination)
+    pending = _split(dest)
+    if not pending:
+        raise ExecutionError(f"cannot {action} {dest!r}: the root directory is not a mount target")
+    pending.reverse()
+    stack: list[tuple[str, int]] = []
+    hops = 0
+
+    def cur() -> int:
+        return stack[-1][1] if stack else root_fd
+
+    def path() -> tuple[str, ...]:
+        return tuple(name for name, _ in stack)
+
+    try:
+        while pending:
+            comp = pending.pop()
+            if comp == "..":
+                if stack:
+                    os.close(stack.pop()[1])
+                continue
+            last = not pending
+            try:
+                st = os.stat(comp, dir_fd=cur(), follow_symlinks=False)
+            except FileNotFoundError:
+                here = path()
+                _note_parents(stack, created, parents)
+                if last and not target.directory:
+                    fd = os.open(
+                        comp,
+                        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        0o644,
+                        dir_fd=cur(),
+                    )
+                    os.close(fd)
+                    created.append((*here, comp))
+                    return "/" + "/".join((*here, comp))
+                os.mkdir(comp, 0o755, dir_fd=cur())
+                created.append((*here, comp))
+                pending.append(comp)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                hops += 1
+                if hops > _MAX_HOPS:
+                    raise ExecutionError(
+                        f"cannot {action} {dest}: too many levels of symbolic links"
+                    )
+                link = os.readlink(comp, dir_fd=cur())
+                if link.startswith("/"):
+                    while stack:
+                        os.close(stack.pop()[1])
+                parts = _split(link)
+                parts.reverse()
+                pending.extend(parts)
+                continue
+            if last and not target.directory:
+                if stat.S_ISDIR(st.st_mode):
+                    raise ExecutionError(f"cannot mount a file on {dest}: it is a directory")
+                return "/" + "/".join((*path(), comp))
+            if not stat.S_ISDIR(st.st_mode):
+                raise ExecutionError(f"cannot {action} {dest}: {comp!r} is not a directory")
+            stack.append((comp, os.open(comp, _DIR_FLAGS, dir_fd=cur())))
+        return "/" + "/".join(path()) if stack else "/"
+    except OSError as exc:
+        raise ExecutionError(f"cannot {action} {dest}: {exc.strerror}") from None
+    finally:
+        while stack:
+            os.close(stack.pop()[1])
+
+
+def _note_parents(
+    stack: list[tuple[str, int]],
+    created: list[tuple[str, ...]],
+    parents: dict[tuple[str, ...], StubParent],
+) -> None:
+    """Record every pre-existing directory on the current path (creating below it copies it up)."""
+    made = set(created)
+    for depth in range(1, len(stack) + 1):
+        key = tuple(name for name, _ in stack[:depth])
+        if key in made or key in parents:
+            continue
+        st = os.fstat(stack[depth - 1][1])
+        parents[key] = StubParent(path=key, mode=st.st_mode, uid=st.st_uid, gid=st.st_gid)
+
+
+def _open_dir_nofollow(root_fd: int, parts: tuple[str, ...]) -> int | None:
+    """Open ``parts`` below ``root_fd`` refusing every symlink; None if absent or not a dir."""
+    fd = os.dup(root_fd)
+    try:
+        for comp in parts:
+            try:
+                nxt = os.open(comp, _DIR_FLAGS, dir_fd=fd)
+            except OSError:
+                return None
+            os.close(fd)
+            fd = nxt
+        result, fd = fd, -1
+        return result
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _is_opaque(fd: int) -> bool:
+    for name in _OPAQUE_XATTRS:
+        try:
+            if os.getxattr(fd, name) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _remove_if_stub(parent_fd: int, name: str, parent: StubParent | None) -> None:
+    try:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        try:
+            if os.listdir(fd) or _is_opaque(fd):
+                return
+        finally:
+            os.close(fd)
+        if parent is not None and (
+            stat.S_IMODE(st.st_mode) != stat.S_IMODE(parent.mode)
+            or (st.st_uid, st.st_gid) != (parent.uid, parent.gid)
+        ):
+            return  # the step changed the directory itself: a real change
+        remover = os.rmdir
+    elif stat.S_ISREG(st.st_mode) and st.st_size == 0 and parent is None:
+        remover = os.unlink
+    else:
+        return  # replaced by the step with something else: keep it
+    times = os.fstat(parent_fd)
+    remover(name, dir_fd=parent_fd)
+    os.utime(parent_fd, ns=(times.st_atime_ns, times.st_mtime_ns))
+
+
+def clean_upper(upper: Path, stubs: MountStubs) -> None:
+    """Remove the mount stubs (and stub-only copy-ups) from an unmounted upper dir.
+
+    A stub is removed only if it is still an empty directory or empty file; a pre-existing
+    directory only if its upper copy is empty, not opaque, and has its original mode and owner.
+    Paths are walked with ``O_NOFOLLOW`` on every component: if the step replaced a parent with
+    a symlink, nothing outside the upper dir can be touched. Parent mtimes are restored.
+    """
+    root_fd = os.open(upper, _DIR_FLAGS)
+    try:
+        for path in reversed(stubs.created):
+            pfd = _open_dir_nofollow(root_fd, path[:-1])
+            if pfd is None:
+                continue
+            try:
+                _remove_if_stub(pfd, path[-1], None)
+            finally:
+                os.close(pfd)
+        for parent in sorted(stubs.parents, key=lambda p: len(p.path), reverse=True):
+            pfd = _open_dir_nofollow(root_fd, parent.path[:-1])
+            if pfd is None:
+                continue
+            try:
+                _remove_if_stub(pfd, parent.path[-1], parent)
+            finally:
+                os.close(pfd)
+    finally:
+        os.close(root_fd)

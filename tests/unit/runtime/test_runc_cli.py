@@ -1,0 +1,183 @@
+"""The runc driver against a fake CLI-compatible runtime (no root, no containers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from builder.errors import EnvironmentUnavailableError
+from builder.runtime import oci
+from builder.runtime.oci import (
+    CgroupLayout,
+    Crun,
+    ExitStatus,
+    Runc,
+    cgroups_path_for,
+    memory_cgroup_dir,
+    oom_kill_count,
+)
+
+# A stand-in for runc: "run" executes process.args on the host (no isolation) with the
+# bundle's config, records every subcommand, and keeps a state dir per container like runc.
+FAKE = r"""#!PYTHON
+import json, os, subprocess, sys
+args = sys.argv[1:]
+root = args[args.index("--root") + 1]
+with open(os.path.join(root, "calls.log"), "a") as f:
+    f.write(json.dumps(args) + "\n")
+log = args[args.index("--log") + 1] if "--log" in args else None
+cmd = [a for a in args if a in ("run", "kill", "delete", "list")][0]
+cid = args[-1] if cmd != "kill" else args[args.index("kill") + 1]
+if cmd == "run":
+    bundle = args[args.index("--bundle") + 1]
+    spec = json.load(open(os.path.join(bundle, "config.json")))
+    os.makedirs(os.path.join(root, cid))
+    open(os.path.join(root, cid, "pid"), "w").write(str(os.getpid()))
+    if spec["process"]["args"][0] == "FAIL":
+        with open(log, "a") as f:
+            f.write(json.dumps({"level": "warning", "msg": "meh"}) + "\n")
+            f.write(json.dumps({"level": "error", "msg": "exec: \"FAIL\": not found"}) + "\n")
+        sys.exit(1)
+    p = subprocess.run(spec["process"]["args"])
+    sys.exit(p.returncode if p.returncode >= 0 else 128 - p.returncode)
+if cmd == "kill":
+    d = os.path.join(root, cid)
+    if os.path.isdir(d):
+        os.killpg(int(open(os.path.join(d, "pid")).read()), 9)
+    sys.exit(0)
+if cmd == "delete":
+    d = os.path.join(root, cid)
+    if os.path.isdir(d):
+        os.remove(os.path.join(d, "pid")); os.rmdir(d)
+    sys.exit(0)
+if cmd == "list":
+    ids = [n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n))]
+    print(json.dumps([{"id": i} for i in ids]) if ids else "null")
+"""
+
+
+@pytest.fixture
+def fake_runc(tmp_path: Path) -> Runc:
+    binary = tmp_path / "fake-runc"
+    binary.write_text(FAKE.replace("PYTHON", sys.executable))
+    binary.chmod(0o755)
+    return Runc(str(binary), root=tmp_path / "state")
+
+
+def calls(runtime: Runc) -> list[list[str]]:
+    lines = (runtime.root / "calls.log").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def simple_spec(*args: str) -> dict[str, Any]:
+    return {"process": {"args": list(args)}, "linux": {"resources": {}}}
+
+
+def test_run_streams_output_and_returns_the_exit_code(fake_runc: Runc, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    out: list[bytes] = []
+    status = fake_runc.run(
+        bundle, simple_spec("/bin/sh", "-c", "echo one; echo two >&2; exit 4"), on_output=out.append
+    )
+    assert status == ExitStatus(code=4)
+    assert b"".join(out).split() == [b"one", b"two"]
+    config = json.loads((bundle / "config.json").read_text())
+    cid = calls(fake_runc)[0][-1]
+    assert cid.startswith("pybuild-")
+    assert config["linux"]["cgroupsPath"].endswith(f"pybuild/{cid}")
+    run_call, delete_call = calls(fake_runc)
+    assert run_call[run_call.index("run") :] == ["run", "--keep", "--bundle", str(bundle), cid]
+    assert run_call[:2] == ["--root", str(fake_runc.root)]
+    assert delete_call[-3:] == ["delete", "--force", cid]
+    assert fake_runc.list_containers() == ()
+
+
+def test_container_ids_are_unique(fake_runc: Runc, tmp_path: Path) -> None:
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    for _ in range(3):
+        assert fake_runc.run(bundle, simple_spec("true"), on_output=lambda _b: None).code == 0
+    ids = {c[-1] for c in calls(fake_runc) if "run" in c}
+    assert len(ids) == 3
+
+
+def test_runtime_error_comes_from_the_json_log(fake_runc: Runc, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    status = fake_runc.run(bundle, simple_spec("FAIL"), on_output=lambda _b: None)
+    assert status.code == 1
+    assert status.runtime_error == 'exec: "FAIL": not found'
+    assert fake_runc.list_containers() == ()
+
+
+def test_interrupt_kills_and_deletes(fake_runc: Runc, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+
+    def on_output(chunk: bytes) -> None:
+        if b"ready" in chunk:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fake_runc.run(
+            bundle, simple_spec("/bin/sh", "-c", "echo ready; exec sleep 600"), on_output=on_output
+        )
+    kinds = [next(a for a in c if a in ("run", "kill", "delete")) for c in calls(fake_runc)]
+    assert kinds == ["run", "kill", "delete"]
+    assert fake_runc.list_containers() == ()
+
+
+def test_memory_limit_is_reported(fake_runc: Runc, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    spec = {"process": {"args": ["true"]}, "linux": {"resources": {"memory": {"limit": 1 << 26}}}}
+    status = fake_runc.run(bundle, spec, on_output=lambda _b: None)
+    assert status.memory_limit == 1 << 26
+    assert not status.oom_killed
+
+
+def test_missing_binary_and_non_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(EnvironmentUnavailableError, match="no-such-runc: OCI runtime not found"):
+        Runc("no-such-runc").check()
+    assert Crun().binary == "crun"
+    with pytest.raises(EnvironmentUnavailableError, match="no-crun-here: OCI runtime not found"):
+        Crun("no-crun-here", root=tmp_path).run(tmp_path, {}, on_output=lambda _b: None)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(EnvironmentUnavailableError, match="RUN needs root"):
+        Runc(sys.executable).check()
+
+
+def test_cgroup_paths() -> None:
+    v1 = CgroupLayout(v1_memory_dir=Path("/sys/fs/cgroup/memory/me"), unified_root=None)
+    v2 = CgroupLayout(v1_memory_dir=None, unified_root=Path("/sys/fs/cgroup"))
+    assert cgroups_path_for("c1", v1) == "pybuild/c1"
+    assert cgroups_path_for("c1", v2) == "/pybuild/c1"
+    assert memory_cgroup_dir("pybuild/c1", v1) == Path("/sys/fs/cgroup/memory/me/pybuild/c1")
+    assert memory_cgroup_dir("/pybuild/c1", v2) == Path("/sys/fs/cgroup/pybuild/c1")
+    none = CgroupLayout(v1_memory_dir=None, unified_root=None)
+    assert memory_cgroup_dir("pybuild/c1", none) is None
+
+
+def test_this_hosts_cgroup_layout_is_found() -> None:
+    layout = oci.cgroup_layout()
+    assert layout.v1_memory_dir is not None or layout.unified_root is not None
+    if layout.v1_memory_dir is not None:
+        assert (layout.v1_memory_dir / "memory.limit_in_bytes").exists()
+
+
+def test_oom_kill_count(tmp_path: Path) -> None:
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    v1 = tmp_path / "v1"
+    v1.mkdir()
+    (v1 / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+    assert oom_kill_count(v2) == 1
+    assert oom_kill_count(v1) == 2
+    assert oom_kill_count(tmp_path / "missing") == 0
