@@ -92,7 +92,40 @@ class RunStepError(ExecutionError):
 
 
 class RegistryError(BuildError):
-    """A registry refused, failed or lied."""
+    """A registry refused, failed or lied.
+
+    ``reference`` is the image reference (or registry host) involved, ``status`` the HTTP status
+    when there was one, ``codes`` the distribution-API error codes of the response, and
+    ``temporary`` whether trying again later may succeed (timeouts, 429, 5xx, resets).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reference: str = "",
+        status: int | None = None,
+        codes: tuple[str, ...] = (),
+        temporary: bool = False,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.reference = reference
+        self.status = status
+        self.codes = codes
+        self.temporary = temporary
+
+
+class AuthenticationError(RegistryError):
+    """Credentials are missing, wrong, or were refused (HTTP 401/403, token server errors)."""
+
+
+class ManifestNotFoundError(RegistryError):
+    """The repository, tag or digest does not exist in the registry (HTTP 404)."""
+
+
+class UnsupportedManifestError(RegistryError):
+    """The registry returned a manifest pybuild cannot use (schema 1, unknown media type)."""
 
 
 class StoreError(BuildError):

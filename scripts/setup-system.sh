@@ -4,7 +4,7 @@
 set -euo pipefail
 # runc: RUN steps; busybox-static: the offline base image; docker-registry, apache2-utils
 # (htpasswd): registry tests; skopeo, umoci: interoperability tests.
-PKGS=(python3 python3-venv git runc busybox-static docker-registry apache2-utils skopeo umoci pigz)
+PKGS=(python3 python3-venv git runc busybox-static docker-registry apache2-utils skopeo umoci openssl pigz)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
