@@ -1,0 +1,355 @@
+"""ADD specifics: remote files over HTTP(S) and local archive auto-extraction.
+
+Archives are recognised by content, as BuildKit does (``isArchivePath``): gzip, bzip2, xz or
+zstd compression (or none) and then a valid first tar header. Extraction follows moby's
+``Unpack`` run in a chroot at the destination: entries are cleaned, names that climb out with
+``..`` and relative symlinks pointing out of the destination are refused (breakout), absolute
+names land under the destination, an existing entry is replaced unless both are directories,
+missing parents are created 0755 and owned by root, and ``--chown`` (when given) owns every
+entry. Symlinks already in the image below the destination are followed with the destination
+as their root. Everything is written through ``DestTree``, never by host path.
+
+Remote files: the file is named after the last element of the URL path (``__unnamed__`` if
+there is none), has mode 0600 and the ``Last-Modified`` time, and ``--checksum`` is verified.
+"""
+
+from __future__ import annotations
+
+import bz2
+import calendar
+import contextlib
+import email.utils
+import hashlib
+import io
+import lzma
+import os
+import shutil
+import stat
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Final, cast
+
+import zstandard
+from isal import igzip
+
+from builder.context.ignore import go_clean
+from builder.digest import Digest
+from builder.errors import ContextError, LayerError, StoreError
+from builder.oci.tarformat import EntryType, TarHeader, TarReader
+
+if TYPE_CHECKING:
+    from builder.engine.chown import Owner
+    from builder.engine.copy import DestTree
+
+UNNAMED: Final = "__unnamed__"
+_CHUNK: Final = 1 << 20
+_GZIP: Final = b"\x1f\x8b\x08"
+_BZIP2: Final = b"BZh"
+_XZ: Final = b"\xfd7zXZ\x00"
+_ZSTD: Final = b"\x28\xb5\x2f\xfd"
+_DECOMPRESS_ERRORS: Final = (
+    OSError,
+    EOFError,
+    ValueError,
+    zlib.error,
+    lzma.LZMAError,
+    zstandard.ZstdError,
+)
+
+
+# --- URLs --------------------------------------------------------------------------------------
+
+
+def is_url(src: str) -> bool:
+    return src.startswith(("http://", "https://"))
+
+
+def is_git_source(src: str) -> bool:
+    """Sources BuildKit treats as git repositories (not supported by pybuild)."""
+    if src.startswith(("git://", "git@", "ssh://")):
+        return True
+    if not is_url(src):
+        return False
+    path = urllib.parse.urlsplit(src).path
+    return path.endswith((".git", ".git/"))
+
+
+def url_filename(url: str) -> str:
+    """The file name ADD gives a download: ``path.Base`` of the URL path."""
+    path = urllib.parse.unquote(urllib.parse.urlsplit(url).path).rstrip("/")
+    base = path.rsplit("/", 1)[-1]
+    return base if base not in ("", ".", "..") else UNNAMED
+
+
+def parse_checksum(text: str) -> Digest:
+    try:
+        return Digest.parse(text)
+    except StoreError:
+        raise ContextError(
+            f"invalid checksum {text!r}: want sha256:<64 lowercase hex digits>"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Download:
+    """A fetched URL: ``directory/filename`` holds the content."""
+
+    url: str
+    directory: Path
+    filename: str
+    digest: Digest
+    mtime_ns: int | None
+
+
+class UrlFetcher:
+    """Downloads ADD URLs once per build; files live in ``directory`` (a temp dir if None)."""
+
+    def __init__(self, directory: Path | None = None, *, timeout: float = 60.0) -> None:
+        self._given = directory
+        self._dir: Path | None = None
+        self._timeout = timeout
+        self._done: dict[str, Download] = {}
+
+    def _workdir(self) -> Path:
+        if self._dir is None:
+            if self._given is not None:
+                self._given.mkdir(parents=True, exist_ok=True)
+                self._dir = Path(tempfile.mkdtemp(prefix="add-", dir=self._given))
+            else:
+                self._dir = Path(tempfile.mkdtemp(prefix="pybuild-add-"))
+        return self._dir
+
+    def close(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+        self._done.clear()
+
+    def __enter__(self) -> UrlFetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def fetch(self, url: str, *, checksum: Digest | None = None) -> Download:
+        """Download ``url`` (once); a ``checksum`` mismatch raises ``ContextError``."""
+        done = self._done.get(url)
+        if done is None:
+            done = self._download(url)
+            self._done[url] = done
+        if checksum is not None and done.digest != checksum:
+            raise ContextError(
+                f"ADD {url}: checksum mismatch: expected {checksum}, got {done.digest}"
+            )
+        return done
+
+    def _download(self, url: str) -> Download:
+        filename = url_filename(url)
+        target = self._workdir() / hashlib.sha256(url.encode()).hexdigest()[:32]
+        target.mkdir()
+        path = target / filename
+        request = urllib.request.Request(url, headers={"User-Agent": "pybuild"})
+        h = hashlib.sha256()
+        try:
+            with (
+                urllib.request.urlopen(request, timeout=self._timeout) as resp,
+                open(path, "wb") as out,
+            ):
+                modified = resp.headers.get("Last-Modified")
+                while chunk := resp.read(_CHUNK):
+                    h.update(chunk)
+                    out.write(chunk)
+        except urllib.error.HTTPError as exc:
+            raise ContextError(
+                f"ADD {url}: invalid response status {exc.code} {exc.reason}"
+            ) from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise ContextError(f"ADD {url}: download failed: {reason}") from None
+        os.chmod(path, 0o600)
+        mtime_ns = _http_time(modified)
+        if mtime_ns is not None:
+            os.utime(path, ns=(mtime_ns, mtime_ns))
+        return Download(
+            url=url,
+            directory=target,
+            filename=filename,
+            digest=Digest.from_hex(h.hexdigest()),
+            mtime_ns=mtime_ns,
+        )
+
+
+def _http_time(value: str | None) -> int | None:
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_tz(value)
+    except (TypeError, ValueError):
+        return None
+    if parsed is None:
+        return None
+    seconds = calendar.timegm(parsed[:9]) - (parsed[9] or 0)
+    return max(seconds, 0) * 1_000_000_000
+
+
+# --- archives ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def open_archive(fd: int) -> Iterator[BinaryIO]:
+    """The decompressed stream of the file ``fd`` (read from its start; ``fd`` stays open)."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    raw = io.BufferedReader(io.FileIO(fd, "rb", closefd=False), buffer_size=_CHUNK)
+    head = raw.peek(6)[:6]
+    stream: BinaryIO
+    if head.startswith(_GZIP):
+        stream = cast(BinaryIO, igzip.GzipFile(fileobj=raw, mode="rb"))  # type: ignore[no-untyped-call]
+    elif head.startswith(_BZIP2):
+        stream = cast(BinaryIO, bz2.BZ2File(raw))
+    elif head.startswith(_XZ):
+        stream = cast(BinaryIO, lzma.LZMAFile(raw))  # noqa: SIM115 (closed below)
+    elif head.startswith(_ZSTD):
+        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+        stream = cast(BinaryIO, io.BufferedReader(cast(io.RawIOBase, reader), _CHUNK))
+    else:
+        stream = cast(BinaryIO, raw)
+    try:
+        yield stream
+    finally:
+        with contextlib.suppress(*_DECOMPRESS_ERRORS):
+            stream.close()
+        with contextlib.suppress(OSError):
+            raw.close()
+
+
+def is_archive(fd: int) -> bool:
+    """BuildKit's ``isArchivePath``: (compressed) data starting with a valid tar header."""
+    try:
+        with open_archive(fd) as stream:
+            return TarReader(stream).next() is not None
+    except (LayerError, *_DECOMPRESS_ERRORS):
+        return False
+
+
+class _Breakout(ContextError):
+    pass
+
+
+def _rel_parts(name: str, what: str) -> tuple[str, ...]:
+    """A member name as path components below the destination; ``..`` escapes are refused."""
+    cleaned = go_clean(name)
+    parts = tuple(p for p in cleaned.split("/") if p not in ("", "."))
+    if parts and parts[0] == "..":
+        raise _Breakout(f"{what} {name!r} is outside of the destination (breakout)")
+    return parts
+
+
+def extract_archive(
+    fd: int,
+    tree: DestTree,
+    dest: tuple[str, ...],
+    *,
+    owner: Owner | None,
+    clamp_ns: int | None,
+    label: str,
+) -> None:
+    """Extract archive ``fd`` into directory ``dest`` (canonical, existing) of ``tree``."""
+    try:
+        with open_archive(fd) as stream:
+            reader = TarReader(stream)
+            while (hdr := reader.next()) is not None:
+                _extract_entry(hdr, reader, tree, dest, owner=owner, clamp_ns=clamp_ns)
+    except _Breakout as exc:
+        raise ContextError(f"ADD {label}: {exc.message}") from None
+    except LayerError as exc:
+        raise ContextError(f"ADD {label}: invalid archive: {exc.message}") from None
+    except _DECOMPRESS_ERRORS as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, EOFError) and exc.errno:
+            raise
+        raise ContextError(f"ADD {label}: corrupt compressed archive: {exc}") from None
+
+
+def _extract_entry(
+    hdr: TarHeader,
+    reader: TarReader,
+    tree: DestTree,
+    dest: tuple[str, ...],
+    *,
+    owner: Owner | None,
+    clamp_ns: int | None,
+) -> None:
+    rel = _rel_parts(hdr.name, "archive entry")
+    if not rel:
+        return  # the archive's root: the destination directory keeps its metadata
+    parent = tree.resolve(rel[:-1], base=dest)
+    if tree.lookup(parent) is None:
+        tree.mkdir_all(parent, mode=0o755, owner=None)
+    target = (*parent, rel[-1])
+    existing = tree.lookup(target)
+    if existing is not None:
+        both_dirs = stat.S_ISDIR(existing.st.st_mode) and hdr.type is EntryType.DIR
+        if not both_dirs:
+            tree.replace(target)
+    uid, gid = (owner.uid, owner.gid) if owner is not None else (hdr.uid, hdr.gid)
+    mtime = hdr.mtime_ns if clamp_ns is None else min(hdr.mtime_ns, clamp_ns)
+    mode = hdr.mode & 0o7777
+    match hdr.type:
+        case EntryType.DIR:
+            if existing is None or not stat.S_ISDIR(existing.st.st_mode):
+                tree.mkdir(target, mode=mode, uid=uid, gid=gid, mtime_ns=mtime)
+            tree.set_dir_meta(
+                target, mode=mode, uid=uid, gid=gid, mtime_ns=mtime, xattrs=hdr.xattrs
+            )
+        case EntryType.FILE:
+            out = tree.create_file(target)
+            try:
+                while chunk := reader.read(_CHUNK):
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(out, view) :]
+                tree.file_meta(out, target, mode=mode, uid=uid, gid=gid, mtime_ns=mtime)
+                tree.set_xattrs_fd(out, hdr.xattrs)
+            finally:
+                os.close(out)
+        case EntryType.SYMLINK:
+            if not hdr.linkname.startswith("/") and _escapes(rel[:-1], hdr.linkname):
+                raise _Breakout(
+                    f"symlink {hdr.name!r} -> {hdr.linkname!r} is outside of the destination"
+                    " (breakout)"
+                )
+            tree.symlink(target, hdr.linkname, uid=uid, gid=gid, mtime_ns=mtime)
+        case EntryType.HARDLINK:
+            link = _rel_parts(hdr.linkname, "hardlink target")
+            if not link:
+                raise ContextError(f"archive entry {hdr.name!r}: hardlink to a directory")
+            lparent = tree.resolve(link[:-1], base=dest)
+            tree.hardlink((*lparent, link[-1]), target)
+        case EntryType.CHAR | EntryType.BLOCK | EntryType.FIFO:
+            tree.special(
+                target,
+                kind=hdr.type,
+                major=hdr.devmajor,
+                minor=hdr.devminor,
+                mode=mode,
+                uid=uid,
+                gid=gid,
+                mtime_ns=mtime,
+            )
+
+
+def _escapes(parent: tuple[str, ...], linkname: str) -> bool:
+    """Whether a relative symlink at ``parent/x`` to ``linkname`` leaves the destination."""
+    depth = len(parent)
+    for part in linkname.split("/"):
+        if part in ("", "."):
+            continue
+        depth = depth - 1 if part == ".." else depth + 1
+        if depth < 0:
+            return True
+    return False
