@@ -74,7 +74,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM/SIGHUP unwind like Ctrl-C, so containers, mounts and temp dirs are cleaned up."""
+    raise KeyboardInterrupt
+
+
 def _main(argv: Sequence[str] | None) -> int:
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:

@@ -1,0 +1,257 @@
+"""The composition root: ``build(options)`` wires parser, planner, store, context and engine.
+
+This is the one place that picks concrete implementations (the store under ``--root``, runc,
+overlayfs, the local context, the registry for base images that are not in the store).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from builder.digest import Digest
+from builder.engine.events import (
+    EventSink,
+    VertexDone,
+    VertexStarted,
+    VertexStatus,
+    Warning_,
+)
+from builder.errors import BuildError, ContextError, StoreError
+from builder.oci.descriptor import Platform
+from builder.oci.image import ImageValue
+from builder.store import ImageRecord, Store
+
+if TYPE_CHECKING:
+    from builder.registry.client import RegistryClient
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildOptions:
+    context: str
+    dockerfile: str | None = None  # None: CONTEXT/Dockerfile; "-": stdin
+    tags: tuple[str, ...] = ()
+    build_args: tuple[tuple[str, str | None], ...] = ()
+    target: str | None = None
+    no_cache: bool = False
+    pull: bool = False
+    labels: tuple[tuple[str, str], ...] = ()
+    network: str = "host"
+    platform: str | None = None
+    memory: int | None = None
+    cpus: float | None = None
+    runtime: str = "runc"
+    root: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildResult:
+    image_id: Digest
+    digest: Digest
+    tags: tuple[str, ...]
+
+
+_MEMORY = re.compile(r"(?i)^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$")
+
+
+def parse_memory(text: str) -> int:
+    """Docker's ``--memory`` syntax: ``512m``, ``1g``, ``1048576``."""
+    match = _MEMORY.match(text)
+    if match is None:
+        raise BuildError(f"invalid memory size {text!r}: use a number with an optional k, m or g")
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** "bkmgt".index(unit.lower() or "b"))
+
+
+class _Vertices:
+    """Numbers internal progress vertices (``[internal] load build definition ...``)."""
+
+    def __init__(self, sink: EventSink) -> None:
+        from builder.engine.scheduler import _Counter
+
+        self.sink = sink
+        self.counter = _Counter()
+
+    def run(self, name: str, *statuses: str) -> int:
+        n = self.counter.next()
+        self.sink.emit(VertexStarted(vertex=n, name=name))
+        for s in statuses:
+            self.sink.emit(VertexStatus(vertex=n, text=s))
+        return n
+
+
+class StoreResolver:
+    """Resolves base images: the local store first, else (or with ``--pull``) the registry."""
+
+    def __init__(self, store: Store, *, pull: bool, vertices: _Vertices) -> None:
+        self.store = store
+        self.always_pull = pull
+        self.vertices = vertices
+        self._images: dict[Digest, ImageValue] = {}
+        self._lock = threading.Lock()
+        self._client: RegistryClient | None = None
+
+    def resolve(self, ref: str, platform: Platform) -> object:
+        from builder.plan import ResolvedImage
+        from builder.registry.reference import parse
+
+        store = self.store
+        name = str(parse(ref))
+        n = self.vertices.run(f"[internal] load metadata for {name}")
+        try:
+            record: ImageRecord | None = None
+            if not self.always_pull:
+                try:
+                    record = store.resolve(name)
+                except StoreError:
+                    record = None
+            if record is None:
+                record = self._pull(store, name, platform)
+            image = store.load_image(record.descriptor, platform=platform)
+        except BuildError as err:
+            self.vertices.sink.emit(VertexDone(vertex=n, error=err.message))
+            raise
+        with self._lock:
+            self._images[image.digest] = image
+        self.vertices.sink.emit(VertexDone(vertex=n))
+        return ResolvedImage(ref=name, digest=image.digest, config=image.config)
+
+    def _pull(self, store: Store, name: str, platform: Platform) -> ImageRecord:
+        from builder.registry.client import RegistryClient
+        from builder.registry.remote import pull
+
+        with self._lock:
+            if self._client is None:
+                self._client = RegistryClient.from_environment()
+            client = self._client
+        return pull(store, name, client=client, platform=platform)
+
+    def image(self, digest: Digest) -> ImageValue:
+        with self._lock:
+            return self._images[digest]
+
+
+def _read_dockerfile(options: BuildOptions, context_dir: Path) -> tuple[str, str, Path | None]:
+    """(display name, text, path for `<Dockerfile>.dockerignore` lookup)."""
+    if options.dockerfile == "-":
+        return "Dockerfile", sys.stdin.buffer.read().decode("utf-8", "surrogateescape"), None
+    if options.dockerfile:
+        path = Path(options.dockerfile)
+    else:
+        path = context_dir / "Dockerfile"
+        if not path.exists() and (context_dir / "dockerfile").exists():
+            path = context_dir / "dockerfile"
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ContextError(
+            f"failed to read dockerfile: open {path}: {err.strerror or err}"
+        ) from None
+    return path.name, data.decode("utf-8", "surrogateescape"), path
+
+
+def _build_args(options: BuildOptions) -> tuple[tuple[str, str], ...]:
+    out: list[tuple[str, str]] = []
+    for key, value in options.build_args:
+        if value is None:  # `--build-arg NAME` takes the value from the environment, if set
+            env = os.environ.get(key)
+            if env is None:
+                continue
+            value = env
+        out.append((key, value))
+    return tuple(out)
+
+
+def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
+    """Build ``options.context`` and store (and tag) the resulting image."""
+    from builder.context.local import LocalContext
+    from builder.engine.scheduler import EngineSettings, Scheduler, final_image, timestamp
+    from builder.plan import PlanRequest, plan
+    from builder.registry.reference import parse as parse_ref
+    from builder.store import Store, default_store_root
+    from builder.syntax.parser import parse
+    from builder.syntax.transform import to_ir
+
+    for tag in options.tags:
+        parse_ref(tag)  # reject a bad -t before doing any work
+    context_dir = Path(options.context)
+    vertices = _Vertices(sink)
+    name, text, dockerfile_path = _read_dockerfile(options, context_dir)
+    n = vertices.run(
+        f"[internal] load build definition from {name}",
+        f"transferring dockerfile: {_human(len(text.encode('utf-8', 'surrogateescape')))} done",
+    )
+    try:
+        ast = parse(text, path=name)
+        dockerfile = to_ir(ast)
+    except BuildError as err:
+        sink.emit(VertexDone(vertex=n, error=str(err)))
+        raise
+    sink.emit(VertexDone(vertex=n))
+    for warning in dockerfile.diagnostics:
+        sink.emit(Warning_(message=f"{warning.message} ({warning.span})"))
+
+    store = Store.open(Path(options.root) if options.root else default_store_root())
+    platform = Platform.parse(options.platform) if options.platform else Platform.host()
+    epoch_text = os.environ.get("SOURCE_DATE_EPOCH")
+    epoch = int(epoch_text) if epoch_text and epoch_text.isdigit() else None
+    with store.lease():
+        n = vertices.run("[internal] load .dockerignore")
+        context = LocalContext.open(context_dir, dockerfile_path, state_dir=store.root / "contexts")
+        sink.emit(VertexDone(vertex=n))
+        try:
+            resolver = StoreResolver(store, pull=options.pull, vertices=vertices)
+            request = PlanRequest(
+                build_args=_build_args(options),
+                target=options.target,
+                platform=platform,
+                build_platform=Platform.host(),
+                labels=options.labels,
+                no_cache=options.no_cache,
+                platform_explicit=options.platform is not None,
+            )
+            build_plan = plan(dockerfile, request, resolver)  # type: ignore[arg-type]
+            for warning in build_plan.warnings:
+                sink.emit(Warning_(message=warning.message))
+            identity = f"{context.root}\0{dockerfile_path or name}"
+            scheduler = Scheduler(
+                store=store,
+                images=resolver,
+                context=context,
+                sink=sink,
+                settings=EngineSettings(
+                    no_cache=options.no_cache,
+                    network=options.network,
+                    memory=options.memory,
+                    cpus=options.cpus,
+                    source_date_epoch=epoch,
+                ),
+                identity=identity,
+                counter=vertices.counter,
+            )
+            result = scheduler.run(build_plan)
+            n = vertices.run("exporting to image")
+            image = final_image(result, created=timestamp(epoch) if epoch is not None else None)
+            record = store.write_image(image, tuple(str(parse_ref(t)) for t in options.tags))
+            sink.emit(VertexStatus(vertex=n, text="exporting layers done"))
+            sink.emit(VertexStatus(vertex=n, text=f"writing image {image.id} done"))
+            for tag in record.names:
+                sink.emit(VertexStatus(vertex=n, text=f"naming to {tag} done"))
+            sink.emit(VertexDone(vertex=n))
+        finally:
+            context.close()
+    return BuildResult(image_id=image.id, digest=image.digest, tags=record.names)
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.2f}{unit}"
+        value /= 1000
+    return f"{size}B"

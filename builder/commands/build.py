@@ -1,0 +1,85 @@
+"""``pybuild [build] -t NAME[:TAG] [OPTIONS] CONTEXT``: build an image from a Dockerfile."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "Build an image from a Dockerfile (like `docker build`)."
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, _, value = text.partition("=")
+    if not key:
+        raise argparse.ArgumentTypeError(f"invalid argument {text!r}: expected KEY=VALUE")
+    return key, value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("context", metavar="CONTEXT", help="the build context directory")
+    parser.add_argument(
+        "-t", "--tag", action="append", default=[], metavar="NAME[:TAG]", help="name the image"
+    )
+    parser.add_argument(
+        "-f",
+        "--file",
+        metavar="FILE",
+        help="the Dockerfile (default: CONTEXT/Dockerfile; - = stdin)",
+    )
+    parser.add_argument(
+        "--build-arg", action="append", default=[], metavar="KEY=VALUE", help="set a build arg"
+    )
+    parser.add_argument("--target", metavar="STAGE", help="build this stage")
+    parser.add_argument("--no-cache", action="store_true", help="do not use the layer cache")
+    parser.add_argument("--pull", action="store_true", help="always pull the base images")
+    parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--network", default="host", choices=("default", "host", "none"), help="RUN networking"
+    )
+    parser.add_argument(
+        "--progress", default="auto", choices=("auto", "tty", "plain", "quiet"), help="output"
+    )
+    parser.add_argument("--iidfile", metavar="FILE", help="write the image ID to FILE")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
+    parser.add_argument("--platform", metavar="OS/ARCH", help="target platform (default: host)")
+    parser.add_argument("--memory", metavar="BYTES", help="memory limit for RUN (e.g. 512m)")
+    parser.add_argument("--cpus", type=float, metavar="N", help="CPU limit for RUN")
+    parser.add_argument("--runtime", default="runc", choices=("runc", "crun"))
+    parser.add_argument("--root", metavar="DIR", help="image store (default: $PYBUILD_ROOT)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from builder.api import BuildOptions, build, parse_memory
+    from builder.engine.progress import make_sink
+
+    build_args = tuple(_key_value(a) if "=" in a else (a, None) for a in args.build_arg)
+    options = BuildOptions(
+        context=args.context,
+        dockerfile=args.file,
+        tags=tuple(args.tag),
+        build_args=build_args,
+        target=args.target,
+        no_cache=args.no_cache,
+        pull=args.pull,
+        labels=tuple(_key_value(x) for x in args.label),
+        network=args.network,
+        platform=args.platform,
+        memory=parse_memory(args.memory) if args.memory else None,
+        cpus=args.cpus,
+        runtime=args.runtime,
+        root=args.root,
+    )
+    quiet = args.quiet or args.progress == "quiet"
+    sink = make_sink(args.progress, sys.stderr, quiet=quiet)
+    ok = False
+    try:
+        result = build(options, sink=sink)
+        ok = True
+    finally:
+        sink.close(ok=ok)
+    if args.iidfile:
+        with open(args.iidfile, "w", encoding="utf-8") as fh:
+            fh.write(str(result.image_id))
+    if quiet:
+        print(result.image_id)
+    return 0

@@ -1,0 +1,474 @@
+"""Execute a :class:`~builder.plan.BuildPlan`: cache lookup, else run each step into a layer.
+
+Every layer the engine handles is also a *layer directory* (overlay form) cached by chain ID;
+a stage's rootfs is an overlay mount of its layer directories. RUN and WORKDIR write into the
+overlay's upper directory, COPY/ADD into a fresh directory; either becomes the new layer
+(``write_layer``) and the layer directory of the new chain. Independent stages run in parallel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol, assert_never
+
+from builder.context.base import DirectorySource, FileSource
+from builder.digest import Digest
+from builder.engine.events import (
+    EventSink,
+    VertexCached,
+    VertexDone,
+    VertexExplain,
+    VertexLog,
+    VertexStarted,
+)
+from builder.engine.explain import StepRecord, explain_miss
+from builder.errors import BuildError, ExecutionError, Span, with_span
+from builder.oci.image import ImageValue, Layer, image_from
+from builder.oci.mediatype import MediaType
+from builder.oci.types import Descriptor, History, ImageConfig, Manifest, canonical_json
+from builder.plan import (
+    BuildPlan,
+    ConfigStep,
+    CopyStep,
+    FromContext,
+    FromImage,
+    FromScratch,
+    FromStage,
+    ImageBase,
+    InlineFile,
+    RunStep,
+    ScratchBase,
+    Source,
+    StageBase,
+    StagePlan,
+    Step,
+    WorkdirStep,
+)
+from builder.plan.cachekey import cache_key, step_cache_payload
+from builder.store import CacheRecord, Store
+
+
+class ImageSource(Protocol):
+    """Gives the layers of a resolved base image (the resolver keeps them)."""
+
+    def image(self, digest: Digest) -> ImageValue: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageResult:
+    layers: tuple[Layer, ...]
+    config: ImageConfig
+    key: Digest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineSettings:
+    no_cache: bool = False
+    network: str = "host"
+    memory: int | None = None
+    cpus: float | None = None
+    source_date_epoch: int | None = None
+
+
+@dataclass(slots=True)
+class _Counter:
+    value: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next(self) -> int:
+        with self.lock:
+            self.value += 1
+            return self.value
+
+
+class Scheduler:
+    """One build: walks the plan's stages (dependencies first, in parallel where possible)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        images: ImageSource,
+        context: FileSource,
+        sink: EventSink,
+        settings: EngineSettings,
+        identity: str,
+        counter: _Counter | None = None,
+    ) -> None:
+        from builder.engine.run import Resources
+        from builder.runtime.oci import Runc
+        from builder.snapshot.layerdirs import LayerDirs
+        from builder.snapshot.overlay import Overlay
+
+        self.store = store
+        self.images = images
+        self.context = context
+        self.sink = sink
+        self.settings = settings
+        self.identity = identity  # names the build (context + Dockerfile) for miss explanations
+        self.layer_dirs = LayerDirs(store)
+        self.overlay = Overlay(self.layer_dirs.root)
+        self.runtime = Runc(root=store.root / "runc")
+        self.resources = Resources(memory=settings.memory, cpus=settings.cpus)
+        self.counter = counter or _Counter()
+        self._results: dict[int, StageResult] = {}
+        self._lock = threading.Lock()
+
+    # -- stages ------------------------------------------------------------------------------
+
+    def run(self, plan: BuildPlan) -> StageResult:
+        futures: dict[int, Future[StageResult]] = {}
+        deps = dict(plan.dependencies)
+        workers = max(1, min(4, len(plan.stages)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stage") as pool:
+            for stage in plan.stages:
+                wait_for = tuple(futures[d] for d in deps.get(stage.index, ()) if d in futures)
+                futures[stage.index] = pool.submit(self._run_stage, plan, stage, wait_for)
+            try:
+                return futures[plan.target_index].result()
+            except BaseException:
+                for f in futures.values():
+                    f.cancel()
+                raise
+
+    def _run_stage(
+        self, plan: BuildPlan, stage: StagePlan, wait_for: tuple[Future[StageResult], ...]
+    ) -> StageResult:
+        for f in wait_for:
+            f.result()
+        layers, key, history = self._base(stage)
+        layer_steps = [s for s in stage.steps if not isinstance(s, ConfigStep)]
+        total = len(layer_steps) + 1
+        prefix = f"{stage.display_name} " if stage.display_name else ""
+        self._from_vertex(stage, prefix, total)
+        diff_ids = list(history_diff_ids(layers))
+        entries = list(history)
+        # History times: a layer step keeps the time its layer was first built (from the cache
+        # record), a metadata step the time of the layer below it, so a build that hits the
+        # cache everywhere produces the very same config and image ID, as BuildKit does.
+        created = next((h.created for h in reversed(history) if h.created), None)
+        position = 1
+        for step in stage.steps:
+            if not isinstance(step, ConfigStep):
+                position += 1
+                name = f"[{prefix}{position}/{total}] {step.text}"
+                layer, key, created = self._step(
+                    stage, step, name=name, layers=layers, parent=key, position=position
+                )
+                layers = (*layers, layer)
+                diff_ids.append(layer.diff_id)
+            if step.history is not None:
+                entries.append(replace(step.history, created=created))
+        config = replace(stage.config, diff_ids=tuple(diff_ids), history=tuple(entries))
+        result = StageResult(layers=layers, config=config, key=key)
+        with self._lock:
+            self._results[stage.index] = result
+        return result
+
+    def _base(self, stage: StagePlan) -> tuple[tuple[Layer, ...], Digest, tuple[History, ...]]:
+        base = stage.base
+        match base:
+            case ImageBase():
+                image = self.images.image(base.resolved.digest)
+                key = cache_key({"base": "image", "digest": str(image.digest)}, None, ())
+                return image.layers, key, image.config.history
+            case StageBase():
+                dep = self._results[base.index]
+                return dep.layers, dep.key, dep.config.history
+            case ScratchBase():
+                return (), cache_key({"base": "scratch"}, None, ()), ()
+            case _:
+                assert_never(base)
+
+    def _from_vertex(self, stage: StagePlan, prefix: str, total: int) -> None:
+        base = stage.base
+        match base:
+            case ImageBase():
+                text = f"FROM {base.resolved.ref}@{base.resolved.digest}"
+            case StageBase():
+                return  # BuildKit shows no vertex for FROM <stage>
+            case ScratchBase():
+                return
+            case _:
+                assert_never(base)
+        n = self.counter.next()
+        self.sink.emit(VertexStarted(vertex=n, name=f"[{prefix}1/{total}] {text}"))
+        self.sink.emit(VertexDone(vertex=n))
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _step(
+        self,
+        stage: StagePlan,
+        step: Step,
+        *,
+        name: str,
+        layers: tuple[Layer, ...],
+        parent: Digest,
+        position: int,
+    ) -> tuple[Layer, Digest, str]:
+        n = self.counter.next()
+        inputs, described_files = self._inputs(step)
+        payload = step_cache_payload(step)
+        link = isinstance(step, CopyStep) and step.link
+        key = cache_key(payload, None if link else parent, inputs)
+        record = StepRecord(
+            key=str(key),
+            parent=str(parent),
+            values=tuple(step.describe_inputs()),
+            files=described_files,
+        )
+        identity = self._step_identity(stage, position)
+        cached = None if self.settings.no_cache else self.store.cache.get(key)
+        if cached is not None:
+            layer = self._cached_layer(cached)
+            if layer is not None:
+                self.sink.emit(VertexCached(vertex=n, name=name))
+                self.sink.emit(VertexDone(vertex=n))
+                self._remember(identity, record)
+                return layer, key, cached.created
+        self.sink.emit(VertexStarted(vertex=n, name=name))
+        reason = (
+            "--no-cache" if self.settings.no_cache else explain_miss(self._recall(identity), record)
+        )
+        self.sink.emit(VertexExplain(vertex=n, reason=reason))
+        try:
+            layer = self._execute(step, layers, n)
+        except BuildError as err:
+            self.sink.emit(VertexDone(vertex=n, error=err.message))
+            raise with_span(err, step.span) from None
+        except KeyboardInterrupt:
+            self.sink.emit(VertexDone(vertex=n, error="interrupted"))
+            raise
+        created = timestamp(self.settings.source_date_epoch)
+        self.store.cache.put(
+            CacheRecord(
+                key=key,
+                roots=(layer.descriptor,),
+                metadata=(("diff_id", str(layer.diff_id)),),
+                created=created,
+            )
+        )
+        self._remember(identity, record)
+        self.sink.emit(VertexDone(vertex=n))
+        return layer, key, created
+
+    def _cached_layer(self, record: CacheRecord) -> Layer | None:
+        from builder.store import StoreLayer
+
+        diff = record.get("diff_id")
+        if diff is None or not record.roots:
+            return None
+        return StoreLayer(
+            cas=self.store.cas, descriptor=record.roots[0], diff_id=Digest.parse(diff)
+        )
+
+    def _inputs(self, step: Step) -> tuple[tuple[Digest, ...], tuple[tuple[str, str], ...]]:
+        """Content digests of what the step reads (COPY sources, bind-mount sources)."""
+        from builder.engine.copy import copy_source_digest
+
+        if isinstance(step, CopyStep):
+            with self._file_source(step.source) as source:
+                result = copy_source_digest(source, step)
+            files = tuple((p, str(d)) for p, d in result.files)
+            return (result.digest,), files
+        if isinstance(step, RunStep) and step.input_sources:
+            # A bind mount reads like a COPY of its source path: hash exactly those files.
+            digests: list[Digest] = []
+            named: list[tuple[str, str]] = []
+            for m in step.mounts:
+                if m.source is None or m.mount.type.value != "bind":
+                    continue
+                if isinstance(m.source, FromContext | FromStage):
+                    with self._file_source(m.source) as source:
+                        result = copy_source_digest(source, _MountRead(sources=(m.source_path,)))
+                    digests.append(result.digest)
+                    named += ((p, str(d)) for p, d in result.files)
+            return tuple(digests), tuple(named)
+        return (), ()
+
+    @contextlib.contextmanager
+    def _file_source(self, source: Source) -> Iterator[FileSource]:
+        """A FileSource for a COPY/mount source: the context, or a stage/image rootfs."""
+        match source:
+            case FromContext():
+                yield self.context
+            case FromStage():
+                result = self._results[source.index]
+                with self._rootfs(result.layers) as root:
+                    yield DirectorySource(root=root)
+            case FromImage():
+                image = self.images.image(source.image.digest)
+                with self._rootfs(image.layers) as root:
+                    yield DirectorySource(root=root)
+            case FromScratch():
+                with self.layer_dirs.scratch_dir() as empty:
+                    yield DirectorySource(root=empty)
+            case _:
+                assert_never(source)
+
+    @contextlib.contextmanager
+    def _rootfs(self, layers: Sequence[Layer], upper: Path | None = None) -> Iterator[Path]:
+        lowers = self.layer_dirs.ensure(layers)
+        with self.overlay.mount(lowers, upper) as merged:
+            yield merged
+
+    def _execute(self, step: Step, layers: tuple[Layer, ...], vertex: int) -> Layer:
+        def on_output(data: bytes) -> None:
+            self.sink.emit(VertexLog(vertex=vertex, data=data))
+
+        with self.layer_dirs.scratch_dir() as out:
+            match step:
+                case RunStep():
+                    self._execute_run(step, layers, out, on_output)
+                    overlay = True
+                case CopyStep():
+                    self._execute_copy(step, layers, out)
+                    overlay = False
+                case WorkdirStep():
+                    self._execute_workdir(step, layers, out)
+                    overlay = True
+                case ConfigStep():
+                    raise ExecutionError("internal: a metadata step has no layer")
+                case _:
+                    assert_never(step)
+            layer = self.store.write_layer(
+                out, overlay=overlay, source_date_epoch=self.settings.source_date_epoch
+            )
+            chain = (*history_diff_ids(layers), layer.diff_id)
+            self.layer_dirs.adopt(chain, out)
+        return layer
+
+    def _execute_run(
+        self,
+        step: RunStep,
+        layers: tuple[Layer, ...],
+        upper: Path,
+        on_output: Callable[[bytes], None],
+    ) -> None:
+        from builder.engine.run import MountSources, run_on_layers
+
+        with contextlib.ExitStack() as stack:
+            roots: dict[int, Path] = {}
+            for m in step.mounts:
+                if m.source is not None and m.mount.type.value == "bind":
+                    src = stack.enter_context(self._file_source(m.source))
+                    roots[id(m.source)] = Path(src.root)
+            run_on_layers(
+                self.layer_dirs.ensure(layers),
+                upper,
+                step,
+                runtime=self.runtime,
+                on_output=on_output,
+                network=self.settings.network if step.network == "default" else step.network,
+                resources=self.resources,
+                sources=MountSources(
+                    bind_root=lambda source: roots[id(source)],
+                    cache_dir=self.store.root / "cachemounts",
+                ),
+                bundle_dir=self.store.root / "tmp",
+                overlay=self.overlay,
+            )
+
+    def _execute_copy(self, step: CopyStep, layers: tuple[Layer, ...], out: Path) -> None:
+        from builder.engine.chown import ChownResolver
+        from builder.engine.copy import apply_copy
+
+        with contextlib.ExitStack() as stack:
+            source = stack.enter_context(self._file_source(step.source))
+            rootfs = None if step.link else stack.enter_context(self._rootfs(layers))
+            apply_copy(
+                source,
+                step,
+                rootfs=rootfs,
+                out_dir=out,
+                chown_resolver=ChownResolver(rootfs),
+                source_date_epoch=self.settings.source_date_epoch,
+            )
+
+    def _execute_workdir(self, step: WorkdirStep, layers: tuple[Layer, ...], upper: Path) -> None:
+        from builder.runtime.users import resolve_user
+        from builder.snapshot.overlay import mkdir_in_root
+
+        with self._rootfs(layers, upper) as rootfs:
+            uid = gid = 0
+            if step.user:
+                user = resolve_user(rootfs, step.user)
+                uid, gid = user.uid, user.gid
+            mkdir_in_root(rootfs, step.path, uid=uid, gid=gid)
+
+    # -- miss explanations -------------------------------------------------------------------
+
+    def _step_identity(self, stage: StagePlan, position: int) -> str:
+        data = canonical_json(
+            {"build": self.identity, "stage": stage.name or stage.index, "step": position}
+        )
+        return Digest.of_bytes(data).hex
+
+    def _record_path(self, identity: str) -> Path:
+        return self.store.root / "buildinfo" / f"{identity}.json"
+
+    def _recall(self, identity: str) -> StepRecord | None:
+        try:
+            data = json.loads(self._record_path(identity).read_bytes())
+        except (OSError, ValueError):
+            return None
+        return StepRecord.from_json(data)
+
+    def _remember(self, identity: str, record: StepRecord) -> None:
+        path = self._record_path(identity)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+        tmp.write_bytes(canonical_json(record.to_json()))
+        tmp.replace(path)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _MountRead:
+    """A bind mount's source seen as a plain COPY, to hash what the mount exposes."""
+
+    sources: tuple[str, ...]
+    is_add: bool = False
+    inline_files: tuple[InlineFile, ...] = ()
+    dest: str = "/"
+    workdir: str = "/"
+    chown: str | None = None
+    chmod: str | None = None
+    link: bool = False
+    parents: bool = False
+    excludes: tuple[str, ...] = ()
+    checksum: str | None = None
+    unpack: bool | None = None
+    span: Span | None = None
+
+
+def history_diff_ids(layers: Sequence[Layer]) -> tuple[Digest, ...]:
+    return tuple(layer.diff_id for layer in layers)
+
+
+def final_image(
+    result: StageResult, *, created: str | None = None, docker: bool = False
+) -> ImageValue:
+    """The image of the target stage: its layers, config and manifest.
+
+    ``created`` defaults to the newest history time, so an all-cached build is reproducible.
+    """
+    times = [h.created for h in result.config.history if h.created]
+    config = replace(result.config, created=created or (max(times) if times else None))
+    media_type = MediaType.DOCKER_MANIFEST if docker else MediaType.OCI_MANIFEST
+    placeholder = Descriptor(media_type=MediaType.OCI_CONFIG, digest=Digest.of_bytes(b"{}"), size=2)
+    return image_from(Manifest(config=placeholder, media_type=media_type), config, result.layers)
+
+
+def timestamp(epoch: float | None = None) -> str:
+    if epoch is None:
+        epoch = time.time()
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
