@@ -31,4 +31,6 @@ www-data:x:33:
 nogroup:x:65534:
 GROUP
 tar --sort=name --mtime=@1700000000 --owner=0 --group=0 --numeric-owner -C "$root" -cf "$work/rootfs.tar" .
-"$PYBUILD" import "$@" --change 'CMD ["sh"]' "$work/rootfs.tar" busybox:latest
+# PYBUILD may be a command with arguments ("python -m builder"): split it on purpose.
+# shellcheck disable=SC2086
+$PYBUILD import "$@" --change 'CMD ["sh"]' "$work/rootfs.tar" busybox:latest
