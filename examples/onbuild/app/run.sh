@@ -1,0 +1,3 @@
+#!/bin/sh
+cat /app/build-info.txt
+echo "$GREETING"

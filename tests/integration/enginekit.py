@@ -1,0 +1,344 @@
+"""Helpers for the build-engine integration tests (the fixtures are in conftest.py).
+
+``Builder`` writes a Dockerfile and context files, runs the real CLI (``pybuild build``) against
+the session store and returns a ``Built`` that reads the image back from the store: the raw
+config JSON, its history, and the filesystem flattened by applying the layers with
+``builder.oci.layer_apply.apply_layer`` (path -> type, mode, owner, content or link target).
+Imported as ``enginekit`` (pytest puts this directory on ``sys.path``), like ``cmdkit``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from builder.oci.image import ImageValue
+from builder.oci.layer_apply import apply_layer, list_entries
+from builder.oci.tarformat import TarHeader
+from builder.store import Store
+
+REPO = Path(__file__).resolve().parents[2]
+PYBUILD = str(Path(sys.executable).with_name("pybuild"))
+MAKE_BUSYBOX = REPO / "scripts" / "make-busybox.sh"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+BUILD_TIMEOUT = 120.0
+_TAGS = itertools.count(1)
+
+
+def require_environment() -> None:
+    """Integration tests fail (never skip) without root, runc and a static busybox."""
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("not running as root")
+    if shutil.which("runc") is None:
+        problems.append("runc not found in PATH")
+    if not Path("/bin/busybox").is_file():
+        problems.append("/bin/busybox (Debian busybox-static) is missing")
+    if not Path(PYBUILD).is_file():
+        problems.append(f"{PYBUILD} is missing (pip install -e .)")
+    if problems:
+        pytest.fail("build integration tests need: " + "; ".join(problems), pytrace=False)
+
+
+# --------------------------------------------------------------------------- context files
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class F:
+    """A regular context file with explicit content and mode."""
+
+    content: str | bytes = b""
+    mode: int = 0o644
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class L:
+    """A symlink in the context."""
+
+    target: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class D:
+    """An (empty) directory in the context."""
+
+    mode: int = 0o755
+
+
+ContextSpec = Mapping[str, "str | bytes | F | L | D"]
+
+
+def write_context(directory: Path, files: ContextSpec) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, spec in files.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        match spec:
+            case str() | bytes():
+                path.write_bytes(spec.encode() if isinstance(spec, str) else spec)
+                os.chmod(path, 0o644)
+            case F():
+                data = spec.content.encode() if isinstance(spec.content, str) else spec.content
+                path.write_bytes(data)
+                os.chmod(path, spec.mode)
+            case L():
+                if path.is_symlink() or path.exists():
+                    path.unlink()
+                os.symlink(spec.target, path)
+            case D():
+                path.mkdir(exist_ok=True)
+                os.chmod(path, spec.mode)
+
+
+# --------------------------------------------------------------------------- images
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entry:
+    """One path of a flattened image filesystem."""
+
+    type: str  # "file" | "dir" | "symlink" | "char" | "block" | "fifo" | "socket"
+    mode: int  # permission bits incl. setuid/setgid/sticky
+    uid: int
+    gid: int
+    content: bytes = b""  # file content
+    linkname: str = ""  # symlink target
+
+    @property
+    def text(self) -> str:
+        return self.content.decode()
+
+
+def _kind(st_mode: int) -> str:
+    for test, name in (
+        (stat.S_ISREG, "file"),
+        (stat.S_ISDIR, "dir"),
+        (stat.S_ISLNK, "symlink"),
+        (stat.S_ISCHR, "char"),
+        (stat.S_ISBLK, "block"),
+        (stat.S_ISFIFO, "fifo"),
+    ):
+        if test(st_mode):
+            return name
+    return "socket"
+
+
+def flatten_image(image: ImageValue) -> dict[str, Entry]:
+    """Apply every layer, bottom to top, into a temp dir; map ``/path`` to its :class:`Entry`."""
+    with tempfile.TemporaryDirectory(prefix="pybuild-flat-") as tmp:
+        root = Path(tmp) / "rootfs"
+        root.mkdir()
+        for i, layer in enumerate(image.layers):
+            with layer.open_compressed() as stream:
+                apply_layer(stream, root, expected_diff_id=layer.diff_id, name=f"layer {i}")
+        out: dict[str, Entry] = {}
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in (*dirnames, *filenames):
+                path = Path(dirpath, name)
+                st = path.lstat()
+                kind = _kind(st.st_mode)
+                rel = "/" + str(path.relative_to(root))
+                out[rel] = Entry(
+                    type=kind,
+                    mode=stat.S_IMODE(st.st_mode),
+                    uid=st.st_uid,
+                    gid=st.st_gid,
+                    content=path.read_bytes() if kind == "file" else b"",
+                    linkname=os.readlink(path) if kind == "symlink" else "",
+                )
+        return out
+
+
+def layer_entries(image: ImageValue, index: int) -> tuple[TarHeader, ...]:
+    """The tar entries of one layer, in archive order."""
+    with image.layers[index].open_compressed() as stream:
+        return list_entries(stream)
+
+
+def layer_names(image: ImageValue, index: int) -> list[str]:
+    """Entry names of one layer without ``./`` prefixes or trailing slashes, sorted."""
+    names = (h.name.removeprefix("./").rstrip("/") for h in layer_entries(image, index))
+    return sorted(n for n in names if n and n != ".")
+
+
+@dataclass(slots=True)
+class Built:
+    """An image the CLI built (or the failed attempt), read back from the store."""
+
+    store_root: Path
+    tag: str
+    returncode: int
+    stdout: str
+    stderr: str
+    image_id: str = ""
+    _image: ImageValue | None = None
+    _files: dict[str, Entry] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def image(self) -> ImageValue:
+        if self._image is None:
+            store = Store.open(self.store_root)
+            # by ID: a later build may move the tag
+            record = store.resolve(self.image_id or self.tag)
+            self._image = store.load_image(record.descriptor)
+        return self._image
+
+    @property
+    def raw_config(self) -> dict[str, Any]:
+        data = json.loads(self.image.raw_config)
+        assert isinstance(data, dict)
+        return data
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The ``config`` object of the image config (Env, Cmd, Labels, ...)."""
+        value = self.raw_config.get("config", {})
+        assert isinstance(value, dict)
+        return value
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        value = self.raw_config.get("history", [])
+        assert isinstance(value, list)
+        return value
+
+    def created_by(self, *, skip: int = 0) -> list[tuple[str, bool]]:
+        """``(created_by, empty_layer)`` of each history entry after the first ``skip``."""
+        entries = [
+            (h.get("created_by", ""), bool(h.get("empty_layer", False))) for h in self.history
+        ]
+        return entries[skip:]
+
+    @property
+    def files(self) -> dict[str, Entry]:
+        if self._files is None:
+            self._files = flatten_image(self.image)
+        return self._files
+
+    def layer_names(self, index: int) -> list[str]:
+        return layer_names(self.image, index)
+
+
+@dataclass(slots=True)
+class Builder:
+    """Runs the real CLI against the session store, in the test's own temp directory."""
+
+    store_root: Path
+    workdir: Path
+    busybox_history: int
+
+    def environ(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("SOURCE_DATE_EPOCH", None)
+        env["PYBUILD_ROOT"] = str(self.store_root)
+        return env
+
+    def new_tag(self, prefix: str = "it") -> str:
+        return f"{prefix}{os.getpid()}-{next(_TAGS)}:latest"
+
+    def context(self, files: ContextSpec | None = None, *, name: str = "ctx") -> Path:
+        directory = self.workdir / name
+        write_context(directory, files or {})
+        return directory
+
+    def cli(
+        self,
+        *argv: str,
+        check: bool = False,
+        timeout: float = BUILD_TIMEOUT,
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [PYBUILD, *argv],
+            capture_output=True,
+            text=True,
+            env=self.environ(),
+            timeout=timeout,
+            check=False,
+            cwd=self.workdir,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"pybuild {' '.join(argv)} exited {proc.returncode}\n"
+                f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+            )
+        return proc
+
+    def build(
+        self,
+        dockerfile: str | None,
+        files: ContextSpec | None = None,
+        *,
+        args: Sequence[str] = (),
+        tag: str | None = None,
+        check: bool = True,
+        context_name: str = "ctx",
+        dockerfile_name: str = "Dockerfile",
+        context_dir: Path | None = None,
+    ) -> Built:
+        """Write ``dockerfile`` (unless None) and ``files`` into a context and build it."""
+        directory = context_dir or self.context(files, name=context_name)
+        if context_dir is not None and files:
+            write_context(directory, files)
+        if dockerfile is not None:
+            (directory / dockerfile_name).write_text(dockerfile)
+        tag = tag or self.new_tag()
+        iid = self.workdir / f"iid-{next(_TAGS)}"
+        argv = ["build", "-t", tag, "--progress=plain", "--iidfile", str(iid)]
+        if dockerfile_name != "Dockerfile":
+            argv += ["-f", str(directory / dockerfile_name)]
+        argv += [*args, str(directory)]
+        proc = self.cli(*argv)
+        built = Built(
+            store_root=self.store_root,
+            tag=tag,
+            returncode=proc.returncode,
+            stdout=proc.stdout,
+            stderr=proc.stderr,
+            image_id=iid.read_text() if iid.exists() else "",
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"build failed ({proc.returncode}):\n{dockerfile}\n--- stderr\n{proc.stderr}"
+            )
+        return built
+
+    def tagged(self, tag: str) -> bool:
+        """Whether ``tag`` names an image in the store."""
+        from builder.errors import StoreError
+
+        try:
+            Store.open(self.store_root).resolve(tag)
+        except StoreError:
+            return False
+        return True
+
+
+def mounts() -> list[str]:
+    return Path("/proc/mounts").read_text().splitlines()
+
+
+def runc_containers(store_root: Path) -> list[str]:
+    """IDs of the containers runc knows under the store's state root."""
+    proc = subprocess.run(
+        ["runc", "--root", str(store_root / "runc"), "list", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return [line for line in proc.stdout.splitlines() if line.strip()]
