@@ -71,3 +71,46 @@ def test_from_pulls_missing_base_and_push_roundtrips(
     b = Store.open(fresh).resolve(f"{host}/app/x:1")
     assert a.digest == b.digest
     assert Store.open(fresh).fsck().ok
+
+
+def test_pull_flag_refreshes_a_base_the_store_already_has(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    host = registry.url.removeprefix("http://")
+    seed, builder_root = tmp_path / "seed", tmp_path / "builder"
+    for root in (seed, builder_root):
+        made = subprocess.run(
+            [
+                "bash",
+                str(REPO / "scripts/make-busybox.sh"),
+                f"{sys.executable} -m builder",
+                "--root",
+                str(root),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=REPO,
+        )
+        assert made.returncode == 0, made.stderr
+    base = f"{host}/base/refresh:1"
+    # the builder's store has the old base under the registry name
+    assert _pybuild(builder_root, "tag", "busybox:latest", base).returncode == 0
+    # the registry gets a newer base with a marker file
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    (newer / "Dockerfile").write_text("FROM busybox\nRUN echo v2 > /marker\n")
+    assert _pybuild(seed, "build", "-q", "-t", base, str(newer)).returncode == 0
+    assert _pybuild(seed, "push", base).returncode == 0
+
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f"FROM {base}\nRUN cat /marker 2>/dev/null > /seen || true\n"
+    )
+    stale = _pybuild(builder_root, "build", "-q", "-t", "app:stale", str(context))
+    assert stale.returncode == 0, stale.stderr
+    fresh = _pybuild(builder_root, "build", "-q", "--pull", "-t", "app:fresh", str(context))
+    assert fresh.returncode == 0, fresh.stderr
+    assert _pybuild(builder_root, "run", "app:stale", "cat", "/seen").stdout == ""
+    assert _pybuild(builder_root, "run", "app:fresh", "cat", "/seen").stdout == "v2\n"
