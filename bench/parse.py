@@ -2,7 +2,8 @@
 
 Generates a 5,000-instruction Dockerfile with a realistic mix (continuations, JSON forms, flags,
 heredocs, ENV/LABEL pairs, comments), parses it with each parser in the same process, and prints
-instructions/second (best of N runs, after a warm-up) and the ratios to pybuild.
+instructions/second (best of N runs, after a warm-up) and the ratios to pybuild. The parsers take
+turns (one run of each per round), so that a busy spell on a shared machine slows them alike.
 
     .venv/bin/python bench/parse.py [--instructions 5000] [--runs 15]
 """
@@ -42,15 +43,19 @@ def generate(n: int, seed: int = 1) -> str:
     return "\n".join(out) + "\n"
 
 
-def best_rate(fn: Callable[[], int], runs: int) -> tuple[float, float]:
-    fn()  # warm-up (grammar compilation, imports)
-    times = []
-    count = 0
+def rates(parsers: dict[str, Callable[[], int]], runs: int) -> dict[str, tuple[float, float]]:
+    """Instructions/second of each parser: (best, median) over ``runs`` interleaved rounds."""
+    counts = {name: fn() for name, fn in parsers.items()}  # warm-up (grammar loading, imports)
+    times: dict[str, list[float]] = {name: [] for name in parsers}
     for _ in range(runs):
-        t0 = time.perf_counter()
-        count = fn()
-        times.append(time.perf_counter() - t0)
-    return count / min(times), count / statistics.median(times)
+        for name, fn in parsers.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {
+        name: (counts[name] / min(times[name]), counts[name] / statistics.median(times[name]))
+        for name in parsers
+    }
 
 
 def main() -> None:
@@ -62,29 +67,23 @@ def main() -> None:
 
     from builder.syntax.parser import parse
 
-    results: dict[str, tuple[float, float]] = {}
-    results["pybuild"] = best_rate(lambda: len(parse(text).nodes), opts.runs)
+    parsers: dict[str, Callable[[], int]] = {"pybuild": lambda: len(parse(text).nodes)}
     try:
         import dockerfile
 
-        results["dockerfile (BuildKit Go)"] = best_rate(
-            lambda: len(dockerfile.parse_string(text)), opts.runs
-        )
+        parsers["dockerfile (BuildKit Go)"] = lambda: len(dockerfile.parse_string(text))
     except ImportError:
         print("dockerfile package not installed: skipped")
-    try:
-        from dockerfile_parse import DockerfileParser
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            from dockerfile_parse import DockerfileParser
 
-        with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "Dockerfile"
             path.write_text(text)
-
-            def dfp() -> int:
-                return len(DockerfileParser(str(path)).structure)
-
-            results["dockerfile-parse"] = best_rate(dfp, opts.runs)
-    except ImportError:
-        print("dockerfile-parse not installed: skipped")
+            parsers["dockerfile-parse"] = lambda: len(DockerfileParser(str(path)).structure)
+        except ImportError:
+            print("dockerfile-parse not installed: skipped")
+        results = rates(parsers, opts.runs)
 
     mine = results["pybuild"][0]
     print(f"{opts.instructions} instructions, best of {opts.runs} runs (median in brackets)")

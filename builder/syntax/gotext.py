@@ -29,10 +29,22 @@ def trim_left_space(s: str) -> str:
 
 
 def byte_view(s: str) -> str:
-    """The UTF-8 bytes of ``s`` as Latin-1 characters (identity for ASCII)."""
+    """The UTF-8 bytes of ``s`` as Latin-1 characters (identity for ASCII).
+
+    U+DC80..U+DCFF stand for undecodable bytes (``surrogateescape``). Any other lone surrogate
+    has no UTF-8 form; it is taken as its 3-byte encoding (bytes Go would see as invalid).
+    """
     if s.isascii():
         return s
-    return s.encode("utf-8", "surrogateescape").decode("latin-1")
+    try:
+        return s.encode("utf-8", "surrogateescape").decode("latin-1")
+    except UnicodeEncodeError:
+        return "".join(
+            c.encode("utf-8", "surrogatepass").decode("latin-1")
+            if "\ud800" <= c <= "\udfff" and not "\udc80" <= c <= "\udcff"
+            else c.encode("utf-8", "surrogateescape").decode("latin-1")
+            for c in s
+        )
 
 
 def from_byte_view(s: str) -> str:

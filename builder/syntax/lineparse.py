@@ -18,7 +18,6 @@ from builder.syntax.gotext import (
     byte_view,
     from_byte_view,
     go_quote,
-    trim_left_space,
     trim_space,
 )
 
@@ -32,8 +31,37 @@ NOT_STRING_ARRAY = "when using JSON array syntax, arrays must be comprised of st
 Args = tuple[tuple[str, ...], bool]  # (values, is_json)
 
 
+# Leading flag words that BuildKit's byte walk in extractBuilderFlags copies unchanged: ``--`` and
+# one or more printable ASCII characters other than quotes, backslash and backtick (so nothing to
+# unquote or unescape whatever the escape character), each followed by ASCII blanks or the end.
+# A lone ``--`` (which ends the flags) is not matched, so it takes the exact walk.
+_PLAIN_FLAGS = re.compile(r"(?:--[!#-&(-\[\]-_a-~]+(?:[\t\n\v\f\r ]+|\Z))+")
+
+
+# What may start the text after the leading flags for the walk to stop there: not a space byte.
+# U+DC85 and U+DCA0 are the undecodable bytes 0x85 and 0xA0, which BuildKit takes for spaces
+# (the first byte of a non-ASCII character never is one).
+_NOT_AFTER_FLAGS = frozenset(GO_BYTE_SPACE + "\udc85\udca0")
+
+
 def extract_flags(line: str, escape: str) -> tuple[list[str], str]:
-    """BuildKit's ``extractBuilderFlags``: leading ``--flag`` words and the rest of the line.
+    """BuildKit's ``extractBuilderFlags``: leading ``--flag`` words and the rest of the line."""
+    if not line.startswith("--"):
+        if line and line[0] not in _NOT_AFTER_FLAGS:
+            return [], line  # fast path: the first word is not a flag
+    else:
+        plain = _PLAIN_FLAGS.match(line)
+        # Fast path: the plain words are all flags if the walk stops after them, i.e. the next
+        # word does not start with "--" (a flag needing the exact walk) or with a space byte.
+        if plain is not None:
+            end = plain.end()
+            if not line.startswith("--", end) and line[end : end + 1] not in _NOT_AFTER_FLAGS:
+                return plain.group().split(), line[end:]
+    return _extract_flags_exact(line, escape)
+
+
+def _extract_flags_exact(line: str, escape: str) -> tuple[list[str], str]:
+    """The exact walk of ``extractBuilderFlags``.
 
     BuildKit walks the UTF-8 bytes here, each byte taken as a rune; the byte view reproduces
     that, including how non-ASCII flag values come out.
@@ -95,8 +123,35 @@ def extract_flags(line: str, escape: str) -> tuple[list[str], str]:
             words.append(word)
 
 
+def _word_pattern(escape: str) -> re.Pattern[str]:
+    """One word of ``parseWords`` as a regex, for text that does not end in the escape character.
+
+    A word is a run of: a character that is not a blank, quote or escape; the escape character
+    and the character after it; a double-quoted part, where the escape character also keeps the
+    next character; a single-quoted part, where it is literal. An unclosed quote runs to the end.
+    Blanks are Go's ``unicode.IsSpace``. Only an escape character at the very end is dropped by
+    BuildKit, which a regex match cannot express; that case takes the exact loop.
+    """
+    e = re.escape(escape)
+    space = re.escape(GO_SPACE)
+    return re.compile(
+        rf"""(?:[^"'{e}{space}]|{e}.|"(?:[^"{e}]|{e}.)*(?:"|\Z)|'[^']*(?:'|\Z))+""", re.S
+    )
+
+
+_WORDS_BACKSLASH = _word_pattern("\\").findall
+_WORDS_BACKTICK = _word_pattern("`").findall
+
+
 def parse_words(rest: str, escape: str) -> list[str]:
     """BuildKit's ``parseWords``: split on whitespace, keeping quotes and escapes verbatim."""
+    if not rest.endswith(escape):
+        return _WORDS_BACKSLASH(rest) if escape == "\\" else _WORDS_BACKTICK(rest)
+    return _parse_words_exact(rest, escape)
+
+
+def _parse_words_exact(rest: str, escape: str) -> list[str]:
+    """The exact loop of ``parseWords`` (see :func:`_word_pattern` for the fast path)."""
     words: list[str] = []
     n = len(rest)
     pos = 0
@@ -147,15 +202,18 @@ def _reject_constant(name: str) -> object:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# json.loads(text, parse_constant=...) builds a decoder per call; this one is built once (it
+# keeps no state between calls).
+_JSON_DECODE = json.JSONDecoder(parse_constant=_reject_constant).decode
 
 
 def parse_json(rest: str) -> tuple[str, ...] | None:
     """A JSON array of strings, ``None`` if ``rest`` is not JSON; raises on non-strings."""
-    rest = trim_left_space(rest)
+    rest = rest.lstrip(GO_SPACE)  # Go's TrimLeftFunc(unicode.IsSpace), inlined
     if not rest.startswith("["):
         return None
     try:
-        value = json.loads(rest, parse_constant=_reject_constant)
+        value = _JSON_DECODE(rest)
     except (ValueError, RecursionError):
         return None
     if not isinstance(value, list):
@@ -165,7 +223,10 @@ def parse_json(rest: str) -> tuple[str, ...] | None:
             if isinstance(item, float) and item in (float("inf"), float("-inf")):
                 return None  # Go cannot represent it: the whole text is not JSON
             raise LineSyntaxError(NOT_STRING_ARRAY)
-    return tuple(_SURROGATE.sub("\ufffd", s) if not s.isascii() else s for s in value)
+    if "".join(value).isascii():
+        return tuple(value)
+    # Go decodes invalid UTF-8 (a lone surrogate here) as U+FFFD.
+    return tuple(_SURROGATE.sub("\ufffd", s) for s in value)
 
 
 def _maybe_json(rest: str, escape: str) -> Args:
@@ -224,16 +285,17 @@ def _name_val(key: str) -> Callable[[str, str], Args]:
     return parse
 
 
+_BYTE_WORD = re.compile(f"[^{re.escape(GO_BYTE_SPACE)}]*")
+_BYTE_BLANKS = re.compile(f"[{re.escape(GO_BYTE_SPACE)}]*")
+
+
 def _health_config(rest: str, escape: str) -> Args:
+    # BuildKit splits off the type word at the first byte that is a space taken as a rune.
     view = byte_view(rest)
-    sep = 0
-    while sep < len(view) and view[sep] not in GO_BYTE_SPACE:
-        sep += 1
+    sep = _BYTE_WORD.match(view).end()  # type: ignore[union-attr]  # `*` always matches
     if sep == 0:
         return (), False
-    nxt = sep
-    while nxt < len(view) and view[nxt] in GO_BYTE_SPACE:
-        nxt += 1
+    nxt = _BYTE_BLANKS.match(view, sep).end()  # type: ignore[union-attr]
     values, is_json = _maybe_json(from_byte_view(view[nxt:]), escape)
     return (from_byte_view(view[:sep]), *values), is_json
 

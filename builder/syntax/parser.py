@@ -1,60 +1,32 @@
 """Dockerfile text -> :class:`~builder.syntax.ast.AST`, exactly as BuildKit's parser reads it.
 
 Two stages, as in BuildKit: the pre-pass (:mod:`builder.syntax.lexer`) reads directives, joins
-continuation lines and captures heredoc bodies; the Lark grammar (``grammar/dockerfile.lark``)
-then splits every logical line into keyword, flags and rest, and the line parsers
-(:mod:`builder.syntax.lineparse`) split the rest per instruction.
+continuation lines and captures heredoc bodies; the Lark grammar (``grammar/dockerfile.lark``,
+driven from :mod:`builder.syntax.grammar`) then reads every logical line as one instruction token
+and its inline transformer splits the token into keyword, flags and arguments with the line
+parsers (:mod:`builder.syntax.lineparse`). The nodes are built last, in file order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from lark import Token
-from lark.exceptions import LarkError
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from builder.errors import ParseError, Span
 from builder.syntax.ast import AST, Node
-from builder.syntax.gotext import RE_WHITESPACE, trim_space
-from builder.syntax.grammar import parser_for
 from builder.syntax.heredoc import Marker, markers_in_line
 from builder.syntax.lexer import HEREDOC_KEYWORDS, LogicalLine, scan
-from builder.syntax.lineparse import LineSyntaxError, extract_flags, parse_args, split_command
+from builder.syntax.lineparse import LineSyntaxError, parse_args, split_command
 
-_KEYWORD_TRAIL = "\t\v\f\r "
+if TYPE_CHECKING:
+    from builder.syntax.grammar import ParsedLine
 
 
 def parse(text: str, *, path: str = "Dockerfile") -> AST:
     """Parse Dockerfile text; raise :class:`ParseError` where BuildKit's parser would fail."""
     result = scan(text, path, heredoc_probe=_heredoc_markers)
-    lines = result.lines
-    trimmed = [trim_space(line.text) for line in lines]
-    parsed = _split_lines([t for t in trimmed if t], result.escape, path)
-    nodes: list[Node] = []
-    it = iter(parsed)
-    for line, text_trimmed in zip(lines, trimmed, strict=True):
-        span = Span(file=path, line=line.start_line, column=1, end_line=line.end_line)
-        try:
-            if text_trimmed:
-                keyword, rest = next(it)
-                flags: list[str] = []
-                if rest.startswith("--"):
-                    flags, rest = extract_flags(rest, result.escape)
-                node = _build(
-                    keyword, flags, trim_space(rest), line.text, result.escape, line=line, span=span
-                )
-            else:
-                node = Node(
-                    cmd="",
-                    args=("",),
-                    original=line.text,
-                    start_line=line.start_line,
-                    end_line=line.end_line,
-                    span=span,
-                )
-        except LineSyntaxError as err:
-            raise ParseError(str(err), span=span) from None
-        nodes.append(node)
+    nodes = _build_nodes(path, result.lines, _parse_lines(result.trimmed, result.escape, path))
     if result.pending_error is not None and not result.pending_after_empty_check:
         raise result.pending_error
     if not nodes:
@@ -74,59 +46,13 @@ def parse(text: str, *, path: str = "Dockerfile") -> AST:
     )
 
 
-def _split_lines(lines: Sequence[str], escape: str, path: str) -> list[tuple[str, str]]:
-    """Run the Lark grammar over the logical lines: (keyword as written, rest) per line."""
+def _parse_lines(lines: list[str], escape: str, path: str) -> list[ParsedLine]:
+    """Run the Lark grammar over the trimmed logical lines, one result per line."""
     if not lines:
         return []
-    try:
-        tree = parser_for(escape).parse("\n".join(lines) + "\n")
-    except LarkError as err:  # the grammar accepts every non-empty line; this is a bug guard
-        raise ParseError(f"internal parser error: {err}", span=Span(file=path, line=1)) from None
-    out: list[tuple[str, str]] = []
-    for token in tree.children:
-        assert isinstance(token, Token)
-        text = str(token)
-        if token.type == "UNKNOWN":
-            parts = RE_WHITESPACE.split(text[:-1], maxsplit=1)
-            out.append((parts[0], parts[1] if len(parts) == 2 else ""))
-        else:
-            cut = len(token.type)
-            out.append((text[:cut], text[cut:-1].lstrip(_KEYWORD_TRAIL)))
-    return out
+    from builder.syntax.grammar import parse_lines  # imports Lark: on first use only
 
-
-def _build(
-    keyword: str,
-    flags: list[str],
-    rest: str,
-    original: str,
-    escape: str,
-    *,
-    line: LogicalLine | None = None,
-    span: Span | None = None,
-) -> Node:
-    lower = keyword.lower()
-    sub = None
-    args: tuple[str, ...] = ()
-    is_json = False
-    if lower == "onbuild":
-        if rest:
-            sub_kw, sub_flags, sub_rest = split_command(rest, escape)
-            sub = _build(sub_kw, sub_flags, sub_rest, rest, escape)
-    else:
-        args, is_json = parse_args(lower, rest, escape)
-    return Node(
-        cmd=keyword,
-        flags=tuple(flags),
-        args=args,
-        sub=sub,
-        json=is_json,
-        original=original,
-        start_line=line.start_line if line else 0,
-        end_line=line.end_line if line else 0,
-        heredocs=line.heredocs if line else (),
-        span=span,
-    )
+    return parse_lines(lines, escape, path)
 
 
 def _heredoc_markers(line: str, escape: str) -> Sequence[Marker]:
@@ -147,6 +73,79 @@ def _heredoc_markers(line: str, escape: str) -> Sequence[Marker]:
     if is_json:
         return []
     return markers_in_line(line)
+
+
+# --------------------------------------------------------------------------- fast constructors
+#
+# A frozen dataclass's __init__ sets each field with object.__setattr__, which makes building a
+# Node cost more than parsing its line. These build the same objects by setting the slots through
+# their descriptors (which is what object.__setattr__ ends up doing). The field lists are checked
+# on import, so a field added to Node or Span cannot be left unset.
+
+
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:
+    fields = tuple(f.name for f in dataclasses.fields(cls))
+    if fields != names or getattr(cls, "__slots__", ()) != names or hasattr(cls, "__post_init__"):
+        raise RuntimeError(f"{cls.__name__} changed: update its fast constructor in {__name__}")
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+_NODE_SLOTS = (
+    "cmd", "flags", "args", "sub", "json", "original", "start_line", "end_line", "heredocs",
+    "comments", "span",
+)  # fmt: skip
+(
+    _set_cmd,
+    _set_flags,
+    _set_args,
+    _set_sub,
+    _set_json,
+    _set_original,
+    _set_start_line,
+    _set_end_line,
+    _set_heredocs,
+    _set_comments,
+    _set_span,
+) = _slot_setters(Node, _NODE_SLOTS)
+_set_file, _set_line, _set_column, _set_span_end_line, _set_end_column = _slot_setters(
+    Span, ("file", "line", "column", "end_line", "end_column")
+)
+
+
+def _build_nodes(path: str, lines: list[LogicalLine], parsed: list[ParsedLine]) -> list[Node]:
+    """The nodes of the logical lines; raise the first line's error, as BuildKit does.
+
+    Each node and its span are built as ``Node(cmd=..., ..., span=Span(file=path, line=start,
+    column=1, end_line=end))`` would build them, by setting their slots directly.
+    """
+    nodes: list[Node] = []
+    append = nodes.append
+    new = object.__new__
+    for (original, start, end, heredocs), item in zip(lines, parsed, strict=True):
+        if isinstance(item, LineSyntaxError):
+            span = Span(file=path, line=start, column=1, end_line=end)
+            raise ParseError(str(item), span=span) from None
+        cmd, flags, args, is_json, sub = item
+        span = new(Span)
+        _set_file(span, path)
+        _set_line(span, start)
+        _set_column(span, 1)
+        _set_span_end_line(span, end)
+        _set_end_column(span, None)
+        node = new(Node)
+        _set_cmd(node, cmd)
+        _set_flags(node, flags)
+        _set_args(node, args)
+        _set_sub(node, sub)
+        _set_json(node, is_json)
+        _set_original(node, original)
+        _set_start_line(node, start)
+        _set_end_line(node, end)
+        _set_heredocs(node, heredocs)
+        _set_comments(node, ())
+        _set_span(node, span)
+        append(node)
+    return nodes
 
 
 __all__ = ["parse"]
