@@ -18,7 +18,7 @@ from typing import Any
 
 import dockerfile
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
 from builder.errors import BuildError
@@ -502,4 +502,13 @@ def dockerfiles(draw: st.DrawFn) -> str:
 @given(dockerfiles())
 def test_generated_dockerfiles_match_oracle(text: str) -> None:
     note(repr(text))
+    expected = oracle(text)
+    # v0.12.5 reads flags with "\\" as the escape even under "# escape=`" (version-diffs); a
+    # backtick inside an oracle flag (e.g. glued on by a Unicode space, which the byte-wise
+    # flag scanner does not split on) means the two versions read this file differently.
+    assume(
+        isinstance(expected, str)
+        or not any("`" in f for c in expected for f in c["flags"])
+        or "escape=`" not in text
+    )
     assert_agree(text)
