@@ -37,6 +37,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/parse.py
+	$(PY) bench/layers.py --size-mb 200
+	$(PY) bench/registry.py
+	bash bench/anchors.sh
 
 clean:
 	rm -rf $(VENV) dist build .mypy_cache .ruff_cache .pytest_cache .hypothesis

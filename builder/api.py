@@ -23,12 +23,18 @@ from builder.engine.events import (
     Warning_,
 )
 from builder.errors import BuildError, ContextError, StoreError
-from builder.oci.descriptor import Platform
-from builder.oci.image import ImageValue
-from builder.store import ImageRecord, Store
 
+# Everything else loads inside build(), after the no-op check: a rebuild whose inputs did not
+# change is answered without the parser, planner, store or engine (see builder.engine.noop).
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from builder.engine import noop
+    from builder.oci.descriptor import Platform
+    from builder.oci.image import ImageValue
+    from builder.plan import BuildPlan, Step
     from builder.registry.client import RegistryClient
+    from builder.store import ImageRecord, Store
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,12 +92,16 @@ class _Vertices:
 
 
 class StoreResolver:
-    """Resolves base images: the local store first, else (or with ``--pull``) the registry."""
+    """Resolves base images: the local store first, else (or with ``--pull``) the registry.
+
+    ``bases`` records each name and the digest of the index.json entry it resolved to.
+    """
 
     def __init__(self, store: Store, *, pull: bool, vertices: _Vertices) -> None:
         self.store = store
         self.always_pull = pull
         self.vertices = vertices
+        self.bases: dict[str, Digest] = {}
         self._images: dict[Digest, ImageValue] = {}
         self._lock = threading.Lock()
         self._client: RegistryClient | None = None
@@ -118,6 +128,7 @@ class StoreResolver:
             raise
         with self._lock:
             self._images[image.digest] = image
+            self.bases[name] = record.descriptor.digest
         self.vertices.sink.emit(VertexDone(vertex=n))
         return ResolvedImage(ref=name, digest=image.digest, config=image.config)
 
@@ -136,10 +147,10 @@ class StoreResolver:
             return self._images[digest]
 
 
-def _read_dockerfile(options: BuildOptions, context_dir: Path) -> tuple[str, str, Path | None]:
-    """(display name, text, path for `<Dockerfile>.dockerignore` lookup)."""
+def _read_dockerfile(options: BuildOptions, context_dir: Path) -> tuple[str, bytes, Path | None]:
+    """(display name, content, path for `<Dockerfile>.dockerignore` lookup)."""
     if options.dockerfile == "-":
-        return "Dockerfile", sys.stdin.buffer.read().decode("utf-8", "surrogateescape"), None
+        return "Dockerfile", sys.stdin.buffer.read(), None
     if options.dockerfile:
         path = Path(options.dockerfile)
     else:
@@ -152,7 +163,7 @@ def _read_dockerfile(options: BuildOptions, context_dir: Path) -> tuple[str, str
         raise ContextError(
             f"failed to read dockerfile: open {path}: {err.strerror or err}"
         ) from None
-    return path.name, data.decode("utf-8", "surrogateescape"), path
+    return path.name, data, path
 
 
 def _build_args(options: BuildOptions) -> tuple[tuple[str, str], ...]:
@@ -167,10 +178,82 @@ def _build_args(options: BuildOptions) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _noop_request(
+    options: BuildOptions,
+    root: Path,
+    context_dir: Path,
+    dockerfile: Path | None,
+    build_args: tuple[tuple[str, str], ...],
+) -> noop.Request | None:
+    """The no-op record this build may use and write, or None (``--no-cache``, ``--pull``, a
+    Dockerfile from stdin)."""
+    if options.no_cache or options.pull or dockerfile is None:
+        return None
+    from builder.engine import noop
+
+    settings: dict[str, object] = {
+        "tags": list(options.tags),
+        "build_args": [list(a) for a in build_args],
+        "target": options.target,
+        "labels": [list(x) for x in options.labels],
+        "network": options.network,
+        "platform": options.platform,
+        "memory": options.memory,
+        "cpus": options.cpus,
+        "runtime": options.runtime,
+        "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH"),
+    }
+    return noop.request(root=root, context=context_dir, dockerfile=dockerfile, settings=settings)
+
+
 def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
     """Build ``options.context`` and store (and tag) the resulting image."""
+    from builder.store.paths import default_store_root
+
+    context_dir = Path(options.context)
+    name, data, dockerfile_path = _read_dockerfile(options, context_dir)
+    build_args = _build_args(options)
+    root = Path(options.root) if options.root else default_store_root()
+    request = _noop_request(options, root, context_dir, dockerfile_path, build_args)
+    if request is None:
+        plain = _build(options, sink=sink, name=name, data=data, dockerfile_path=dockerfile_path)
+        return plain.result
+    from builder.engine import noop
+
+    # Scanned before anything reads the context: a change made during the build shows next time.
+    seen = noop.observe(request, data)
+    found = noop.check(request, seen)
+    if found is not None:
+        hit, events = found
+        noop.replay(events, sink)
+        return BuildResult(
+            image_id=Digest.parse(hit.image_id), digest=Digest.parse(hit.digest), tags=hit.tags
+        )
+    noop.forget(request)  # whatever this build ends as, the old record no longer holds
+    recorder = noop.Recorder(sink=sink)
+    built = _build(options, sink=recorder, name=name, data=data, dockerfile_path=dockerfile_path)
+    if built.outcome is not None:
+        noop.record(request, seen, built.outcome, recorder)
+    return built.result
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Built:
+    result: BuildResult
+    outcome: noop.Outcome | None  # None when no no-op record may describe this build
+
+
+def _build(
+    options: BuildOptions,
+    *,
+    sink: EventSink,
+    name: str,
+    data: bytes,
+    dockerfile_path: Path | None,
+) -> _Built:
     from builder.context.local import LocalContext
     from builder.engine.scheduler import EngineSettings, Scheduler, final_image, timestamp
+    from builder.oci.descriptor import Platform
     from builder.plan import PlanRequest, plan
     from builder.registry.reference import parse as parse_ref
     from builder.store import Store, default_store_root
@@ -181,10 +264,10 @@ def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
         parse_ref(tag)  # reject a bad -t before doing any work
     context_dir = Path(options.context)
     vertices = _Vertices(sink)
-    name, text, dockerfile_path = _read_dockerfile(options, context_dir)
+    text = data.decode("utf-8", "surrogateescape")
     n = vertices.run(
         f"[internal] load build definition from {name}",
-        f"transferring dockerfile: {_human(len(text.encode('utf-8', 'surrogateescape')))} done",
+        f"transferring dockerfile: {_human(len(data))} done",
     )
     try:
         ast = parse(text, path=name)
@@ -230,6 +313,7 @@ def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
                     memory=options.memory,
                     cpus=options.cpus,
                     source_date_epoch=epoch,
+                    runtime=options.runtime,
                 ),
                 identity=identity,
                 counter=vertices.counter,
@@ -245,7 +329,52 @@ def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
             sink.emit(VertexDone(vertex=n))
         finally:
             context.close()
-    return BuildResult(image_id=image.id, digest=image.digest, tags=record.names)
+    built = BuildResult(image_id=image.id, digest=image.digest, tags=record.names)
+    outcome = None
+    if not _fetches_remote(build_plan):
+        from builder.engine.noop import Outcome
+
+        hits = scheduler.cache_hits
+        outcome = Outcome(
+            image_id=str(image.id),
+            digest=str(image.digest),
+            tags=record.names,
+            bases=tuple(sorted((k, str(v)) for k, v in resolver.bases.items())),
+            cache_keys=tuple(key.hex for key, _ in hits),
+            blobs=tuple(sorted({d.hex for _, roots in hits for d in roots})),
+            uses_context=_reads_context(build_plan),
+        )
+    return _Built(result=built, outcome=outcome)
+
+
+def _steps(build_plan: BuildPlan) -> Iterator[Step]:
+    for stage in build_plan.stages:
+        yield from stage.steps
+
+
+def _reads_context(build_plan: BuildPlan) -> bool:
+    from builder.plan import FromContext
+
+    return any(
+        isinstance(source, FromContext)
+        for step in _steps(build_plan)
+        for source in step.input_sources
+    )
+
+
+def _fetches_remote(build_plan: BuildPlan) -> bool:
+    """ADD of a URL or git source: its content is only known by fetching it."""
+    from builder.plan import CopyStep
+
+    return any(
+        isinstance(step, CopyStep)
+        and step.is_add
+        and any(src.startswith(_REMOTE_PREFIXES) for src in step.sources)
+        for step in _steps(build_plan)
+    )
+
+
+_REMOTE_PREFIXES = ("http://", "https://", "git://", "git@", "ssh://")
 
 
 def _human(size: int) -> str:

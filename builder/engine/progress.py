@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -153,6 +152,8 @@ class TtyProgress:
                 self._last_draw = now
 
     def _lines(self, *, final: bool, ok: bool = True) -> list[str]:
+        import shutil  # here: it loads the compression modules, which plain output never needs
+
         width = max(40, shutil.get_terminal_size((100, 24)).columns - 1)
         total = len(self._vertices)
         done = sum(1 for v in self._vertices.values() if v.finished is not None)

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol, assert_never
+from typing import TYPE_CHECKING, Protocol, assert_never
 
 from builder.context.base import DirectorySource, FileSource
 from builder.digest import Digest
@@ -55,6 +55,12 @@ from builder.plan import (
 from builder.plan.cachekey import cache_key, step_cache_payload
 from builder.store import CacheRecord, Store
 
+if TYPE_CHECKING:
+    from builder.engine.run import Resources
+    from builder.runtime.oci import Runc
+    from builder.snapshot.layerdirs import LayerDirs
+    from builder.snapshot.overlay import Overlay
+
 
 class ImageSource(Protocol):
     """Gives the layers of a resolved base image (the resolver keeps them)."""
@@ -76,6 +82,7 @@ class EngineSettings:
     memory: int | None = None
     cpus: float | None = None
     source_date_epoch: int | None = None
+    runtime: str = "runc"  # or "crun"
 
 
 @dataclass(slots=True)
@@ -103,24 +110,31 @@ class Scheduler:
         identity: str,
         counter: _Counter | None = None,
     ) -> None:
-        from builder.engine.run import Resources
-        from builder.runtime.oci import Runc
-        from builder.snapshot.layerdirs import LayerDirs
-        from builder.snapshot.overlay import Overlay
-
         self.store = store
         self.images = images
         self.context = context
         self.sink = sink
         self.settings = settings
         self.identity = identity  # names the build (context + Dockerfile) for miss explanations
-        self.layer_dirs = LayerDirs(store)
-        self.overlay = Overlay(self.layer_dirs.root)
-        self.runtime = Runc(root=store.root / "runc")
-        self.resources = Resources(memory=settings.memory, cpus=settings.cpus)
         self.counter = counter or _Counter()
         self._results: dict[int, StageResult] = {}
         self._lock = threading.Lock()
+        self._machinery: _Machinery | None = None
+        # (cache key, blobs of its record) of every step taken from the cache, for the no-op
+        # record of a build that ran nothing (builder.engine.noop).
+        self.cache_hits: list[tuple[Digest, tuple[Digest, ...]]] = []
+
+    def _tools(self) -> _Machinery:
+        """Layer directories, overlay mounts and the runtime, set up when a step first runs (a
+        build that hits the cache everywhere never loads them)."""
+        with self._lock:
+            if self._machinery is None:
+                self._machinery = _Machinery.create(self.store, self.settings)
+            return self._machinery
+
+    @property
+    def layer_dirs(self) -> LayerDirs:
+        return self._tools().layer_dirs
 
     # -- stages ------------------------------------------------------------------------------
 
@@ -220,6 +234,8 @@ class Scheduler:
         payload = step_cache_payload(step)
         link = isinstance(step, CopyStep) and step.link
         key = cache_key(payload, None if link else parent, inputs)
+        # A --link layer is looked up without its parent, but what follows depends on both.
+        chain = cache_key({"link": str(key)}, parent, ()) if link else key
         record = StepRecord(
             key=str(key),
             parent=str(parent),
@@ -231,10 +247,12 @@ class Scheduler:
         if cached is not None:
             layer = self._cached_layer(cached)
             if layer is not None:
+                with self._lock:
+                    self.cache_hits.append((key, tuple(r.digest for r in cached.roots)))
                 self.sink.emit(VertexCached(vertex=n, name=name))
                 self.sink.emit(VertexDone(vertex=n))
                 self._remember(identity, record)
-                return layer, key, cached.created
+                return layer, chain, cached.created
         self.sink.emit(VertexStarted(vertex=n, name=name))
         reason = (
             "--no-cache" if self.settings.no_cache else explain_miss(self._recall(identity), record)
@@ -259,7 +277,7 @@ class Scheduler:
         )
         self._remember(identity, record)
         self.sink.emit(VertexDone(vertex=n))
-        return layer, key, created
+        return layer, chain, created
 
     def _cached_layer(self, record: CacheRecord) -> Layer | None:
         from builder.store import StoreLayer
@@ -318,7 +336,7 @@ class Scheduler:
     @contextlib.contextmanager
     def _rootfs(self, layers: Sequence[Layer], upper: Path | None = None) -> Iterator[Path]:
         lowers = self.layer_dirs.ensure(layers)
-        with self.overlay.mount(lowers, upper) as merged:
+        with self._tools().overlay.mount(lowers, upper) as merged:
             yield merged
 
     def _execute(self, step: Step, layers: tuple[Layer, ...], vertex: int) -> Layer:
@@ -366,16 +384,16 @@ class Scheduler:
                 self.layer_dirs.ensure(layers),
                 upper,
                 step,
-                runtime=self.runtime,
+                runtime=self._tools().runtime,
                 on_output=on_output,
                 network=self.settings.network if step.network == "default" else step.network,
-                resources=self.resources,
+                resources=self._tools().resources,
                 sources=MountSources(
                     bind_root=lambda source: roots[id(source)],
                     cache_dir=self.store.root / "cachemounts",
                 ),
                 bundle_dir=self.store.root / "tmp",
-                overlay=self.overlay,
+                overlay=self._tools().overlay,
             )
 
     def _execute_copy(self, step: CopyStep, layers: tuple[Layer, ...], out: Path) -> None:
@@ -425,10 +443,45 @@ class Scheduler:
 
     def _remember(self, identity: str, record: StepRecord) -> None:
         path = self._record_path(identity)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        data = canonical_json(record.to_json())
+        try:
+            if path.read_bytes() == data:
+                return  # a cache hit records what the last build of this step recorded
+        except OSError:
+            path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-        tmp.write_bytes(canonical_json(record.to_json()))
+        tmp.write_bytes(data)
         tmp.replace(path)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Machinery:
+    """What executing a step needs beyond the store."""
+
+    layer_dirs: LayerDirs
+    overlay: Overlay
+    runtime: Runc
+    resources: Resources
+
+    @classmethod
+    def create(cls, store: Store, settings: EngineSettings) -> _Machinery:
+        from builder.engine.run import Resources
+        from builder.runtime.oci import Crun, Runc
+        from builder.snapshot.layerdirs import LayerDirs
+        from builder.snapshot.overlay import Overlay
+
+        runtime_class = Crun if settings.runtime == "crun" else Runc
+        runtime = runtime_class(root=store.root / settings.runtime)
+        runtime.check()  # a missing binary or no root: a clear EnvironmentUnavailableError
+        # Layer dirs are not synced: each is trusted in the boot that wrote it, and extracted
+        # again from its (fsynced) blob after a crash (see builder.snapshot.layerdirs).
+        layer_dirs = LayerDirs(store, durable=False)
+        return cls(
+            layer_dirs=layer_dirs,
+            overlay=Overlay(layer_dirs.root),
+            runtime=runtime,
+            resources=Resources(memory=settings.memory, cpus=settings.cpus),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

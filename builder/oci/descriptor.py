@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import platform as _platform
+import os
 from dataclasses import dataclass
 from typing import Final
 
@@ -55,7 +55,7 @@ class Platform:
 
     @classmethod
     def host(cls) -> Platform:
-        machine = _platform.machine().lower()
+        machine = os.uname().machine.lower()  # what platform.machine() reads, minus its import
         return cls(architecture=_ARCH_ALIASES.get(machine, machine), os="linux")
 
     def __str__(self) -> str:

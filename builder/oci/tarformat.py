@@ -373,6 +373,63 @@ def encode_header(header: TarHeader) -> bytes:
 
     Deterministic: uname/gname as given (normally empty), whole-second mtime, sorted xattrs.
     """
+    plain = _plain_ustar(header)
+    return plain if plain is not None else encode_header_tarfile(header)
+
+
+_USTAR_MAX_ID: Final = 8**7  # octal field of 8 bytes: 7 digits and a NUL
+_USTAR_MAX_NUMBER: Final = 8**11  # size, mtime: 12 bytes
+
+
+def _plain_ustar(header: TarHeader) -> bytes | None:
+    """The header as one ustar block when no field needs a PAX record (the common case), built
+    directly: byte-for-byte what ``tarfile`` makes for it, without its per-entry overhead.
+    None when a PAX record would be needed."""
+    if header.xattrs:
+        return None
+    name = header.name
+    if header.type is EntryType.DIR and not name.endswith("/"):
+        name += "/"
+    texts = ((name, 100), (header.linkname, 100), (header.uname, 32), (header.gname, 32))
+    if not all(text.isascii() and len(text) <= limit for text, limit in texts):
+        return None
+    size = header.size if header.type is EntryType.FILE else 0
+    mtime = header.mtime_ns // 1_000_000_000
+    if not (
+        0 <= header.uid < _USTAR_MAX_ID
+        and 0 <= header.gid < _USTAR_MAX_ID
+        and 0 <= size < _USTAR_MAX_NUMBER
+        and 0 <= mtime < _USTAR_MAX_NUMBER
+    ):
+        return None
+    if header.type in (EntryType.CHAR, EntryType.BLOCK):
+        if not (0 <= header.devmajor < _USTAR_MAX_ID and 0 <= header.devminor < _USTAR_MAX_ID):
+            return None
+        devices = b"%07o\0%07o\0" % (header.devmajor, header.devminor)
+    else:
+        devices = bytes(16)
+    block = bytearray(BLOCK)
+    block[0 : len(name)] = name.encode("ascii")
+    block[100:148] = b"%07o\0%07o\0%07o\0%011o\0%011o\0" % (
+        header.mode & 0o7777,
+        header.uid,
+        header.gid,
+        size,
+        mtime,
+    )
+    block[148:156] = b"        "  # the checksum counts its own field as spaces
+    block[156:157] = _TO_TYPEFLAG[header.type]
+    block[157 : 157 + len(header.linkname)] = header.linkname.encode("ascii")
+    block[257:265] = tarfile.POSIX_MAGIC
+    block[265 : 265 + len(header.uname)] = header.uname.encode("ascii")
+    block[297 : 297 + len(header.gname)] = header.gname.encode("ascii")
+    block[329:345] = devices
+    block[148:155] = b"%06o\0" % sum(block)
+    return bytes(block)
+
+
+def encode_header_tarfile(header: TarHeader) -> bytes:
+    """``encode_header`` through the ``tarfile`` module (every case, PAX records included)."""
     info = tarfile.TarInfo(header.name)
     info.type = _TO_TYPEFLAG[header.type]
     info.mode = header.mode & 0o7777

@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -180,6 +179,8 @@ class Runc:
 
     name: str = "runc"
 
+    supports_keep = True  # `run --keep` leaves the cgroup so an OOM kill can be read
+
     def __init__(
         self, binary: str | None = None, *, root: Path | None = None, no_pivot: bool = False
     ) -> None:
@@ -248,7 +249,7 @@ class Runc:
     def run(self, bundle: Path, spec: dict[str, Any], *, on_output: OutputCallback) -> ExitStatus:
         exe = self.executable()
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        container_id = f"pybuild-{secrets.token_hex(8)}"
+        container_id = f"pybuild-{os.urandom(8).hex()}"
         layout = cgroup_layout()
         cgroups_path = cgroups_path_for(container_id, layout)
         doc = dict(spec)
@@ -256,7 +257,9 @@ class Runc:
         memory_limit = doc["linux"].get("resources", {}).get("memory", {}).get("limit")
         (bundle / "config.json").write_text(json.dumps(doc, indent=1))
         log = bundle / f"{self.name}.log"
-        cmd = [*self._base(exe), "--log", str(log), "--log-format", "json", "run", "--keep"]
+        cmd = [*self._base(exe), "--log", str(log), "--log-format", "json", "run"]
+        if self.supports_keep:
+            cmd.append("--keep")
         if self.no_pivot:
             cmd.append("--no-pivot")
         cmd += ["--bundle", str(bundle), container_id]
@@ -339,6 +342,7 @@ class Runc:
 
 
 class Crun(Runc):
-    """crun: same CLI. (crun 1.8 refuses hybrid cgroup v1/v2 hosts.)"""
+    """crun: same CLI but no ``run --keep``. (crun 1.8 refuses hybrid cgroup v1/v2 hosts.)"""
 
     name = "crun"
+    supports_keep = False

@@ -7,11 +7,20 @@
     <store>/snapshots/.extract-*        a layer being extracted (renamed into place when done)
     <store>/snapshots/.scratch-*        fresh dirs for RUN uppers and COPY staging
     <store>/snapshots/.ovl-*            private dirs of live overlay mounts (merged + work)
+    <store>/snapshots/<hex>.unsynced    the directory was renamed into place without a sync...
+    <store>/snapshots/<hex>.boot-<id>   ...during the boot with this /proc boot_id
     <store>/locks/snapshot-<hex>.lock   flock held while a chain's directory is created
 
-A directory under its final name is complete: it is extracted elsewhere, ``syncfs``-ed, then
-renamed (atomic within the filesystem). Temporary directories are flocked by their owner for
-their whole life, so ``reap()`` removes only abandoned ones (their owner died).
+A directory under its final name is complete: it is extracted (or built) elsewhere, then
+renamed (atomic within the filesystem). With ``durable=True`` it is ``syncfs``-ed before the
+rename. With ``durable=False`` it is not; instead two empty marker files are created before
+the rename, and the directory is trusted only during the boot that wrote it: after a machine
+crash (the only way to lose page-cache data) the boot ID differs, so ``ensure`` throws the
+directory away and extracts the layer again from its blob (blobs are fsynced by the store).
+Marker names carry the information, not their content, and they are created before the rename
+in the same directory, so the journal cannot keep the rename and lose them. A directory with
+no ``.unsynced`` marker was synced. Temporary directories are flocked by their owner for their
+whole life, so ``reap()`` removes only abandoned ones (their owner died).
 """
 
 from __future__ import annotations
@@ -34,6 +43,9 @@ from builder.store.locks import flocked
 
 EXTRACT_PREFIX: Final = ".extract-"
 SCRATCH_PREFIX: Final = ".scratch-"
+UNSYNCED_SUFFIX: Final = ".unsynced"
+BOOT_SUFFIX: Final = ".boot-"
+BOOT_ID_FILE: Final = "/proc/sys/kernel/random/boot_id"
 DEFAULT_EXTRACT_TIMEOUT: Final = 1800.0
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -56,6 +68,16 @@ def syncfs(fd: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
+def boot_id() -> str | None:
+    """This boot's ID (changes at every boot), or None when the kernel does not tell."""
+    try:
+        with open(BOOT_ID_FILE, encoding="ascii") as fh:
+            value = fh.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return value if value and all(c.isalnum() or c == "-" for c in value) else None
+
+
 def _sync_dir(path: Path) -> None:
     fd = os.open(path, _DIR_FLAGS)
     try:
@@ -76,9 +98,10 @@ class LayerDirs:
     ) -> None:
         self.store = store
         self.root = store.root / "snapshots"
-        self.durable = durable
         self.lock_timeout = lock_timeout
         self.root.mkdir(parents=True, exist_ok=True)
+        self.boot = boot_id()
+        self.durable = durable or self.boot is None  # no boot ID: sync, as there is no marker
 
     # -- paths and locks -------------------------------------------------------------------
 
@@ -87,6 +110,44 @@ class LayerDirs:
 
     def has(self, chain: tuple[Digest, ...]) -> bool:
         return self.path(chain).is_dir()
+
+    def marker_path(self, target: Path, suffix: str) -> Path:
+        return target.with_name(target.name + suffix)
+
+    def _trusted(self, target: Path) -> bool:
+        """An existing directory is trusted unless it was not synced and this is another boot."""
+        if self.boot is not None and self.marker_path(target, BOOT_SUFFIX + self.boot).exists():
+            return True
+        return not self.marker_path(target, UNSYNCED_SUFFIX).exists()
+
+    def _drop(self, target: Path) -> None:
+        """Remove a directory and its markers, if any (chain lock held)."""
+        markers = [self.marker_path(target, UNSYNCED_SUFFIX)]
+        if self.boot is not None:
+            markers.append(self.marker_path(target, BOOT_SUFFIX + self.boot))
+        if target.is_dir():
+            remove_tree(target)
+            prefix = target.name + BOOT_SUFFIX  # markers of other boots, rarely any
+            with os.scandir(self.root) as it:
+                markers += [Path(e.path) for e in it if e.name.startswith(prefix)]
+        for marker in markers:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(marker)
+
+    def _publish(self, directory: Path, target: Path) -> None:
+        """Rename a finished directory into place: synced, or marked with this boot."""
+        if self.durable:
+            _sync_dir(directory)
+        else:
+            assert self.boot is not None
+            for suffix in (UNSYNCED_SUFFIX, BOOT_SUFFIX + self.boot):
+                fd = os.open(
+                    self.marker_path(target, suffix),
+                    os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                    0o644,
+                )
+                os.close(fd)
+        os.rename(directory, target)
 
     @contextlib.contextmanager
     def _chain_lock(self, chain: tuple[Digest, ...]) -> Iterator[None]:
@@ -123,9 +184,10 @@ class LayerDirs:
         for i, layer in enumerate(layers):
             chain = diff_ids[: i + 1]
             target = self.path(chain)
-            if not target.is_dir():
+            if not (target.is_dir() and self._trusted(target)):
                 with self._chain_lock(chain):
-                    if not target.is_dir():
+                    if not (target.is_dir() and self._trusted(target)):
+                        self._drop(target)
                         self._extract(layer, target)
             out.append(target)
         return tuple(out)
@@ -141,9 +203,7 @@ class LayerDirs:
                     name=f"layer {layer.diff_id}",
                     overlay_lower=True,
                 )
-            if self.durable:
-                _sync_dir(tmp)
-            os.rename(tmp, target)
+            self._publish(tmp, target)
 
     def adopt(self, chain: tuple[Digest, ...], directory: Path) -> Path:
         """Move ``directory`` (a finished upper or COPY dir from ``scratch_dir``) into the cache
@@ -154,13 +214,12 @@ class LayerDirs:
         if st.st_dev != self.root.stat().st_dev:
             raise StoreError(f"cannot adopt {directory}: not on the store's filesystem")
         with self._chain_lock(chain):
-            if target.is_dir():
+            if target.is_dir() and self._trusted(target):
                 remove_tree(directory)
                 return target
+            self._drop(target)
             os.chmod(directory, 0o755)
-            if self.durable:
-                _sync_dir(directory)
-            os.rename(directory, target)
+            self._publish(directory, target)
         return target
 
     @contextlib.contextmanager
@@ -174,10 +233,9 @@ class LayerDirs:
         """Delete the directory of ``chain`` (GC); False if there was none."""
         target = self.path(chain)
         with self._chain_lock(chain):
-            if not target.is_dir():
-                return False
-            remove_tree(target)
-        return True
+            found = target.is_dir()
+            self._drop(target)
+        return found
 
     def reap(self) -> tuple[Path, ...]:
         """Remove temporary directories whose owner is gone (their flock is free), unmounting

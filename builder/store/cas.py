@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,7 +42,7 @@ class BlobWriter:
         self._expected_digest = expected_digest
         self._expected_size = expected_size
         self._hasher = Hasher()
-        self.path = cas.ingest_dir / f"{secrets.token_hex(16)}.tmp"
+        self.path = cas.ingest_dir / f"{os.urandom(16).hex()}.tmp"
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         self.descriptor: Descriptor | None = None
@@ -90,13 +89,15 @@ class BlobWriter:
         if self._expected_digest is not None and digest != self._expected_digest:
             raise self._mismatch(f"content hashes to {digest}", str(digest))
         try:
-            os.fchmod(self._fd, 0o444)
-            os.fsync(self._fd)
             final = self._cas.blob_path(digest)
-            # An existing blob has identical content: that is success (S2 step 4).
-            with contextlib.suppress(FileExistsError):
-                os.link(self.path, final)
-            fsync_dir(final.parent)
+            # An existing blob has identical content: that is success (S2 step 4), and there is
+            # nothing to make durable.
+            if not final.is_file():
+                os.fchmod(self._fd, 0o444)
+                os.fsync(self._fd)
+                with contextlib.suppress(FileExistsError):
+                    os.link(self.path, final)
+                fsync_dir(final.parent)
         except OSError as exc:
             self.abort()
             raise StoreError(f"cannot commit blob {digest}: {exc.strerror}") from None
@@ -183,6 +184,15 @@ class ContentStore:
         media_type: str = "application/octet-stream",
         expected: Descriptor | None = None,
     ) -> Descriptor:
+        digest = Digest.of_bytes(data)
+        if (expected is None or (expected.digest == digest and expected.size == len(data))) and (
+            self.has(digest)
+        ):
+            # Already stored (blobs are content-addressed and were verified when written): no
+            # temp file, no fsync. A mismatch with ``expected`` still goes the writer's way.
+            if expected is not None:
+                return expected
+            return Descriptor(media_type=media_type, digest=digest, size=len(data))
         with self.writer(media_type=media_type, expected=expected) as w:
             w.write(data)
             desc = w.commit()

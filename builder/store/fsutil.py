@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 
@@ -21,7 +20,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     A crash (or ENOSPC) at any point leaves either the old file or the new one, never a mix;
     the temp file is removed on failure.
     """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         try:

@@ -33,7 +33,6 @@ from builder.oci._json import MAX_JSON_BYTES
 from builder.oci.config import MAX_CONFIG_BYTES, ImageConfig
 from builder.oci.descriptor import Descriptor, Platform
 from builder.oci.image import Image, ImageValue, Layer
-from builder.oci.layer_write import LayerEntry, write_layer
 from builder.oci.manifest import Index, Manifest
 from builder.oci.mediatype import Compression, is_index, is_manifest, layer_media_type
 from builder.registry.reference import Reference, is_digest, parse
@@ -41,28 +40,24 @@ from builder.store.cache import CacheIndex
 from builder.store.cas import BlobWriter, ContentStore
 from builder.store.fsutil import atomic_write
 from builder.store.locks import DEFAULT_TIMEOUT, flocked
+from builder.store.paths import CONTAINERD_NAME, REF_NAME, default_store_root
+
+__all__ = [
+    "CONTAINERD_NAME",
+    "REF_NAME",
+    "ImageRecord",
+    "Store",
+    "StoreLayer",
+    "default_store_root",
+]
 
 if TYPE_CHECKING:
+    from builder.oci.layer_write import LayerEntry
     from builder.store.fsck import FsckReport
     from builder.store.gc import PruneReport
 
-REF_NAME: Final = "org.opencontainers.image.ref.name"
-CONTAINERD_NAME: Final = "io.containerd.image.name"
 LAYOUT_VERSION: Final = b'{"imageLayoutVersion":"1.0.0"}'
 _PRIVATE_DIRS: Final = ("ingest", "locks", "cache", "snapshots", "tmp", "corrupt")
-
-
-def default_store_root(env: dict[str, str] | None = None, *, euid: int | None = None) -> Path:
-    """``$PYBUILD_ROOT``; else ``/var/lib/pybuild`` for root; else ``$XDG_DATA_HOME/pybuild``."""
-    environ = dict(os.environ) if env is None else env
-    if environ.get("PYBUILD_ROOT"):
-        return Path(environ["PYBUILD_ROOT"])
-    if (os.geteuid() if euid is None else euid) == 0:
-        return Path("/var/lib/pybuild")
-    data_home = environ.get("XDG_DATA_HOME") or os.path.join(
-        environ.get("HOME") or os.path.expanduser("~"), ".local", "share"
-    )
-    return Path(data_home) / "pybuild"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -229,6 +224,8 @@ class Store:
 
         Hold ``lease()`` until the image referencing it is written, or a prune may take it.
         """
+        from builder.oci.layer_write import write_layer  # the compressors load on first use
+
         media_type = layer_media_type(compression, docker=docker_media_type)
         with self.lease(), self.blob_writer(media_type=media_type) as writer:
             result = write_layer(
@@ -284,9 +281,9 @@ class Store:
                     )
                 kept.append(desc)
             kept.extend(entries)
-            self._write_index(
-                Index(manifests=_dedupe_dangling(kept), annotations=index.annotations)
-            )
+            updated = Index(manifests=_dedupe_dangling(kept), annotations=index.annotations)
+            if updated != index:  # an identical index (a rebuild, a re-tag) is not rewritten
+                self._write_index(updated)
 
     # -- images -----------------------------------------------------------------------------
 
@@ -404,6 +401,9 @@ class Store:
     def resolve(self, ref: str) -> ImageRecord:
         """Find an image by name[:tag], name@digest, manifest digest, or (short) image ID."""
         text = ref.strip()
+        named = self._resolve_name(text)
+        if named is not None:
+            return named
         images = self.list_images()
         if is_digest(text):
             digest = Digest.parse(text)
@@ -437,6 +437,29 @@ class Store:
         if parsed is None:
             parse(text)  # re-raise the reference error with Docker's wording
         raise StoreError(f"no such image: {text}")
+
+    def _resolve_name(self, text: str) -> ImageRecord | None:
+        """The image tagged ``text`` (a name[:tag]), reading only index.json and that image.
+
+        None when ``text`` is not a plain name or no entry has it (``resolve`` then goes on to
+        digests and ID prefixes, which need every image).
+        """
+        if is_digest(text):
+            return None
+        try:
+            parsed = parse(text)
+        except InvalidReferenceError:
+            return None
+        if parsed.digest:
+            return None
+        full = str(parsed)
+        index = self.read_index()
+        match = next((d for d in index.manifests if d.annotation(REF_NAME) == full), None)
+        if match is None:
+            return None
+        same = [d for d in index.manifests if d.digest == match.digest]
+        names = sorted({n for d in same for n in _names(d)})
+        return self._describe(same[0], tuple(names))  # as list_images() describes it
 
     def tag(self, source: str, target: str) -> ImageRecord:
         """Give the image ``source`` resolves to the additional name ``target``."""

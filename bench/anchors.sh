@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# pybuild against the anchor builders (BuildKit via docker 20.10, buildah): cold / warm /
+# incremental builds of the four anchor workloads, then pybuild's time ratios.
+#
+#   bench/anchors.sh            set up (once), run /work/shared/anchors/bench/run.sh, print ratios
+#   bench/anchors.sh prune      empty pybuild's bench store except busybox (the cold-run prune)
+#   bench/anchors.sh ratios     print the ratio table of the last run again
+#
+# Environment: RUNS (default 5), BENCHES, BUILDERS (default "buildkit buildah custom"; buildkit
+# is dropped, with the reason, when dockerd is not reachable), ANCHORS (default
+# /work/shared/anchors), OUT (default /tmp/anchors/results).
+# pybuild's store for the bench: PYBUILD_ROOT=/tmp/anchors/pybuild (its own, never yours).
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ANCHORS=${ANCHORS:-/work/shared/anchors}
+PY="$REPO/.venv/bin/python"
+PYBUILD="$REPO/.venv/bin/pybuild"
+export PYBUILD_ROOT=/tmp/anchors/pybuild
+OUT=${OUT:-/tmp/anchors/results}
+export OUT
+DOCKER=/usr/bin/docker
+
+# -- prune: what run.sh calls (via CUSTOM_PRUNE_CMD) before every cold build ----------------------
+# Drops every image but busybox, every build-cache record, the layer directories of everything
+# but busybox's layers (docker keeps its base images extracted too), the context stat caches,
+# miss-explanation records and cache mounts; then a store GC removes the unreferenced blobs.
+prune() {
+  "$PY" - <<'EOF'
+import os, shutil
+from builder.digest import Digest
+from builder.snapshot.layerdirs import LayerDirs
+from builder.store import REF_NAME, Store
+
+store = Store.open(os.environ["PYBUILD_ROOT"])
+keep_names = ("docker.io/library/busybox:latest",)
+for desc in store.read_index().manifests:
+    name = desc.annotation(REF_NAME)
+    if name not in keep_names:
+        if name is None:
+            store.remove_image(desc.digest)
+        else:
+            store.untag(name)
+with store.exclusive():
+    for record in list(store.cache.records()):
+        store.cache.delete(record.key)
+store.prune(dangling=True)
+image = store.load_image(store.resolve("busybox:latest").descriptor)
+diff_ids = image.config.diff_ids
+keep = {store.snapshot_dir(diff_ids[: i + 1]).name for i in range(len(diff_ids))}
+dirs = LayerDirs(store)
+for entry in sorted(dirs.root.iterdir()):
+    name = entry.name.split(".")[0]  # <chain id hex>, or its .unsynced/.boot-<id> markers
+    if name in keep or len(name) != 64:
+        continue
+    dirs.remove((Digest.parse("sha256:" + name),))  # the dir of a 1-layer chain is named by it
+    if entry.exists() and not entry.is_dir():
+        entry.unlink()  # a marker left without its directory
+for name in ("contexts", "buildinfo", "cachemounts"):
+    shutil.rmtree(store.root / name, ignore_errors=True)
+EOF
+}
+
+# -- ratios: pybuild's median / the other builder's median, per bench and mode -------------------
+ratios() {
+  "$PY" - "$OUT/summary.tsv" <<'EOF'
+import sys
+rows = {}
+for line in open(sys.argv[1]).read().splitlines()[1:]:
+    bench, builder, mode, median = line.split("\t")[:4]
+    rows[(bench, builder, mode)] = float(median)
+benches = [b for b in ("multistage", "runs20", "bigcopy", "dockerignore")
+           if any(k[0] == b for k in rows)]
+others = [o for o in ("buildkit", "buildah") if any(k[1] == o for k in rows)]
+modes = ("cold", "warm", "incr", "ignored")
+print("pybuild time / other builder's time (median; < 1: pybuild is faster)")
+print()
+head = "| bench | mode | pybuild (s) | " + " | ".join(f"{o} (s) | ratio to {o}" for o in others)
+print(head + " |")
+print("|---|---|---:|" + "---:|---:|" * len(others))
+for b in benches:
+    for m in modes:
+        mine = rows.get((b, "custom", m))
+        if mine is None:
+            continue
+        cells = [f"{mine:.3f}"]
+        for o in others:
+            theirs = rows.get((b, o, m))
+            cells += ["-", "-"] if theirs is None else [f"{theirs:.3f}", f"{mine / theirs:.2f}"]
+        print(f"| {b} | {m} | " + " | ".join(cells) + " |")
+EOF
+}
+
+case "${1:-}" in
+  prune) prune; exit 0 ;;
+  ratios) ratios; exit 0 ;;
+  "") ;;
+  *) echo "usage: $0 [prune|ratios]" >&2; exit 2 ;;
+esac
+
+# -- 1. the anchors' environment (root; idempotent, skipped when already up) ---------------------
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+ready() {
+  [ -s /tmp/anchors/versions.txt ] && command -v hyperfine >/dev/null && command -v buildah >/dev/null \
+    && command -v skopeo >/dev/null && $DOCKER image inspect busybox:latest >/dev/null 2>&1 \
+    && CONTAINERS_CONF="$ANCHORS/containers.conf" buildah inspect busybox:latest >/dev/null 2>&1
+}
+if ready; then
+  echo "== anchors: already set up"
+else
+  echo "== anchors: setup (SKIP_DEBIAN=1; log /tmp/anchors/setup.log)"
+  mkdir -p /tmp/anchors
+  if ! $SUDO env SKIP_DEBIAN=1 bash "$ANCHORS/setup.sh" > /tmp/anchors/setup.log 2>&1; then
+    tail -20 /tmp/anchors/setup.log >&2
+    echo "anchors setup failed (see above); continuing with what works" >&2
+  fi
+fi
+
+BUILDERS=${BUILDERS:-"buildkit buildah custom"}
+if [[ " $BUILDERS " == *" buildkit "* ]] && ! $DOCKER info >/dev/null 2>&1; then
+  echo "== dockerd is not reachable ($($DOCKER info 2>&1 | tail -1)); see /tmp/anchors/dockerd.log" >&2
+  echo "   comparing against buildah only" >&2
+  BUILDERS=$(echo " $BUILDERS " | sed 's/ buildkit / /; s/^ *//; s/ *$//')
+fi
+
+# -- 2. pybuild: bytecode compiled like an installed package, busybox in a dedicated store -------
+# (a `pip install` compiles .pyc files; with PYTHONDONTWRITEBYTECODE set and no __pycache__, every
+# start would recompile every module, which is not what users run.)
+"$PY" -m compileall -q -j 0 "$REPO/builder" >/dev/null || true
+"$PY" -m compileall -q -j 0 "$("$PY" -c 'import lark, os; print(os.path.dirname(lark.__file__))')" \
+  >/dev/null 2>&1 || true
+if ! "$PYBUILD" images -q busybox:latest 2>/dev/null | grep -q .; then
+  echo "== pybuild: busybox:latest into $PYBUILD_ROOT"
+  (cd "$REPO" && bash scripts/make-busybox.sh "$PYBUILD")
+fi
+# extract busybox's layer once, as docker and buildah have theirs unpacked already
+warm=$(mktemp -d); trap 'rm -rf "$warm"' EXIT
+printf 'FROM busybox\nRUN true\n' > "$warm/Dockerfile"
+"$PYBUILD" -q -t anchor-bench/warmup:custom "$warm" >/dev/null
+prune
+
+# -- 3. the benchmark ---------------------------------------------------------------------------
+echo "== run.sh BUILDERS=\"$BUILDERS\" RUNS=${RUNS:-5}"
+BUILDERS="$BUILDERS" \
+CUSTOM_BUILD_CMD="$PYBUILD" \
+CUSTOM_PRUNE_CMD="$REPO/bench/anchors.sh prune" \
+CUSTOM_IMAGE_SRC="oci:$PYBUILD_ROOT:docker.io/" \
+RUNS=${RUNS:-5} \
+  bash "$ANCHORS/bench/run.sh"
+
+echo
+ratios
