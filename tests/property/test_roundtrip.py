@@ -210,6 +210,28 @@ _SOURCE = st.builds(
 )
 
 
+def _uncaptured_heredoc_sources(source: str, df: ir.Dockerfile) -> bool:
+    """A COPY/ADD word like ``<<EOF\\"q`` on a line the shell lexer cannot split is not read as
+    a heredoc by BuildKit's parser (no body is taken), yet its instruction parser still makes it
+    an empty inline source. No Dockerfile text but that broken line gives such IR, so these
+    inputs have no canonical form (the formatter would write a real, terminated heredoc)."""
+    captured = sum(len(n.heredocs) for n in parse(source).nodes if n.keyword in ("copy", "add"))
+    inline = sum(
+        len(i.heredocs)
+        for stage in df.stages
+        for i in stage.instructions
+        if isinstance(i, ir.Copy | ir.Add)
+    )
+    return inline > captured
+
+
+def test_uncaptured_heredoc_source_is_recognised() -> None:
+    source = 'FROM base\nCOPY <<EOF\\"q r"\n'
+    assert _uncaptured_heredoc_sources(source, reparse(source))
+    real = "FROM base\nCOPY <<EOF /x\nbody\nEOF\n"
+    assert not _uncaptured_heredoc_sources(real, reparse(real))
+
+
 @settings(max_examples=300, deadline=None)
 @given(source=_SOURCE)
 def test_text_that_parses_formats_to_the_same_ir(source: str) -> None:
@@ -217,6 +239,8 @@ def test_text_that_parses_formats_to_the_same_ir(source: str) -> None:
         df = reparse(source)
     except DockerfileError:
         return  # (about three in four do not parse; the others must format)
+    if _uncaptured_heredoc_sources(source, df):
+        return
     out = format_text(source)  # raises when the result does not parse to the same IR
     assert normalize(reparse(out)) == normalize(df)
     assert format_text(out) == out
