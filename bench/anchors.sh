@@ -12,7 +12,7 @@
 # pybuild's store for the bench: PYBUILD_ROOT=/tmp/anchors/pybuild (its own, never yours).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-ANCHORS=${ANCHORS:-/work/shared/anchors}
+ANCHORS=${ANCHORS:-$REPO/../shared/anchors}  # shared/ lies beside the repository
 PY="$REPO/.venv/bin/python"
 PYBUILD="$REPO/.venv/bin/pybuild"
 export PYBUILD_ROOT=/tmp/anchors/pybuild
