@@ -151,6 +151,10 @@ class Scheduler:
             except BaseException:
                 for f in futures.values():
                     f.cancel()
+                with self._lock:
+                    machinery = self._machinery
+                if machinery is not None:  # stop running steps now, not when they finish
+                    machinery.runtime.kill_all()
                 raise
 
     def _run_stage(

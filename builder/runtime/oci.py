@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +185,8 @@ class Runc:
     def __init__(
         self, binary: str | None = None, *, root: Path | None = None, no_pivot: bool = False
     ) -> None:
+        self._live: dict[str, subprocess.Popen[bytes]] = {}
+        self._live_lock = threading.Lock()
         self.binary = binary or self.name
         self.root = root or DEFAULT_STATE_ROOT
         self.no_pivot = no_pivot
@@ -272,6 +275,8 @@ class Runc:
             start_new_session=True,  # a terminal's Ctrl-C reaches pybuild, which kills cleanly
         )
         assert proc.stdout is not None
+        with self._live_lock:
+            self._live[container_id] = proc
         try:
             fd = proc.stdout.fileno()
             while chunk := os.read(fd, 1 << 16):
@@ -285,6 +290,9 @@ class Runc:
             with contextlib.suppress(ExecutionError):  # never hide the original exception
                 self._delete(exe, container_id, proc)
             raise
+        finally:
+            with self._live_lock:
+                self._live.pop(container_id, None)
         proc.stdout.close()
         self._delete(exe, container_id, proc)
         error = _read_runc_log(log) if code != 0 else ""
@@ -294,6 +302,16 @@ class Runc:
             memory_limit=memory_limit if isinstance(memory_limit, int) else None,
             runtime_error=error,
         )
+
+    def kill_all(self) -> None:
+        """Kill every container this object is running (Ctrl-C while stages run in threads:
+        each thread then sees its step fail and cleans up as usual)."""
+        with self._live_lock:
+            live = tuple(self._live)
+        exe = self.executable()
+        for container_id in live:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                self._call(exe, "kill", container_id, "KILL")
 
     def _kill(self, exe: str, container_id: str, proc: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
