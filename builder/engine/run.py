@@ -64,6 +64,7 @@ from builder.snapshot.overlay import (
     remove_tree,
 )
 from builder.syntax import ir
+from builder.syntax.gotext import go_quote
 
 __all__ = [
     "MountSources",
@@ -172,35 +173,6 @@ class MountSources:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def go_quote(text: str) -> str:
-    """Go's ``%q`` of a string (``strconv.Quote``), as BuildKit's messages show commands."""
-    out = ['"']
-    escapes = {
-        "\a": "\\a",
-        "\b": "\\b",
-        "\f": "\\f",
-        "\n": "\\n",
-        "\r": "\\r",
-        "\t": "\\t",
-        "\v": "\\v",
-        "\\": "\\\\",
-        '"': '\\"',
-    }
-    for ch in text:
-        if ch in escapes:
-            out.append(escapes[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) <= 0xFFFF:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def _format_limit(limit: int) -> str:
