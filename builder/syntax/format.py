@@ -509,9 +509,18 @@ def as_word(text: str, escape: str) -> str:
 
 
 def _last_word(words: list[str], escape: str) -> list[str]:
-    """A last word ending in an escaped blank would continue the line: close it with ``""``."""
+    """A last word ending in an escaped blank would continue the line: close it with ``""``.
+
+    A last word ending in a lone escape character (not itself escaped, no single quotes in the
+    word) loses it when read back: BuildKit's word splitter skips an escape at the end of the
+    line, and so does the shell lexer that expands the value. Write the word as it is read.
+    """
     if words and len(words[-1]) >= 2 and words[-1][-2] == escape and words[-1][-1] in GO_SPACE:
         words[-1] += '""'
+    if words and "'" not in words[-1]:
+        last = words[-1]
+        if (len(last) - len(last.rstrip(escape))) % 2 == 1:
+            words[-1] = last[:-1]
     return words
 
 
