@@ -259,6 +259,7 @@ def _build(
     from builder.store import Store, default_store_root
     from builder.syntax.parser import parse
     from builder.syntax.transform import to_ir
+    from builder.units import human_size
 
     for tag in options.tags:
         parse_ref(tag)  # reject a bad -t before doing any work
@@ -267,7 +268,7 @@ def _build(
     text = data.decode("utf-8", "surrogateescape")
     n = vertices.run(
         f"[internal] load build definition from {name}",
-        f"transferring dockerfile: {_human(len(data))} done",
+        f"transferring dockerfile: {human_size(len(data))} done",
     )
     try:
         ast = parse(text, path=name)
@@ -375,12 +376,3 @@ def _fetches_remote(build_plan: BuildPlan) -> bool:
 
 
 _REMOTE_PREFIXES = ("http://", "https://", "git://", "git@", "ssh://")
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.2f}{unit}"
-        value /= 1000
-    return f"{size}B"

@@ -31,7 +31,6 @@ from builder.registry.reference import Reference, is_digest, parse, parse_normal
 from builder.store import REF_NAME, Store, default_store_root
 from builder.store.fsutil import atomic_write
 
-_SIZE_UNITS: Final = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 _SIZES_DIR: Final = "sizes"  # <root>/sizes/<diff_id hex>: file-content bytes of a layer
 _TABLE_MIN_WIDTH: Final = 10
 _TABLE_PADDING: Final = 3
@@ -186,15 +185,6 @@ def short_id(digest: Digest | str) -> str:
 
 
 # -- sizes and times --------------------------------------------------------------------------
-
-
-def human_size(size: float, precision: int = 3) -> str:
-    """go-units ``HumanSizeWithPrecision``: decimal units, ``%.{precision}g`` (``4.26MB``)."""
-    i = 0
-    while size >= 1000.0 and i < len(_SIZE_UNITS) - 1:
-        size /= 1000.0
-        i += 1
-    return f"{size:.{precision}g}{_SIZE_UNITS[i]}"
 
 
 def human_duration(seconds: float) -> str:

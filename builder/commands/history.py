@@ -16,13 +16,13 @@ from builder.commands._store import (
     created_rfc3339,
     created_since,
     ellipsis,
-    human_size,
     layer_size,
     open_store,
     short_id,
     table,
 )
 from builder.errors import BuildError, StoreError
+from builder.units import human_size
 
 HELP = "Show the history of an image (like `docker history`)."
 

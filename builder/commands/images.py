@@ -20,7 +20,6 @@ from builder.commands._store import (
     created_at,
     created_since,
     go_json_escape,
-    human_size,
     image_size,
     open_store,
     parse_created,
@@ -29,6 +28,7 @@ from builder.commands._store import (
 )
 from builder.errors import BuildError, InvalidReferenceError
 from builder.registry.reference import parse_normalized
+from builder.units import human_size
 
 HELP = "List images in the store (like `docker images`)."
 

@@ -15,12 +15,12 @@ from builder.commands._store import (
     Catalog,
     add_root_argument,
     forget_sizes,
-    human_size,
     open_store,
 )
 from builder.digest import Digest
 from builder.errors import StoreError
 from builder.store import Store
+from builder.units import human_size
 
 HELP = "Remove dangling images and unreferenced blobs (like `docker image prune`)."
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Final, TextIO
 
 from builder.digest import Digest
+from builder.units import human_size
 
 _REDRAW_SECONDS: Final = 0.1
 _BAR_WIDTH: Final = 40
@@ -72,16 +73,6 @@ ProgressSink = Callable[[LayerProgress], None]
 
 def discard(_: LayerProgress) -> None:
     """A sink that ignores everything (library default)."""
-
-
-def human_size(n: int) -> str:
-    """Docker's ``units.HumanSize``: decimal units, three significant digits."""
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.3g}{unit}"
-        value /= 1000
-    return f"{n}B"  # pragma: no cover - loop always returns
 
 
 class TerminalProgress:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.commands._store import human_size
 from builder.oci.layer import apply_layer
 from builder.store import Store
+from builder.units import human_size
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from cmdkit import T0, imported, pybuild, rootfs_tar
 
-from builder.commands._store import human_size
 from builder.digest import Digest
 from builder.store import CacheRecord, Store
+from builder.units import human_size
 
 
 class _Stdin(io.StringIO):

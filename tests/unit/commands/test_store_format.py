@@ -12,11 +12,11 @@ from builder.commands._store import (
     familiar,
     go_json_escape,
     human_duration,
-    human_size,
     parse_created,
     short_id,
     table,
 )
+from builder.units import human_size
 
 
 @pytest.mark.parametrize(

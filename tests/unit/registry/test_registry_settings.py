@@ -18,7 +18,8 @@ from builder.registry.config import (
     settings_path,
     split_host_port,
 )
-from builder.registry.progress import LayerProgress, Status, TerminalProgress, human_size
+from builder.registry.progress import LayerProgress, Status, TerminalProgress
+from builder.units import human_size
 
 
 def test_settings_path() -> None:
