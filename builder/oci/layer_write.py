@@ -9,10 +9,12 @@ mtimes are whole seconds optionally clamped to ``SOURCE_DATE_EPOCH``, no atime/c
 from __future__ import annotations
 
 import os
+import queue
 import stat
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Final, Protocol
+from typing import Final, Protocol, cast, runtime_checkable
 
 from builder.digest import Digest, Hasher
 from builder.errors import LayerError
@@ -22,6 +24,7 @@ from builder.oci.mediatype import Compression, layer_media_type
 from builder.oci.tarformat import BLOCK, END_OF_ARCHIVE, EntryType, TarHeader, encode_header
 
 _CHUNK: Final = 1 << 20
+_QUEUE_CHUNKS: Final = 8  # at most this many chunks wait for the worker (memory bound)
 _READ_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OVERLAY_OPAQUE: Final = ("trusted.overlay.opaque", "user.overlay.opaque")
 
@@ -134,10 +137,9 @@ def scan_dir(root: str | os.PathLike[str], *, overlay: bool = False) -> list[Lay
         rel = todo.pop()
         directory = os.path.join(base, rel) if rel else base
         with os.scandir(directory) as it:
-            children = sorted(e.name for e in it)
-        for name in children:
+            children = sorted((e.name, e.path) for e in it)
+        for name, full in children:
             relpath = f"{rel}/{name}" if rel else name
-            full = os.path.join(base, relpath)
             st = os.lstat(full)
             mode = st.st_mode
             if name.startswith(WHITEOUT_PREFIX):
@@ -149,36 +151,43 @@ def scan_dir(root: str | os.PathLike[str], *, overlay: bool = False) -> list[Lay
                 found.append((LayerEntry.whiteout(relpath), None))
                 continue
             inode = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
+            kind: EntryType | None = None
+            size = 0
+            source: str | None = None
+            linkname = ""
+            devmajor = devminor = 0
+            if stat.S_ISREG(mode):
+                kind, size, source = EntryType.FILE, st.st_size, full
+            elif stat.S_ISDIR(mode):
+                kind, inode = EntryType.DIR, None
+            elif stat.S_ISLNK(mode):
+                kind, linkname = EntryType.SYMLINK, os.readlink(full)
+            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+                kind = EntryType.CHAR if stat.S_ISCHR(mode) else EntryType.BLOCK
+                devmajor, devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            elif stat.S_ISFIFO(mode):
+                kind = EntryType.FIFO
+            if kind is None:
+                continue  # sockets and anything else: not representable, skipped (as containerd)
             entry = LayerEntry(
                 path=relpath,
+                type=kind,
                 mode=stat.S_IMODE(mode),
                 uid=st.st_uid,
                 gid=st.st_gid,
                 mtime_ns=st.st_mtime_ns,
+                linkname=linkname,
+                devmajor=devmajor,
+                devminor=devminor,
                 xattrs=_list_xattrs(full),
+                size=size,
+                source=source,
             )
-            if stat.S_ISDIR(mode):
-                found.append((replace(entry, type=EntryType.DIR), None))
+            found.append((entry, inode))
+            if kind is EntryType.DIR:
                 if overlay and _is_overlay_opaque(full):
                     found.append((LayerEntry.opaque(relpath), None))
                 todo.append(relpath)
-            elif stat.S_ISREG(mode):
-                found.append((replace(entry, size=st.st_size, source=full), inode))
-            elif stat.S_ISLNK(mode):
-                link = replace(entry, type=EntryType.SYMLINK, linkname=os.readlink(full))
-                found.append((link, inode))
-            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-                kind = EntryType.CHAR if stat.S_ISCHR(mode) else EntryType.BLOCK
-                dev = replace(
-                    entry,
-                    type=kind,
-                    devmajor=os.major(st.st_rdev),
-                    devminor=os.minor(st.st_rdev),
-                )
-                found.append((dev, inode))
-            elif stat.S_ISFIFO(mode):
-                found.append((replace(entry, type=EntryType.FIFO), inode))
-            # sockets and anything else: not representable, skipped (as containerd does)
     found.sort(key=lambda pair: _sort_key(pair[0].path, pair[0].marker))
     first_path: dict[tuple[int, int], str] = {}
     out: list[LayerEntry] = []
@@ -242,36 +251,102 @@ def _links_after_targets(entries: list[LayerEntry]) -> list[LayerEntry]:
     return entries
 
 
+@runtime_checkable
+class HashingSink(BlobSink, Protocol):
+    """A sink that hashes what it is given (the store's ``BlobWriter``): the layer writer uses
+    its hasher for the blob digest instead of hashing the compressed bytes a second time."""
+
+    @property
+    def hasher(self) -> Hasher: ...
+
+
+class _Worker:
+    """A thread applying ``fn`` to chunks in order, fed through a bounded queue. After a
+    failure it keeps taking chunks (so the producer never blocks) and keeps the error."""
+
+    def __init__(self, name: str, fn: Callable[[bytes], object]) -> None:
+        self._fn = fn
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_CHUNKS)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def put(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self._fn(chunk)
+                except BaseException as exc:  # re-raised in the producer
+                    self.error = exc
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
 class _Sink:
-    """Buffers tar bytes, hashes them (diff_id), compresses, hashes and writes the blob."""
+    """Buffers tar bytes and hands them, in 1 MiB chunks, to two worker threads: one hashes
+    them (diff_id), the other compresses them and writes (and hashes) the blob. Reading files
+    and building headers thus overlaps with the C code, which releases the GIL (hashlib,
+    ISA-L, zstd, ``os.write``). A worker's failure is raised in the producer at its next
+    ``write`` or at ``close``."""
 
     def __init__(self, out: BlobSink, compression: Compression) -> None:
         self._out = out
         self._comp = compressor(compression)
         self._buf = bytearray()
         self.diff = Hasher()
-        self.blob = Hasher()
+        self._own_blob_hash = not isinstance(out, HashingSink)
+        self.blob = Hasher() if self._own_blob_hash else cast(HashingSink, out).hasher
+        self._workers = (
+            _Worker("layer-diff-id", self.diff.update),
+            _Worker("layer-compress", self._compress),
+        )
 
     def write(self, data: bytes | memoryview) -> None:
         self._buf += data
         if len(self._buf) >= _CHUNK:
-            self._flush()
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        self._raise_failure()
+        chunk = bytes(self._buf)
+        self._buf.clear()
+        for worker in self._workers:
+            worker.put(chunk)
+
+    def _raise_failure(self) -> None:
+        for worker in self._workers:
+            if worker.error is not None:
+                self.abandon()
+                raise worker.error
+
+    def _compress(self, chunk: bytes) -> None:
+        self._emit(self._comp.compress(chunk))
 
     def _emit(self, data: bytes) -> None:
         if data:
-            self.blob.update(data)
+            if self._own_blob_hash:
+                self.blob.update(data)
             self._out.write(data)
 
-    def _flush(self) -> None:
-        chunk = bytes(self._buf)
-        self._buf.clear()
-        self.diff.update(chunk)
-        self._emit(self._comp.compress(chunk))
-
     def close(self) -> None:
-        self._flush()
+        """Hand over what is buffered, wait for the workers, finish the compressed stream."""
+        if self._buf:
+            self._hand_over()
+        self.abandon()
+        self._raise_failure()
         self._emit(self._comp.flush())
         self._out.flush()
+
+    def abandon(self) -> None:
+        """Stop the workers once they have taken what was handed over."""
+        for worker in self._workers:
+            worker.stop()
 
 
 def _copy_file(sink: _Sink, entry: LayerEntry) -> None:
@@ -283,11 +358,16 @@ def _copy_file(sink: _Sink, entry: LayerEntry) -> None:
     try:
         remaining = entry.size
         while remaining > 0:
-            chunk = os.read(fd, min(_CHUNK, remaining))
+            want = min(_CHUNK, remaining + 1)  # one byte more than is left: growth shows at once
+            chunk = os.read(fd, want)
             if not chunk:
                 raise LayerError(f"{entry.path!r}: file shrank while it was being archived")
+            if len(chunk) > remaining:
+                raise LayerError(f"{entry.path!r}: file grew while it was being archived")
             sink.write(chunk)
             remaining -= len(chunk)
+            if remaining == 0 and len(chunk) < want:
+                return  # a short read that ended the file: end of file, no further read
         if os.read(fd, 1):
             raise LayerError(f"{entry.path!r}: file grew while it was being archived")
     finally:
@@ -309,6 +389,21 @@ def write_layer(
     else:
         entries = _normalise(source)
     sink = _Sink(out, compression)
+    try:
+        _write_entries(sink, entries, source_date_epoch)
+    finally:
+        sink.abandon()  # the workers are stopped already after a successful close
+    return LayerResult(
+        diff_id=sink.diff.digest(),
+        digest=sink.blob.digest(),
+        size=sink.blob.size,
+        media_type=layer_media_type(compression, docker=docker_media_type),
+        uncompressed_size=sink.diff.size,
+        entries=len(entries),
+    )
+
+
+def _write_entries(sink: _Sink, entries: list[LayerEntry], source_date_epoch: int | None) -> None:
     for entry in entries:
         seconds = entry.mtime_ns // 1_000_000_000
         if source_date_epoch is not None and seconds > source_date_epoch:
@@ -336,11 +431,3 @@ def write_layer(
             sink.write(bytes(-size % BLOCK))
     sink.write(END_OF_ARCHIVE)
     sink.close()
-    return LayerResult(
-        diff_id=sink.diff.digest(),
-        digest=sink.blob.digest(),
-        size=sink.blob.size,
-        media_type=layer_media_type(compression, docker=docker_media_type),
-        uncompressed_size=sink.diff.size,
-        entries=len(entries),
-    )

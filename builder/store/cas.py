@@ -51,6 +51,11 @@ class BlobWriter:
     def size(self) -> int:
         return self._hasher.size
 
+    @property
+    def hasher(self) -> Hasher:
+        """The running hash of what was written (read it, never feed it)."""
+        return self._hasher
+
     def write(self, data: bytes | bytearray | memoryview) -> int:
         view = memoryview(data)
         if self._expected_size is not None and self._hasher.size + len(view) > self._expected_size:

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,48 @@ def test_large_file_streams_in_chunks(tmp_path: Path) -> None:
     (entry,) = list_entries(io.BytesIO(blob))
     assert entry.size == 4 << 20
     assert result.uncompressed_size == len(blob)
+
+
+class _FailingSink:
+    """A blob sink that fails on the n-th write (a full disk, a digest mismatch)."""
+
+    def __init__(self, fail_at: int) -> None:
+        self.writes = 0
+        self.fail_at = fail_at
+
+    def write(self, data: bytes, /) -> int:
+        self.writes += 1
+        if self.writes >= self.fail_at:
+            raise OSError(28, "No space left on device")
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("fail_at", [1, 3])
+def test_sink_failure_reaches_the_caller_and_stops_the_worker(tmp_path: Path, fail_at: int) -> None:
+    import threading
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(24):  # 24 MiB of incompressible data: many chunks for the worker
+        (src / f"f{i:02d}").write_bytes(os.urandom(1 << 20))
+    before = threading.active_count()
+    with pytest.raises(OSError, match="No space left"):
+        write_layer(src, _FailingSink(fail_at), compression=Compression.NONE)
+    assert threading.active_count() == before
+
+
+def test_file_that_grows_while_archived_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(b"x" * 100)
+    entry = LayerEntry(path="f", size=50, source=str(src / "f"))
+    before = threading.active_count()
+    with pytest.raises(LayerError, match="grew"):
+        write_layer([entry], io.BytesIO())
+    short = LayerEntry(path="f", size=200, source=str(src / "f"))
+    with pytest.raises(LayerError, match="shrank"):
+        write_layer([short], io.BytesIO())
+    assert threading.active_count() == before  # the compressing worker stopped each time
