@@ -61,6 +61,7 @@ from builder.engine.add import (
     parse_checksum,
 )
 from builder.engine.chown import ChownResolver, ModeSpec, Owner, parse_chmod
+from builder.engine.writeback import WriteBack
 from builder.errors import BuildError, ContextError, ExecutionError, Span, with_span
 from builder.oci.inroot import ignorable_metadata_error, remove_at
 from builder.oci.tarformat import EntryType
@@ -267,8 +268,17 @@ class DestTree:
         self._fds: OrderedDict[tuple[bool, tuple[str, ...]], int] = OrderedDict()
         self.dirs: dict[tuple[str, ...], _DirMeta] = {}
         self.items: dict[tuple[str, ...], CopiedItem] = {}
+        self._writes = WriteBack()
+        # directories this tree created where the rootfs has no directory: nothing below them
+        # can come from the rootfs, so lookups there skip it
+        self._fresh: set[tuple[str, ...]] = set()
+        # the names in each layer directory: the layer starts empty and only this tree writes
+        # it, so a name missing here needs no lstat (which waits on the directory's lock while
+        # background writes create files in it)
+        self._listing: dict[tuple[str, ...], set[str]] = {(): set(os.listdir(self._layer_fd))}
 
     def close(self) -> None:
+        self._writes.close()
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
@@ -314,6 +324,20 @@ class DestTree:
             del self.dirs[d]
         for f in [f for f in self.items if f[:n] == comps]:
             del self.items[f]
+        self._fresh.difference_update([d for d in self._fresh if d[:n] == comps])
+        for d in [d for d in self._listing if d[:n] == comps]:
+            del self._listing[d]
+        listing = self._listing.get(comps[:-1])
+        if listing is not None:
+            listing.discard(comps[-1])
+
+    def _added(self, comps: tuple[str, ...], *, directory: bool = False) -> None:
+        """Record a new layer entry (an empty directory, with ``directory``)."""
+        listing = self._listing.get(comps[:-1])
+        if listing is not None:
+            listing.add(comps[-1])
+        if directory:
+            self._listing[comps] = set()
 
     # --- lookups --------------------------------------------------------------------------
 
@@ -332,13 +356,19 @@ class DestTree:
 
     def lookup(self, comps: tuple[str, ...]) -> Found | None:
         """The entry at canonical path ``comps`` (not followed), or None."""
+        self._writes.settle(comps)
         if not comps:
             return Found(os.fstat(self._layer_fd), True)
-        parent = self._dir_fd(True, comps[:-1])
-        if parent is not None:
+        listing = self._listing.get(comps[:-1])
+        if listing is not None and comps[-1] not in listing:
+            if comps[:-1] in self._fresh:
+                return None  # neither the layer nor the rootfs has it
+        elif (parent := self._dir_fd(True, comps[:-1])) is not None:
             st = _lstat_at(parent, comps[-1])
             if st is not None:
                 return Found(st, True)
+            if comps[:-1] in self._fresh:
+                return None
         elif self._layer_blocked(comps[:-1]):
             return None
         rparent = self._dir_fd(False, comps[:-1])
@@ -397,6 +427,7 @@ class DestTree:
     def _layer_dir(self, comps: tuple[str, ...]) -> int:
         """fd of ``comps`` as a directory in the layer, copying it up from the rootfs (with
         its metadata) when only the rootfs has it."""
+        self._writes.settle(comps)
         for i in range(len(comps)):
             sub = comps[: i + 1]
             if self._dir_fd(True, sub) is not None:
@@ -411,6 +442,7 @@ class DestTree:
             if rst is None or not stat.S_ISDIR(rst.st_mode):
                 raise ContextError(f"{_show(sub)}: not a directory")
             os.mkdir(comps[i], 0o700, dir_fd=parent)
+            self._added(sub, directory=True)
             self.dirs.setdefault(
                 sub,
                 _DirMeta(
@@ -435,6 +467,10 @@ class DestTree:
 
     def replace(self, comps: tuple[str, ...]) -> None:
         """Remove the layer's entry at ``comps`` (a new entry will hide the rootfs one)."""
+        self._writes.settle(comps)
+        listing = self._listing.get(comps[:-1])
+        if listing is not None and comps[-1] not in listing:
+            return
         parent = self._dir_fd(True, comps[:-1])
         if parent is not None and _lstat_at(parent, comps[-1]) is not None:
             self._forget(comps)
@@ -448,7 +484,10 @@ class DestTree:
         self._check_name(comps)
         parent = self._layer_dir(comps[:-1])
         os.mkdir(comps[-1], 0o700, dir_fd=parent)
+        self._added(comps, directory=True)
         self.dirs[comps] = _DirMeta(mode=mode & 0o7777, uid=uid, gid=gid, mtime_ns=mtime_ns)
+        if comps[:-1] in self._fresh or self._dir_fd(False, comps) is None:
+            self._fresh.add(comps)
 
     def mkdir_all(
         self, comps: tuple[str, ...], *, mode: int, owner: Owner | None
@@ -496,7 +535,52 @@ class DestTree:
         self._check_name(comps)
         self.replace(comps)
         parent = self._layer_dir(comps[:-1])
-        return os.open(comps[-1], _NEW_FILE, 0o600, dir_fd=parent)
+        fd = os.open(comps[-1], _NEW_FILE, 0o600, dir_fd=parent)
+        self._added(comps)
+        return fd
+
+    def write_file(
+        self,
+        comps: tuple[str, ...],
+        src: int,
+        *,
+        xattrs: tuple[tuple[str, bytes], ...],
+        mode: int,
+        uid: int,
+        gid: int,
+        mtime_ns: int,
+        in_layer: bool = True,
+    ) -> None:
+        """A new regular file at ``comps`` with the contents of open file ``src`` (taken over
+        and closed), written in the background (``WriteBack``); visible to lookups at once.
+        ``in_layer=False`` says a lookup just found nothing at ``comps`` in the layer."""
+        try:
+            self._check_name(comps)
+            if in_layer:
+                self.replace(comps)
+            parent = os.dup(self._layer_dir(comps[:-1]))
+        except BaseException:
+            os.close(src)
+            raise
+        same_owner = self.same_owner
+        name = comps[-1]
+
+        def job() -> None:
+            try:
+                out = os.open(name, _NEW_FILE, 0o600, dir_fd=parent)
+                try:
+                    copy_fd(src, out)
+                    DestTree.set_xattrs_fd(out, xattrs)
+                    _file_meta_fd(out, same_owner, mode=mode, uid=uid, gid=gid, mtime_ns=mtime_ns)
+                finally:
+                    os.close(out)
+            finally:
+                os.close(src)
+                os.close(parent)
+
+        self._writes.submit(comps, job)
+        self._added(comps)
+        self._record(comps, "file", mode, uid, gid)
 
     def _record(self, comps: tuple[str, ...], kind: str, mode: int, uid: int, gid: int) -> None:
         self.items[comps] = CopiedItem(
@@ -506,13 +590,7 @@ class DestTree:
     def file_meta(
         self, fd: int, comps: tuple[str, ...], *, mode: int, uid: int, gid: int, mtime_ns: int
     ) -> None:
-        if self.same_owner:
-            os.fchown(fd, uid, gid)
-        else:
-            with contextlib.suppress(PermissionError):
-                os.fchown(fd, uid, gid)
-        os.fchmod(fd, mode & 0o7777)
-        os.utime(fd, ns=(mtime_ns, mtime_ns))
+        _file_meta_fd(fd, self.same_owner, mode=mode, uid=uid, gid=gid, mtime_ns=mtime_ns)
         self._record(comps, "file", mode, uid, gid)
 
     @staticmethod
@@ -550,6 +628,7 @@ class DestTree:
         self.replace(comps)
         parent = self._layer_dir(comps[:-1])
         os.symlink(target, comps[-1], dir_fd=parent)
+        self._added(comps)
         self._meta_at(comps, uid=uid, gid=gid, mode=None, mtime_ns=mtime_ns)
         self._record(comps, "symlink", 0o777, uid, gid)
 
@@ -578,6 +657,7 @@ class DestTree:
                 if self.same_owner:
                     raise
                 return  # an unprivileged build cannot create device nodes
+        self._added(comps)
         self._meta_at(comps, uid=uid, gid=gid, mode=mode, mtime_ns=mtime_ns)
         self._record(comps, kind.value, mode, uid, gid)
 
@@ -596,6 +676,7 @@ class DestTree:
             os.link(
                 source[-1], comps[-1], src_dir_fd=sparent, dst_dir_fd=parent, follow_symlinks=False
             )
+            self._added(comps)
         finally:
             os.close(sparent)
         st = self.lookup(comps)
@@ -631,6 +712,7 @@ class DestTree:
 
     def finish(self) -> CopyResult:
         """Apply directory metadata, deepest first; the items written, sorted by path."""
+        self._writes.drain()
         for comps in sorted(self.dirs, key=len, reverse=True):
             meta = self.dirs[comps]
             fd = self._dir_fd(True, comps)
@@ -646,6 +728,18 @@ class DestTree:
             os.utime(fd, ns=(meta.mtime_ns, meta.mtime_ns))
             self._record(comps, "dir", meta.mode, meta.uid, meta.gid)
         return CopyResult(items=tuple(self.items[k] for k in sorted(self.items)))
+
+
+def _file_meta_fd(
+    fd: int, same_owner: bool, *, mode: int, uid: int, gid: int, mtime_ns: int
+) -> None:
+    if same_owner:
+        os.fchown(fd, uid, gid)
+    else:
+        with contextlib.suppress(PermissionError):
+            os.fchown(fd, uid, gid)
+    os.fchmod(fd, mode & 0o7777)
+    os.utime(fd, ns=(mtime_ns, mtime_ns))
 
 
 def copy_fd(src: int, dst: int) -> None:
@@ -1269,17 +1363,20 @@ class _Copier:
                 fst = os.fstat(src)
                 if (fst.st_dev, fst.st_ino) != key or not stat.S_ISREG(fst.st_mode):
                     raise ContextError(f"{self.item.label}: file changed while it was copied")
-                out = self.tree.create_file(target)
-                try:
-                    copy_fd(src, out)
-                    self.tree.set_xattrs_fd(out, self._xattrs(ev))
-                    self.tree.file_meta(
-                        out, target, mode=self._mode(st), uid=uid, gid=gid, mtime_ns=mtime
-                    )
-                finally:
-                    os.close(out)
-            finally:
+                xattrs = self._xattrs(ev)
+            except BaseException:
                 os.close(src)
+                raise
+            self.tree.write_file(
+                target,
+                src,
+                xattrs=xattrs,
+                mode=self._mode(st),
+                uid=uid,
+                gid=gid,
+                mtime_ns=mtime,
+                in_layer=found is not None and found.in_layer,
+            )
         elif stat.S_ISLNK(st.st_mode):
             if ev.parent_fd >= 0:
                 link = os.readlink(name, dir_fd=ev.parent_fd)
