@@ -61,6 +61,7 @@ from builder.engine.add import (
     parse_checksum,
 )
 from builder.engine.chown import ChownResolver, ModeSpec, Owner, parse_chmod
+from builder.engine.reuse import CopyReuse, PreviousLayer
 from builder.engine.writeback import WriteBack
 from builder.errors import BuildError, ContextError, ExecutionError, Span, with_span
 from builder.oci.inroot import ignorable_metadata_error, remove_at
@@ -254,8 +255,16 @@ class DestTree:
     recorded and applied by ``finish`` (deepest first), after all children exist.
     """
 
-    def __init__(self, layer: Path, rootfs: Path | None, *, now_ns: int) -> None:
+    def __init__(
+        self,
+        layer: Path,
+        rootfs: Path | None,
+        *,
+        now_ns: int,
+        previous: PreviousLayer | None = None,
+    ) -> None:
         self.now_ns = now_ns
+        self._previous = previous
         self.same_owner = os.geteuid() == 0
         self._layer_fd = os.open(layer, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._root_fd: int | None = None
@@ -581,6 +590,34 @@ class DestTree:
         self._writes.submit(comps, job)
         self._added(comps)
         self._record(comps, "file", mode, uid, gid)
+
+    def link_previous(
+        self,
+        label: str,
+        comps: tuple[str, ...],
+        *,
+        mode: int,
+        uid: int,
+        gid: int,
+        mtime_ns: int,
+        size: int,
+        in_layer: bool,
+    ) -> bool:
+        """Make ``comps`` a hard link of the previous build's identical file (``reuse``);
+        False when there is none and the file must be copied."""
+        previous = self._previous
+        if previous is None or label not in previous.labels:
+            return False
+        self._check_name(comps)
+        if in_layer:
+            self.replace(comps)
+        parent = self._layer_dir(comps[:-1])
+        meta = {"mode": mode, "uid": uid, "gid": gid, "mtime_ns": mtime_ns, "size": size}
+        if not previous.link(label, comps, parent, **meta):
+            return False
+        self._added(comps)
+        self._record(comps, "file", mode, uid, gid)
+        return True
 
     def _record(self, comps: tuple[str, ...], kind: str, mode: int, uid: int, gid: int) -> None:
         self.items[comps] = CopiedItem(
@@ -1325,7 +1362,7 @@ class _Copier:
             self.tree.set_dir_meta(target, mode=stat.S_IMODE(st.st_mode))
         return False
 
-    def handle(self, ev: _Event, dst: tuple[str, ...]) -> None:
+    def handle(self, ev: _Event, dst: tuple[str, ...], label: str = "") -> None:
         target = (*dst, *ev.rel.split("/")) if ev.rel else dst
         st = ev.node.st
         if stat.S_ISDIR(st.st_mode):
@@ -1355,6 +1392,19 @@ class _Copier:
                 return
             if st.st_nlink > 1:
                 self.inodes[key] = target
+            in_layer = found is not None and found.in_layer
+            mode = self._mode(st)
+            if self.tree.link_previous(
+                label,
+                target,
+                mode=mode,
+                uid=uid,
+                gid=gid,
+                mtime_ns=mtime,
+                size=st.st_size,
+                in_layer=in_layer,
+            ):
+                return
             if ev.parent_fd >= 0:
                 src = os.open(name, _READ_FILE, dir_fd=ev.parent_fd)
             else:
@@ -1371,11 +1421,11 @@ class _Copier:
                 target,
                 src,
                 xattrs=xattrs,
-                mode=self._mode(st),
+                mode=mode,
                 uid=uid,
                 gid=gid,
                 mtime_ns=mtime,
-                in_layer=found is not None and found.in_layer,
+                in_layer=in_layer,
             )
         elif stat.S_ISLNK(st.st_mode):
             if ev.parent_fd >= 0:
@@ -1413,11 +1463,14 @@ def apply_copy(
     chown_resolver: ChownResolver,
     source_date_epoch: int | None = None,
     fetcher: UrlFetcher | None = None,
+    reuse: CopyReuse | None = None,
 ) -> CopyResult:
     """Populate the empty layer directory ``out_dir`` with what ``step`` adds to the image.
 
     ``rootfs`` is a read-only view of the image before the step (None for ``--link``, which is
-    also ignored here when ``--link`` applies). Errors carry the step's span.
+    also ignored here when ``--link`` applies). ``reuse`` names the previous build's layer
+    directory of this step, whose unchanged files are hard-linked instead of copied (see
+    ``builder.engine.reuse``). Errors carry the step's span.
     """
     own_fetcher = fetcher is None
     fetch = fetcher if fetcher is not None else UrlFetcher()
@@ -1430,6 +1483,7 @@ def apply_copy(
             chown_resolver=chown_resolver,
             source_date_epoch=source_date_epoch,
             fetcher=fetch,
+            reuse=reuse,
         )
     except BuildError as err:
         if step.span is not None:
@@ -1454,6 +1508,7 @@ def _apply(
     chown_resolver: ChownResolver,
     source_date_epoch: int | None,
     fetcher: UrlFetcher,
+    reuse: CopyReuse | None,
 ) -> CopyResult:
     mode = parse_chmod(step.chmod)
     owner = chown_resolver.resolve(step.chown)
@@ -1464,8 +1519,12 @@ def _apply(
         now = min(now, clamp_ns)
     excludes = _excludes(step)
     sources = _collect(source, step, fetcher=fetcher, download=True)
+    previous: PreviousLayer | None = None
     try:
-        tree = DestTree(out_dir, rootfs, now_ns=now)
+        if reuse is not None:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                previous = PreviousLayer(reuse)
+        tree = DestTree(out_dir, rootfs, now_ns=now, previous=previous)
         try:
             multi = len(sources.items) > 1
             seen: set[int] = set()
@@ -1489,6 +1548,8 @@ def _apply(
             tree.close()
     finally:
         sources.close()
+        if previous is not None:
+            previous.close()
 
 
 def _apply_item(
@@ -1536,5 +1597,5 @@ def _apply_item(
         target = dst
     tree.mkdir_all(target, mode=dir_mode, owner=owner)
     copier = _Copier(tree, item, mode=mode, owner=owner, clamp_ns=clamp_ns)
-    for _, ev in _iter_item(item, excludes, sources.required, seen):
-        copier.handle(ev, dst)
+    for label, ev in _iter_item(item, excludes, sources.required, seen):
+        copier.handle(ev, dst, label)

@@ -30,6 +30,7 @@ from builder.engine.events import (
     VertexStarted,
 )
 from builder.engine.explain import StepRecord, explain_miss
+from builder.engine.reuse import CopyReuse
 from builder.errors import BuildError, ExecutionError, Span, with_span
 from builder.oci.image import ImageValue, Layer, image_from
 from builder.oci.mediatype import MediaType
@@ -258,12 +259,11 @@ class Scheduler:
                 self._remember(identity, record)
                 return layer, chain, cached.created
         self.sink.emit(VertexStarted(vertex=n, name=name))
-        reason = (
-            "--no-cache" if self.settings.no_cache else explain_miss(self._recall(identity), record)
-        )
+        previous = None if self.settings.no_cache else self._recall(identity)
+        reason = "--no-cache" if self.settings.no_cache else explain_miss(previous, record)
         self.sink.emit(VertexExplain(vertex=n, reason=reason))
         try:
-            layer = self._execute(step, layers, n)
+            layer = self._execute(step, layers, n, self._reuse(step, previous, record, layers))
         except BuildError as err:
             self.sink.emit(VertexDone(vertex=n, error=err.message))
             raise with_span(err, step.span) from None
@@ -282,6 +282,32 @@ class Scheduler:
         self._remember(identity, record)
         self.sink.emit(VertexDone(vertex=n))
         return layer, chain, created
+
+    def _reuse(
+        self,
+        step: Step,
+        previous: StepRecord | None,
+        record: StepRecord,
+        layers: tuple[Layer, ...],
+    ) -> CopyReuse | None:
+        """What an incremental COPY may take from its previous build (``engine.reuse``): the
+        previous layer directory, when that build had the same instruction, parent and source
+        paths, and the labels of the sources whose content digest is unchanged."""
+        if not isinstance(step, CopyStep) or previous is None:
+            return None
+        if previous.parent != record.parent or previous.values != record.values:
+            return None
+        if [p for p, _ in previous.files] != [p for p, _ in record.files]:
+            return None
+        pairs = zip(previous.files, record.files, strict=True)
+        changed = {p for (p, old), (_, new) in pairs if old != new}
+        labels = frozenset(p for p, _ in record.files if p not in changed)
+        cached = self.store.cache.get(Digest.parse(previous.key)) if labels else None
+        layer = self._cached_layer(cached) if cached is not None else None
+        if layer is None:
+            return None
+        root = self.layer_dirs.trusted_path((*history_diff_ids(layers), layer.diff_id))
+        return CopyReuse(root=root, labels=labels) if root is not None else None
 
     def _cached_layer(self, record: CacheRecord) -> Layer | None:
         from builder.store import StoreLayer
@@ -343,7 +369,9 @@ class Scheduler:
         with self._tools().overlay.mount(lowers, upper) as merged:
             yield merged
 
-    def _execute(self, step: Step, layers: tuple[Layer, ...], vertex: int) -> Layer:
+    def _execute(
+        self, step: Step, layers: tuple[Layer, ...], vertex: int, reuse: CopyReuse | None
+    ) -> Layer:
         def on_output(data: bytes) -> None:
             self.sink.emit(VertexLog(vertex=vertex, data=data))
 
@@ -353,7 +381,7 @@ class Scheduler:
                     self._execute_run(step, layers, out, on_output)
                     overlay = True
                 case CopyStep():
-                    self._execute_copy(step, layers, out)
+                    self._execute_copy(step, layers, out, reuse)
                     overlay = False
                 case WorkdirStep():
                     self._execute_workdir(step, layers, out)
@@ -400,7 +428,9 @@ class Scheduler:
                 overlay=self._tools().overlay,
             )
 
-    def _execute_copy(self, step: CopyStep, layers: tuple[Layer, ...], out: Path) -> None:
+    def _execute_copy(
+        self, step: CopyStep, layers: tuple[Layer, ...], out: Path, reuse: CopyReuse | None
+    ) -> None:
         from builder.engine.chown import ChownResolver
         from builder.engine.copy import apply_copy
 
@@ -414,6 +444,7 @@ class Scheduler:
                 out_dir=out,
                 chown_resolver=ChownResolver(rootfs),
                 source_date_epoch=self.settings.source_date_epoch,
+                reuse=reuse,
             )
 
     def _execute_workdir(self, step: WorkdirStep, layers: tuple[Layer, ...], upper: Path) -> None:

@@ -111,6 +111,11 @@ class LayerDirs:
     def has(self, chain: tuple[Digest, ...]) -> bool:
         return self.path(chain).is_dir()
 
+    def trusted_path(self, chain: tuple[Digest, ...]) -> Path | None:
+        """The directory of ``chain`` if it exists and can be trusted (see the module doc)."""
+        target = self.path(chain)
+        return target if target.is_dir() and self._trusted(target) else None
+
     def marker_path(self, target: Path, suffix: str) -> Path:
         return target.with_name(target.name + suffix)
 
