@@ -16,10 +16,13 @@ What a record pins (any difference sends the build the ordinary way, which rewri
 - the Dockerfile's bytes and both possible ``.dockerignore`` files' bytes (or their absence);
 - when any step read the context: the ``lstat`` of every entry below the context root (type,
   mode, owner, size, inode, device, mtime and ctime; ctime cannot be set back, so any write,
-  rename, chmod or xattr change shows). Entries changed less than ``RACY_NS`` before the scan are
-  not trusted (a second change within the timestamp granularity could keep the same stat), and
-  then no record is written. The scan is taken *before* the build reads the context, so a
-  change made while the build runs makes the next check fail rather than be missed;
+  rename, chmod or xattr change shows). Entries changed less than the racy window before the scan
+  are not trusted (a second change within the timestamp granularity could keep the same stat),
+  and then no record is written. The window is ``RACY_NS`` (2 s) on a filesystem with whole-second
+  timestamps and ``RACY_FINE_NS`` where the context root's ctime has a sub-second part (ext4,
+  xfs, btrfs, tmpfs: the kernel's timestamp tick is at most 10 ms). The scan is taken *before*
+  the build reads the context, so a change made while the build runs makes the next check fail
+  rather than be missed;
 - each base image name and the manifest digest ``index.json`` gives it;
 - each step's cache record file (inode, size, mtime: a record rewritten by ``--no-cache`` is a
   new file) and the blobs it names;
@@ -70,6 +73,7 @@ if TYPE_CHECKING:
 
 FORMAT: Final = 1
 RACY_NS: Final = 2_000_000_000
+RACY_FINE_NS: Final = 100_000_000
 IGNORE_FILE: Final = ".dockerignore"
 MAX_RECORD_BYTES: Final = 4 << 20
 _HEX: Final = frozenset("0123456789abcdef")
@@ -164,8 +168,19 @@ def observe(req: Request, dockerfile_bytes: bytes, *, now_ns: int | None = None)
         scanned_ns=scanned,
         dockerfile=hashlib.sha256(dockerfile_bytes).hexdigest(),
         ignore_files=tuple(_file_sha256(p) for p in req.ignore_files),
-        context=context_signature(req.context, racy_after=scanned - RACY_NS, matcher=matcher),
+        context=context_signature(
+            req.context, racy_after=scanned - racy_window(req.context), matcher=matcher
+        ),
     )
+
+
+def racy_window(root: Path) -> int:
+    """How long before a scan a change is too recent to trust (see the module docstring)."""
+    try:
+        ctime = os.lstat(root).st_ctime_ns
+    except OSError:
+        return RACY_NS
+    return RACY_FINE_NS if ctime % 1_000_000_000 else RACY_NS
 
 
 # -- checking ---------------------------------------------------------------------------------

@@ -388,3 +388,24 @@ def test_unreadable_or_missing_context_has_no_signature(tmp_path: Path) -> None:
 def test_code_fingerprint_is_stable() -> None:
     assert noop.code_fingerprint() == noop.code_fingerprint()
     assert len(noop.code_fingerprint()) == 64
+
+
+def test_racy_window_follows_the_timestamp_granularity(tmp_path: Path) -> None:
+    """A change is too recent to trust for 100 ms where timestamps have sub-second parts (the
+    context root's ctime shows it), for 2 s on a filesystem with whole-second timestamps."""
+    fine = tmp_path / "fine"
+    fine.mkdir()
+    ctime = os.lstat(fine).st_ctime_ns
+    expected = noop.RACY_FINE_NS if ctime % 1_000_000_000 else noop.RACY_NS
+    assert noop.racy_window(fine) == expected
+    assert noop.racy_window(tmp_path / "missing") == noop.RACY_NS
+
+
+def test_a_context_older_than_the_fine_window_is_trusted(world: World) -> None:
+    req = world.request()
+    if noop.racy_window(req.context) != noop.RACY_FINE_NS:
+        pytest.fail("this filesystem has whole-second timestamps; the test needs sub-second ones")
+    now = time.time_ns()
+    assert world.observe(req, now_ns=now).context is None  # just written: racy
+    later = now + noop.RACY_FINE_NS + 50_000_000  # 150 ms later, not 2 s
+    assert world.observe(req, now_ns=later).context is not None
