@@ -15,20 +15,14 @@ there is none), has mode 0600 and the ``Last-Modified`` time, and ``--checksum``
 
 from __future__ import annotations
 
-import bz2
-import calendar
 import contextlib
-import email.utils
 import hashlib
 import io
-import lzma
 import os
 import shutil
 import stat
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,14 +47,13 @@ _GZIP: Final = b"\x1f\x8b\x08"
 _BZIP2: Final = b"BZh"
 _XZ: Final = b"\xfd7zXZ\x00"
 _ZSTD: Final = b"\x28\xb5\x2f\xfd"
-_DECOMPRESS_ERRORS: Final = (
-    OSError,
-    EOFError,
-    ValueError,
-    zlib.error,
-    lzma.LZMAError,
-    zstandard.ZstdError,
-)
+_BASE_DECOMPRESS_ERRORS: Final = (OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError)
+
+
+def _decompress_errors() -> tuple[type[Exception], ...]:
+    import lzma  # bz2/lzma/urllib load on use: most builds never need them (start-up time)
+
+    return (*_BASE_DECOMPRESS_ERRORS, lzma.LZMAError)
 
 
 # --- URLs --------------------------------------------------------------------------------------
@@ -150,6 +143,9 @@ class UrlFetcher:
         return done
 
     def _download(self, url: str) -> Download:
+        import urllib.error
+        import urllib.request
+
         filename = url_filename(url)
         target = self._workdir() / hashlib.sha256(url.encode()).hexdigest()[:32]
         target.mkdir()
@@ -186,6 +182,9 @@ class UrlFetcher:
 
 
 def _http_time(value: str | None) -> int | None:
+    import calendar
+    import email.utils
+
     if not value:
         return None
     try:
@@ -204,6 +203,9 @@ def _http_time(value: str | None) -> int | None:
 @contextlib.contextmanager
 def open_archive(fd: int) -> Iterator[BinaryIO]:
     """The decompressed stream of the file ``fd`` (read from its start; ``fd`` stays open)."""
+    import bz2
+    import lzma
+
     os.lseek(fd, 0, os.SEEK_SET)
     raw = io.BufferedReader(io.FileIO(fd, "rb", closefd=False), buffer_size=_CHUNK)
     head = raw.peek(6)[:6]
@@ -222,7 +224,7 @@ def open_archive(fd: int) -> Iterator[BinaryIO]:
     try:
         yield stream
     finally:
-        with contextlib.suppress(*_DECOMPRESS_ERRORS):
+        with contextlib.suppress(*_decompress_errors()):
             stream.close()
         with contextlib.suppress(OSError):
             raw.close()
@@ -230,10 +232,11 @@ def open_archive(fd: int) -> Iterator[BinaryIO]:
 
 def is_archive(fd: int) -> bool:
     """BuildKit's ``isArchivePath``: (compressed) data starting with a valid tar header."""
+    not_archive: tuple[type[Exception], ...] = (LayerError, *_decompress_errors())
     try:
         with open_archive(fd) as stream:
             return TarReader(stream).next() is not None
-    except (LayerError, *_DECOMPRESS_ERRORS):
+    except not_archive:
         return False
 
 
@@ -269,7 +272,7 @@ def extract_archive(
         raise ContextError(f"ADD {label}: {exc.message}") from None
     except LayerError as exc:
         raise ContextError(f"ADD {label}: invalid archive: {exc.message}") from None
-    except _DECOMPRESS_ERRORS as exc:
+    except _decompress_errors() as exc:
         if isinstance(exc, OSError) and not isinstance(exc, EOFError) and exc.errno:
             raise
         raise ContextError(f"ADD {label}: corrupt compressed archive: {exc}") from None
