@@ -44,7 +44,9 @@ class Node:
 
     ``cmd`` keeps the keyword as written; ``args`` are BuildKit's ``Next`` values (for ENV and
     LABEL the flattened ``key, value, separator`` triples, the separator being ``"="`` or ``""``
-    for the legacy space form). ``sub`` is the instruction nested in ONBUILD.
+    for the legacy space form). ``sub`` is the instruction nested in ONBUILD. ``breaks`` are the
+    offsets in ``original`` where the source continued on its next line (an escape-newline,
+    dropped from ``original``); the formatter keeps a shell-form command's breaks.
     """
 
     cmd: str
@@ -53,6 +55,7 @@ class Node:
     sub: Node | None = None
     json: bool = False
     original: str = ""
+    breaks: tuple[int, ...] = ()
     start_line: int = 0
     end_line: int = 0
     heredocs: tuple[Heredoc, ...] = ()

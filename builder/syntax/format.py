@@ -23,16 +23,16 @@ Layout:
   double quotes (``a" "'b c'``). Both expand (BuildKit's ``ProcessWord``) to the same string.
   Only a legacy key holding ``=`` (possible after a U+00A0, see :func:`keeps_legacy_form`) keeps
   the legacy form, since no ``key=value`` word has such a key.
-* Shell-form commands (RUN, CMD, ENTRYPOINT, HEALTHCHECK CMD) are never re-flowed. The IR holds
-  a continued command as one joined line (the parser drops each escape-newline and keeps the
-  indentation), so the original breaks show up as blank runs; the formatter breaks the line
-  again at every run of two or more blanks outside quotes, keeping the first blank before the
-  escape and the rest as the next line's indentation. Joining gives back the exact string::
+* Shell-form commands (RUN, CMD, ENTRYPOINT, HEALTHCHECK CMD) are never re-flowed: their text
+  is written as it is, continued on a new line exactly where the source continued it. The IR
+  holds a continued command as one joined string (the parser drops each escape-newline and keeps
+  the indentation) plus the offsets of those breaks (``breaks``); the formatter puts an
+  escape-newline back at each, so joining gives back the exact string and the same breaks::
 
-      RUN apt-get update \\          (IR: "apt-get update     && apt-get install -y x")
-          && apt-get install -y x
+      RUN apt-get update \\          (IR: "apt-get update     && apt-get install -y x",
+          && apt-get install -y x      breaks (15,))
 
-  A run followed by ``#`` is left alone (that line would be a comment).
+  A command written on one line stays on one line, blank runs and all (``RUN echo a  b``).
 * Words, flags and ``key=value`` pairs go on one line; when that line is longer than
   :data:`LINE_WIDTH`, each flag or pair after the first goes on its own continuation line,
   indented by four spaces (one starting with ``#`` stays on the line before it).
@@ -56,6 +56,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import assert_never
 
 from builder.errors import BuildError, InvalidInstructionError, Span, with_span
@@ -81,7 +82,6 @@ FLAG_ORDER: dict[str, tuple[str, ...]] = {
 }
 
 _NOWHERE = Span(file="", line=0)
-_BLANKS = " \t"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -405,58 +405,55 @@ def _command(instr: ir.Run | ir.Cmd | ir.Entrypoint, escape: str) -> list[str]:
         return [json_array(instr.command)]
     if not instr.command:
         return []
-    return [_shell_text(instr, instr.command[0], escape)]
+    return [_shell_text(instr, instr.command[0], instr.breaks, escape)]
 
 
-def _shell_text(instr: ir.Instruction, text: str, escape: str) -> str:
+def _shell_text(instr: ir.Instruction, text: str, breaks: Sequence[int], escape: str) -> str:
     try:
         looks_json = parse_json(text) is not None
     except LineSyntaxError:
         looks_json = True
     if looks_json:
         raise _unformattable(instr, "a shell-form command that reads as a JSON array")
-    return break_shell(text, escape)
+    try:
+        return break_shell(text, breaks, escape)
+    except ValueError as err:
+        raise _unformattable(instr, str(err)) from None
 
 
-def break_shell(text: str, escape: str) -> str:
-    """Continue ``text`` on a new line at each run of 2+ blanks outside quotes (see module doc).
+def break_shell(text: str, breaks: Sequence[int], escape: str) -> str:
+    """``text`` continued on a new line at each offset in ``breaks`` (see the module doc).
 
-    Joining the lines again (drop each escape-newline) gives ``text`` back exactly.
+    Joining the lines again (drop each escape-newline) gives ``text`` back, and the parser finds
+    the same breaks. Raises ``ValueError`` for breaks no source can have (:func:`_break_error`).
     """
-    if "  " not in text and "\t" not in text:
+    if not breaks:
         return text
-    lines: list[str] = []
-    start = 0
-    quote = ""
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if quote:
-            if ch == quote:
-                quote = ""
-            elif ch == escape and quote == '"':
-                i += 1
-            i += 1
-            continue
-        if ch == escape:
-            i += 2
-            continue
-        if ch in "'\"":
-            quote = ch
-            i += 1
-            continue
-        if ch not in _BLANKS:
-            i += 1
-            continue
-        j = i
-        while j < n and text[j] in _BLANKS:
-            j += 1
-        if j - i >= 2 and j < n and text[j] not in GO_SPACE and text[j] != "#":
-            lines.append(text[start : i + 1] + escape)
-            start = i + 1
-        i = j
-    lines.append(text[start:])
-    return "\n".join(lines)
+    if list(breaks) != sorted(breaks) or not 0 < breaks[0] <= breaks[-1] < len(text):
+        raise ValueError(f"line breaks {tuple(breaks)} out of order or outside the command")
+    pieces = [text[start:end] for start, end in pairwise([0, *breaks, len(text)])]
+    for index, at in enumerate(breaks):
+        last = index == len(breaks) - 1
+        problem = _break_error(pieces[index], pieces[index + 1], escape, last=last)
+        if problem:
+            raise ValueError(f"cannot continue the command on a new line at {at}: {problem}")
+    return (escape + "\n").join(pieces)
+
+
+def _break_error(before: str, after: str, escape: str, *, last: bool) -> str:
+    """Why the parser would not read ``before`` + escape-newline + ``after`` as one line, or "".
+
+    The escape continues the line only when it is not itself escaped; the parser skips a next
+    line that is a comment, or blank (``last``: ``after`` is not followed by an escape).
+    """
+    if before.endswith(escape):
+        return "the escape before the newline would be escaped"
+    left = trim_left_space(after)
+    if left.startswith("#"):
+        return "the next line would be a comment"
+    if last and not left:
+        return "the next line would be blank"
+    return ""
 
 
 def _is_word(text: str, escape: str) -> bool:
@@ -483,6 +480,8 @@ def as_word(text: str, escape: str) -> str:
     while i < n:
         ch = text[i]
         if quote:
+            if ch == escape and quote == '"' and i + 1 == n:
+                break  # an escape at the very end escapes nothing and is dropped, as below
             out.append(ch)
             if ch == quote:
                 quote = ""
@@ -676,7 +675,7 @@ def _render_healthcheck(instr: ir.Healthcheck, escape: str) -> _Text:
     if kind == "CMD":
         tail = json_array(command)
     else:
-        tail = _shell_text(instr, command[0] if command else "", escape)
+        tail = _shell_text(instr, command[0] if command else "", instr.breaks, escape)
     return _Text(head=_line("HEALTHCHECK", flags, [f"CMD {tail}"], escape))
 
 

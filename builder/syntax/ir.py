@@ -154,10 +154,16 @@ class From(_Base):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Run(_Base):
-    """``command`` is one string when ``prepend_shell`` (shell form), else the exec argv."""
+    """``command`` is one string when ``prepend_shell`` (shell form), else the exec argv.
+
+    ``breaks``: where the source continued a shell-form command on its next line, as offsets
+    into the command (the escape-newline is not part of it). Only ``pybuild fmt`` uses them, to
+    keep the command's lines as written; the same on CMD, ENTRYPOINT and HEALTHCHECK CMD.
+    """
 
     command: tuple[str, ...]
     prepend_shell: bool
+    breaks: tuple[int, ...] = ()
     heredocs: tuple[InlineFile, ...] = ()
     mounts: tuple[Mount, ...] = ()
     network: NetworkMode = NetworkMode.DEFAULT
@@ -170,12 +176,14 @@ class Run(_Base):
 class Cmd(_Base):
     command: tuple[str, ...]
     prepend_shell: bool
+    breaks: tuple[int, ...] = ()  # see Run
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Entrypoint(_Base):
     command: tuple[str, ...]
     prepend_shell: bool
+    breaks: tuple[int, ...] = ()  # see Run
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -250,7 +258,7 @@ class Healthcheck(_Base):
     """``test`` is ``("NONE",)``, ``("CMD", argv...)`` or ``("CMD-SHELL", command)``.
 
     Durations are nanoseconds; 0 means "not set" (inherit or use the default), as in the image
-    config. ``retries`` 0 likewise.
+    config. ``retries`` 0 likewise. ``breaks`` are those of the ``CMD-SHELL`` command (see Run).
     """
 
     test: tuple[str, ...]
@@ -259,6 +267,7 @@ class Healthcheck(_Base):
     start_period: int = 0
     start_interval: int = 0
     retries: int = 0
+    breaks: tuple[int, ...] = ()
 
     @property
     def disabled(self) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from builder.errors import Diagnostic, Level, ParseError, Span
 from builder.syntax.ast import Comment, Directive, Heredoc
@@ -24,9 +25,11 @@ MAX_LINE_BYTES = 65535  # bufio.MaxScanTokenSize - 1
 HEREDOC_KEYWORDS = frozenset({"add", "copy", "run"})
 
 # One logical line: (text as BuildKit hands it to the instruction parser, first physical line,
-# last physical line, heredocs). A plain tuple, not a dataclass: the pre-pass makes one per
-# instruction, and building a frozen dataclass costs more than the rest of the fast path.
-LogicalLine = tuple[str, int, int, tuple[Heredoc, ...]]
+# last physical line, heredocs, breaks). ``breaks`` are the offsets in the text where a physical
+# line ended in an escape-newline (dropped in the text), for the formatter. A plain tuple, not a
+# dataclass: the pre-pass makes one per instruction, and building a frozen dataclass costs more
+# than the rest of the fast path.
+LogicalLine = tuple[str, int, int, tuple[Heredoc, ...], tuple[int, ...]]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -130,6 +133,7 @@ def scan(text: str, path: str, *, heredoc_probe: HeredocProbe) -> Scan:
             comments.append(Comment(line=i, text=stripped[1:].strip(GO_SPACE)))
             continue
         start_line = i
+        breaks: tuple[int, ...] = ()
         if stripped[-1] != escape:
             # Fast path: no trailing escape character, so this physical line is the whole
             # logical line (its text keeps trailing blanks other than carriage returns).
@@ -154,6 +158,7 @@ def scan(text: str, path: str, *, heredoc_probe: HeredocProbe) -> Scan:
                 piece, end = _continuation(piece, escape)
                 parts.append(piece)
             line = "".join(parts)
+            breaks = tuple(accumulate(map(len, parts[:-1])))
             stripped = trim_space(line)
             if empty_continuation:
                 result.warnings.append(
@@ -172,19 +177,19 @@ def scan(text: str, path: str, *, heredoc_probe: HeredocProbe) -> Scan:
             try:
                 markers = heredoc_probe(line, escape)
             except HeredocSyntaxError as err:
-                lines.append((line, start_line, i, ()))
+                lines.append((line, start_line, i, (), breaks))
                 trimmed.append(stripped)
                 fail(str(err), start_line)
                 break
             if markers:
                 heredocs, i = _read_heredocs(markers, physical, i, check_long)
                 if len(heredocs) < len(markers):
-                    lines.append((line, start_line, i, ()))
+                    lines.append((line, start_line, i, (), breaks))
                     trimmed.append(stripped)
                     fail("unterminated heredoc", start_line)
                     result.last_line = i
                     return result
-        lines.append((line, start_line, i, heredocs))
+        lines.append((line, start_line, i, heredocs, breaks))
         trimmed.append(stripped)
         if check_long and i < total and _too_long(physical[i]) and result.pending_error is None:
             fail(f"dockerfile line greater than max allowed size of {MAX_LINE_BYTES}", i + 1)

@@ -91,8 +91,8 @@ def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any
 
 
 _NODE_SLOTS = (
-    "cmd", "flags", "args", "sub", "json", "original", "start_line", "end_line", "heredocs",
-    "comments", "span",
+    "cmd", "flags", "args", "sub", "json", "original", "breaks", "start_line", "end_line",
+    "heredocs", "comments", "span",
 )  # fmt: skip
 (
     _set_cmd,
@@ -101,6 +101,7 @@ _NODE_SLOTS = (
     _set_sub,
     _set_json,
     _set_original,
+    _set_breaks,
     _set_start_line,
     _set_end_line,
     _set_heredocs,
@@ -121,7 +122,7 @@ def _build_nodes(path: str, lines: list[LogicalLine], parsed: list[ParsedLine]) 
     nodes: list[Node] = []
     append = nodes.append
     new = object.__new__
-    for (original, start, end, heredocs), item in zip(lines, parsed, strict=True):
+    for (original, start, end, heredocs, breaks), item in zip(lines, parsed, strict=True):
         if isinstance(item, LineSyntaxError):
             span = Span(file=path, line=start, column=1, end_line=end)
             raise ParseError(str(item), span=span) from None
@@ -139,6 +140,7 @@ def _build_nodes(path: str, lines: list[LogicalLine], parsed: list[ParsedLine]) 
         _set_sub(node, sub)
         _set_json(node, is_json)
         _set_original(node, original)
+        _set_breaks(node, breaks)
         _set_start_line(node, start)
         _set_end_line(node, end)
         _set_heredocs(node, heredocs)

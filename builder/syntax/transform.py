@@ -37,7 +37,7 @@ from builder.syntax import ir
 from builder.syntax.ast import AST, Node
 from builder.syntax.expand import Lexer
 from builder.syntax.flags import BFlags, suggest
-from builder.syntax.gotext import go_quote, trim_space, utf8_len
+from builder.syntax.gotext import GO_SPACE, go_quote, trim_space, utf8_len
 from builder.syntax.heredoc import HeredocSyntaxError, Marker, parse_marker
 from builder.syntax.source import SourceFile
 
@@ -324,21 +324,25 @@ def _parse_node(ctx: _Context, node: Node, *, span: Span, where: _Where) -> ir.I
             return _parse_run(req)
         case "cmd":
             req.parse_flags()
+            command = _cmdline(req)
             return ir.Cmd(
                 span=span,
                 keyword=req.command,
                 original=req.original,
-                command=_cmdline(req),
+                command=command,
                 prepend_shell=not node.json,
+                breaks=_shell_breaks(req, command),
             )
         case "entrypoint":
             req.parse_flags()
+            command = _cmdline(req)
             return ir.Entrypoint(
                 span=span,
                 keyword=req.command,
                 original=req.original,
-                command=_cmdline(req),
+                command=command,
                 prepend_shell=not node.json,
+                breaks=_shell_breaks(req, command),
             )
         case "healthcheck":
             return _parse_healthcheck(req)
@@ -401,6 +405,29 @@ def _cmdline(req: _Request) -> tuple[str, ...]:
     if len(args) == 1:
         return args
     return (" ".join(args),)
+
+
+def _shell_breaks(req: _Request, command: tuple[str, ...]) -> tuple[int, ...]:
+    """The source's line breaks inside a shell-form ``command`` (see ``ir.Run``)."""
+    node = req.node
+    if not node.breaks or node.json or len(command) != 1:
+        return ()
+    return _breaks_in(node, command[0])
+
+
+def _breaks_in(node: Node, text: str) -> tuple[int, ...]:
+    """``node.breaks`` as offsets into ``text``, the end of the node's (right-trimmed) line.
+
+    Only breaks strictly inside ``text`` count: one before it or at either end is layout that
+    the formatter writes its own way.
+    """
+    if not node.breaks:
+        return ()
+    line = node.original.rstrip(GO_SPACE)
+    start = len(line) - len(text)
+    if start < 0 or not line.endswith(text):
+        return ()
+    return tuple([b - start for b in node.breaks if start < b < len(line)])
 
 
 def _parse_arg(req: _Request) -> ir.Arg:
@@ -504,12 +531,14 @@ def _parse_run(req: _Request) -> ir.Run:
             f"security {go_quote(security_flag.value)} is not valid",
             req.where.flag(security_flag.indices[-1]),
         ) from None
+    command = _cmdline(req)
     return ir.Run(
         span=req.span,
         keyword=req.command,
         original=req.original,
-        command=_cmdline(req),
+        command=command,
         prepend_shell=not req.node.json,
+        breaks=_shell_breaks(req, command),
         heredocs=files,
         mounts=tuple(mounts),
         network=network,
@@ -683,6 +712,7 @@ def _parse_healthcheck(req: _Request) -> ir.Healthcheck:
         start_period=durations[2],
         start_interval=durations[3],
         retries=retries,
+        breaks=_shell_breaks(req, command),
     )
 
 
@@ -1313,6 +1343,7 @@ class _Analyzer:
         sub = replace(
             sub,
             heredocs=node.heredocs,
+            breaks=_breaks_in(node, sub.original),
             start_line=node.start_line,
             end_line=node.end_line,
             span=span,

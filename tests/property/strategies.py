@@ -13,6 +13,10 @@ with ``x`` exactly (positions aside). Restrictions, and why (the IR cannot say o
   not end in an escaped blank (no line can end that way); legacy ``ENV k v`` pairs have their own
   property, since their raw text changes (to ``k=v``) while their expansion does not.
 * Exec-form strings hold no lone surrogate (the parser turns them into U+FFFD).
+* Shell-form commands have line breaks only where a source can continue a line (not after an
+  escape character, not before a line the parser skips): the formatter's own check
+  (:func:`builder.syntax.format.break_shell`) decides, and the round trip shows that the parser
+  finds exactly those breaks again.
 * Heredoc bodies are whole lines, none of them equal to the terminator. A COPY/ADD with a
   heredoc body has plain paths and flags (so the parser's heredoc lexer sees every marker).
 """
@@ -26,6 +30,7 @@ from hypothesis import strategies as st
 from builder.errors import InvalidInstructionError, Span
 from builder.syntax import ir
 from builder.syntax.ast import Directive
+from builder.syntax.format import break_shell
 from builder.syntax.gotext import GO_SPACE, RE_WHITESPACE, byte_view, trim_space
 from builder.syntax.lineparse import LineSyntaxError, parse_json, parse_words
 from builder.syntax.transform import parse_mount
@@ -67,6 +72,24 @@ def text(*, min_size: int = 1, max_size: int = 30) -> st.SearchStrategy[str]:
 shell_text = text(max_size=40).filter(lambda s: not _looks_json(s))
 exec_form = st.lists(st.text(st.characters(exclude_categories=("Cs",)), max_size=12), max_size=4)
 token = st.text(st.sampled_from(list(_PLAIN + "\"'$\\`[]{}#=")), min_size=1, max_size=12)
+
+
+def _breakable(command: str, breaks: list[int], escape: str) -> bool:
+    try:
+        break_shell(command, breaks, escape)
+    except ValueError:
+        return False
+    return True
+
+
+@st.composite
+def line_breaks(draw: st.DrawFn, command: str, escape: str) -> tuple[int, ...]:
+    """Offsets where a source may continue the shell-form ``command`` on a new line."""
+    if len(command) < 2:
+        return ()
+    offsets = sorted(draw(st.lists(st.integers(1, len(command) - 1), max_size=3)))
+    kept = [o for o in offsets if _breakable(command, [o], escape)]
+    return tuple(kept) if _breakable(command, kept, escape) else ()
 
 
 @functools.cache
@@ -309,6 +332,7 @@ def run(draw: st.DrawFn, escape: str) -> ir.Run:
         command, shell = tuple(draw(exec_form)), False
         if not command and draw(st.booleans()):
             shell = True  # "RUN" alone
+    breaks = draw(line_breaks(command[0], escape)) if shell and command else ()
     safe = bool(heredocs)
     mounts = tuple(draw(_mounts(escape, safe)))
     network = draw(st.sampled_from(list(ir.NetworkMode)))
@@ -327,6 +351,7 @@ def run(draw: st.DrawFn, escape: str) -> ir.Run:
         original="",
         command=command,
         prepend_shell=shell,
+        breaks=breaks,
         heredocs=tuple(heredocs),
         mounts=mounts,
         network=network,
@@ -337,17 +362,23 @@ def run(draw: st.DrawFn, escape: str) -> ir.Run:
 
 
 @st.composite
-def cmd_or_entrypoint(draw: st.DrawFn) -> ir.Cmd | ir.Entrypoint:
+def cmd_or_entrypoint(draw: st.DrawFn, escape: str) -> ir.Cmd | ir.Entrypoint:
     if draw(st.booleans()):
         command, shell = (draw(shell_text),), True
     else:
         command, shell = tuple(draw(exec_form)), False
     if not command and draw(st.booleans()):
         shell = True
-    if draw(st.booleans()):
-        return ir.Cmd(span=SPAN, keyword="CMD", original="", command=command, prepend_shell=shell)
-    return ir.Entrypoint(
-        span=SPAN, keyword="ENTRYPOINT", original="", command=command, prepend_shell=shell
+    breaks = draw(line_breaks(command[0], escape)) if shell and command else ()
+    cls = ir.Cmd if draw(st.booleans()) else ir.Entrypoint
+    keyword = cls.__name__.upper()
+    return cls(
+        span=SPAN,
+        keyword=keyword,
+        original="",
+        command=command,
+        prepend_shell=shell,
+        breaks=breaks,
     )
 
 
@@ -417,14 +448,16 @@ _duration = st.one_of(
 
 
 @st.composite
-def healthcheck(draw: st.DrawFn) -> ir.Healthcheck:
+def healthcheck(draw: st.DrawFn, escape: str) -> ir.Healthcheck:
     kind = draw(st.sampled_from(["NONE", "CMD", "CMD-SHELL"]))
     if kind == "NONE":
         return ir.Healthcheck(span=SPAN, keyword="HEALTHCHECK", original="", test=("NONE",))
+    breaks: tuple[int, ...] = ()
     if kind == "CMD":
         test = ("CMD", *draw(exec_form.filter(bool)))
     else:
         test = ("CMD-SHELL", draw(shell_text))
+        breaks = draw(line_breaks(test[1], escape))
     return ir.Healthcheck(
         span=SPAN,
         keyword="HEALTHCHECK",
@@ -435,6 +468,7 @@ def healthcheck(draw: st.DrawFn) -> ir.Healthcheck:
         start_period=draw(_duration),
         start_interval=draw(_duration),
         retries=draw(st.one_of(st.just(0), st.integers(1, 2**31 - 1))),
+        breaks=breaks,
     )
 
 
@@ -475,7 +509,7 @@ def instruction(escape: str, *, trigger: bool = False) -> st.SearchStrategy[ir.I
     """Any instruction but FROM (ONBUILD triggers: no ONBUILD and no MAINTAINER either)."""
     choices: list[st.SearchStrategy[ir.Instruction]] = [
         run(escape),
-        cmd_or_entrypoint(),
+        cmd_or_entrypoint(escape),
         copy_or_add(),
         env_or_label(escape),
         arg(escape),
@@ -493,7 +527,7 @@ def instruction(escape: str, *, trigger: bool = False) -> st.SearchStrategy[ir.I
         exec_form.filter(bool).map(
             lambda c: ir.Shell(span=SPAN, keyword="SHELL", original="", shell=tuple(c))
         ),
-        healthcheck(),
+        healthcheck(escape),
     ]
     if not trigger:
         choices += [_maintainer(), onbuild(escape)]

@@ -33,7 +33,7 @@ from builder.syntax.gotext import byte_view
 from builder.syntax.lineparse import extract_flags, parse_json, parse_words
 from builder.syntax.parser import parse
 from builder.syntax.transform import parse_duration, to_ir
-from tests.property.strategies import ESCAPES, dockerfiles, legacy_pair, text
+from tests.property.strategies import ESCAPES, dockerfiles, legacy_pair, line_breaks, text
 
 NOWHERE = Span(file="", line=0)
 _INSTRUCTIONS = tuple(
@@ -175,16 +175,24 @@ def test_json_arrays_read_back_exactly(values: list[str]) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(escape=st.sampled_from(ESCAPES), command=text(max_size=40).filter(lambda s: s[0] != "["))
-def test_broken_shell_lines_join_back_exactly(escape: str, command: str) -> None:
-    written = break_shell(command, escape)
+@given(
+    data=st.data(),
+    escape=st.sampled_from(ESCAPES),
+    command=text(max_size=40).filter(lambda s: s[0] != "["),
+)
+def test_broken_shell_lines_join_back_exactly(
+    data: st.DataObject, escape: str, command: str
+) -> None:
+    breaks = data.draw(line_breaks(command, escape))
+    written = break_shell(command, breaks, escape)
     lines = written.split("\n")
+    assert len(lines) == len(breaks) + 1  # no breaks: the command as it is, on one line
     assert all(line.endswith(escape) for line in lines[:-1])
-    assert all(line[:1] in (" ", "\t") for line in lines[1:])
+    assert "".join(line.removesuffix(escape) for line in lines[:-1]) + lines[-1] == command
     source = f"# escape={escape}\nFROM scratch\nRUN -- {written}\v\n"
     run = reparse(source).stages[0].instructions[0]
     assert isinstance(run, ir.Run)
-    assert run.command == (command,)
+    assert (run.command, run.breaks) == ((command,), breaks)
 
 
 # -- from text: whatever parses formats to the same IR ------------------------------------------
@@ -214,14 +222,16 @@ def _uncaptured_heredoc_sources(source: str, df: ir.Dockerfile) -> bool:
     """A COPY/ADD word like ``<<EOF\\"q`` on a line the shell lexer cannot split is not read as
     a heredoc by BuildKit's parser (no body is taken), yet its instruction parser still makes it
     an empty inline source. No Dockerfile text but that broken line gives such IR, so these
-    inputs have no canonical form (the formatter would write a real, terminated heredoc)."""
-    captured = sum(len(n.heredocs) for n in parse(source).nodes if n.keyword in ("copy", "add"))
-    inline = sum(
-        len(i.heredocs)
+    inputs have no canonical form (the formatter would write a real, terminated heredoc).
+    The same goes for an ONBUILD COPY/ADD trigger."""
+    nodes = parse(source).nodes
+    captured = sum(len(n.heredocs) for n in nodes if (n.sub or n).keyword in ("copy", "add"))
+    instructions = [
+        i.trigger if isinstance(i, ir.OnBuild) else i
         for stage in df.stages
         for i in stage.instructions
-        if isinstance(i, ir.Copy | ir.Add)
-    )
+    ]
+    inline = sum(len(i.heredocs) for i in instructions if isinstance(i, ir.Copy | ir.Add))
     return inline > captured
 
 
@@ -229,6 +239,10 @@ def test_uncaptured_heredoc_source_is_recognised() -> None:
     source = 'FROM base\nCOPY <<EOF\\"q r"\n'
     assert _uncaptured_heredoc_sources(source, reparse(source))
     real = "FROM base\nCOPY <<EOF /x\nbody\nEOF\n"
+    assert not _uncaptured_heredoc_sources(real, reparse(real))
+    trigger = 'FROM base\nONBUILD COPY <<EOF\\"q r"\n'
+    assert _uncaptured_heredoc_sources(trigger, reparse(trigger))
+    real = "FROM base\nONBUILD COPY <<EOF /x\nbody\nEOF\n"
     assert not _uncaptured_heredoc_sources(real, reparse(real))
 
 

@@ -140,12 +140,82 @@ def test_run_continuation_lines_keep_their_layout() -> None:
     same_meaning("FROM scratch\n" + text)
 
 
-def test_run_continuation_without_indentation_is_joined() -> None:
-    assert body("RUN echo a&&\\\necho b\n") == "RUN echo a&&echo b\n"
+def test_run_continuation_without_indentation_is_kept() -> None:
+    text = "RUN echo a&&\\\necho b\n"
+    assert body(text) == text
+    run = first(same_meaning("FROM scratch\n" + text))
+    assert isinstance(run, ir.Run)
+    assert (run.command, run.breaks) == (("echo a&&echo b",), (8,))
+
+
+def test_run_on_one_line_stays_on_one_line_with_its_blank_runs() -> None:
+    text = "RUN echo a  b\n"
+    assert body(text) == text
+    run = first(same_meaning("FROM scratch\n" + text))
+    assert isinstance(run, ir.Run)
+    assert (run.command, run.breaks) == (("echo a  b",), ())
+    assert body("RUN echo a \t  b  &&   ls\t\t-l\n") == "RUN echo a \t  b  &&   ls\t\t-l\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CMD echo a  b\n",
+        "ENTRYPOINT exec  top   -b\n",
+        "HEALTHCHECK --interval=5s CMD curl  -f   http://x/\n",
+        "ONBUILD RUN make  all\n",
+    ],
+)
+def test_other_shell_forms_on_one_line_stay_on_one_line(text: str) -> None:
+    assert body(text) == text
+    same_meaning("FROM scratch\n" + text)
+
+
+def test_continued_run_keeps_exactly_its_breaks() -> None:
+    text = "RUN a  b \\\n    c  d\\\n  e \\\n\tf\n"
+    assert body(text) == text
+    run = first(same_meaning("FROM scratch\n" + text))
+    assert isinstance(run, ir.Run)
+    assert run.command == ("a  b     c  d  e \tf",)
+    assert run.breaks == (5, 13, 17)
+
+
+def test_continued_shell_forms_keep_their_breaks_after_canonical_prefixes() -> None:
+    # the keyword, flags and blanks before the command are canonical; the command is as written
+    text = (
+        "onbuild   run  echo a \\\n  b\n"
+        "healthcheck   --retries=3 cmd  check \\\n  --x  y\n"
+        "cmd \\\n  start \\\n    --now\n"
+    )
+    out = body(text)
+    assert out == (
+        "ONBUILD RUN echo a \\\n  b\n"
+        "HEALTHCHECK --retries=3 CMD check \\\n  --x  y\n"
+        "CMD start \\\n    --now\n"
+    )
+    same_meaning("FROM scratch\n" + text)
+
+
+def test_run_with_long_flags_and_a_continued_command() -> None:
+    flags = "--mount=type=cache,target=/root/.cache/pip --mount=type=bind,source=req.txt,target=/r"
+    out = body(f"RUN {flags} pip install \\\n    -r /r\n")
+    assert out == (
+        "RUN --mount=type=cache,target=/root/.cache/pip \\\n"
+        "    --mount=type=bind,source=req.txt,target=/r \\\n"
+        "    pip install \\\n"
+        "    -r /r\n"
+    )
+    assert fmt("FROM scratch\n" + out) == "FROM scratch\n" + out
 
 
 def test_run_blank_runs_inside_quotes_stay_on_the_line() -> None:
     assert body("RUN echo 'a    b' \"c    d\"\n") == "RUN echo 'a    b' \"c    d\"\n"
+
+
+def test_run_break_inside_quotes_is_kept() -> None:
+    text = "RUN echo 'a \\\n  b' \"c\\\nd\"\n"
+    assert body(text) == text
+    same_meaning("FROM scratch\n" + text)
 
 
 def test_run_comment_inside_continuation_moves_before_the_instruction() -> None:
@@ -707,6 +777,33 @@ def test_run_heredoc_holding_its_terminator_is_refused() -> None:
         format_instruction(run)
 
 
+@pytest.mark.parametrize(
+    ("command", "breaks", "why"),
+    [
+        ("a\\b", (2,), "the escape before the newline would be escaped"),
+        ("a #b", (2,), "the next line would be a comment"),
+        ("a \u00a0#b", (1,), "the next line would be a comment"),
+        ("ab", (0,), "outside the command"),
+        ("ab", (2,), "outside the command"),
+        ("abc", (2, 1), "out of order"),
+    ],
+)
+def test_line_breaks_no_source_has_are_refused(
+    command: str, breaks: tuple[int, ...], why: str
+) -> None:
+    with pytest.raises(InvalidInstructionError, match=why) as info:
+        format_instruction(replace(RUN, command=(command,), breaks=breaks))
+    assert info.value.span == Span(file="Dockerfile", line=7)
+
+
+def test_line_breaks_are_written_where_the_ir_has_them() -> None:
+    run = replace(RUN, command=("a  b  c",), breaks=(1, 1, 5))
+    assert format_instruction(run) == "RUN a\\\n\\\n  b \\\n c\n"
+    back = first(ir_of("FROM scratch\n" + format_instruction(run)))
+    assert isinstance(back, ir.Run)
+    assert (back.command, back.breaks) == (run.command, run.breaks)
+
+
 def test_shell_text_that_reads_as_json_is_refused() -> None:
     with pytest.raises(InvalidInstructionError, match="reads as a JSON array"):
         format_instruction(replace(RUN, command=('["a"]',)))
@@ -756,3 +853,16 @@ def test_legacy_value_ending_in_a_lone_escape_is_written_as_it_is_read(escape: s
     out = format_dockerfile(df)
     assert out.endswith('ENV "=\n')
     assert fmt(out) == out
+
+
+@pytest.mark.parametrize("escape", ["\\", "`"])
+def test_as_word_drops_a_final_escape_inside_an_open_quote(escape: str) -> None:
+    """The parser drops an escape that ends the text inside double quotes; as_word must not
+    write one back (hypothesis found ``"\\``)."""
+    from builder.syntax.format import as_word
+    from builder.syntax.lineparse import parse_words
+
+    word = '"a b' + escape
+    written = as_word(word, escape)
+    assert parse_words(written, escape) == [written]
+    assert not written.endswith(escape)

@@ -141,14 +141,15 @@ def test_nodes_equal_the_dataclass_constructor() -> None:
     ast = parse(text)
     sub = Node(cmd="RUN", args=("z",), original="RUN z")
     expected = [
-        ("FROM", (), ("a", "AS", "b"), None, False, "FROM a AS b", 1, 1, ()),
+        ("FROM", (), ("a", "AS", "b"), None, False, "FROM a AS b", (), 1, 1, ()),
         ("RUN", ("--mount=type=cache",), ("x   && y",), None, False,
-         "RUN --mount=type=cache x   && y", 2, 3, ()),
-        ("COPY", (), ("<<EOF", "/x"), None, False, "COPY <<EOF /x", 5, 7,
+         "RUN --mount=type=cache x   && y", (25,), 2, 3, ()),
+        ("COPY", (), ("<<EOF", "/x"), None, False, "COPY <<EOF /x", (), 5, 7,
          (Heredoc(name="EOF", file_descriptor=0, expand=True, chomp=False, content="hello\n"),)),
-        ("ENV", (), ("A", '"x y"', "=", "B", "c", "="), None, False, 'ENV A="x y" B=c', 8, 8, ()),
-        ("CMD", (), ("a", "b"), None, True, 'CMD ["a", "b"]', 9, 9, ()),
-        ("ONBUILD", (), (), sub, False, "ONBUILD RUN z", 10, 10, ()),
+        ("ENV", (), ("A", '"x y"', "=", "B", "c", "="), None, False, 'ENV A="x y" B=c', (), 8, 8,
+         ()),
+        ("CMD", (), ("a", "b"), None, True, 'CMD ["a", "b"]', (), 9, 9, ()),
+        ("ONBUILD", (), (), sub, False, "ONBUILD RUN z", (), 10, 10, ()),
     ]  # fmt: skip
     want = tuple(
         Node(
@@ -158,12 +159,13 @@ def test_nodes_equal_the_dataclass_constructor() -> None:
             sub=sub_node,
             json=is_json,
             original=original,
+            breaks=breaks,
             start_line=start,
             end_line=end,
             heredocs=docs,
             span=Span(file="Dockerfile", line=start, column=1, end_line=end),
         )
-        for cmd, flags, args, sub_node, is_json, original, start, end, docs in expected
+        for cmd, flags, args, sub_node, is_json, original, breaks, start, end, docs in expected
     )
     assert ast.nodes == want
     assert [hash(n) for n in ast.nodes] == [hash(n) for n in want]
