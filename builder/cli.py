@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Protocol, cast
 
-from builder.errors import BuildError
+from builder.errors import BuildError, Interrupted
 
 # command name -> module under builder.commands; order is the order of `pybuild --help`.
 COMMANDS: dict[str, str] = {
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _interrupt(signum: int, frame: object) -> None:
     """SIGTERM/SIGHUP unwind like Ctrl-C, so containers, mounts and temp dirs are cleaned up."""
-    raise KeyboardInterrupt
+    raise Interrupted(signum)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -84,6 +84,27 @@ def _main(argv: Sequence[str] | None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
+    try:
+        prepared = _prepare(argv)
+    except KeyboardInterrupt as stop:
+        # Before the command started there is nothing to clean up or report: exit as the signal
+        # would have ended the process (a command such as `run` handles signals itself).
+        return 128 + (stop.signum if isinstance(stop, Interrupted) else signal.SIGINT)
+    if isinstance(prepared, int):
+        return prepared
+    module, args = prepared
+    try:
+        return module.run(args)
+    except BuildError as err:
+        print(f"ERROR: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ERROR: interrupted", file=sys.stderr)
+        return 130
+
+
+def _prepare(argv: Sequence[str] | None) -> tuple[CommandModule, argparse.Namespace] | int:
+    """The command to run and its arguments, or the exit status when there is none to run."""
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
@@ -113,12 +134,4 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     parser = argparse.ArgumentParser(prog=f"pybuild {name}", description=module.HELP)
     module.add_arguments(parser)
-    args = parser.parse_args(rest)
-    try:
-        return module.run(args)
-    except BuildError as err:
-        print(f"ERROR: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("ERROR: interrupted", file=sys.stderr)
-        return 130
+    return module, parser.parse_args(rest)

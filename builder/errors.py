@@ -151,6 +151,15 @@ class EnvironmentUnavailableError(BuildError):
     """A required capability (root, runc, overlayfs, a tool) is missing."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGTERM, SIGHUP, ...), unwinding like Ctrl-C so that containers, mounts
+    and temporary directories are cleaned up; the process then exits ``128 + signum``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 E = TypeVar("E", bound=BuildError)
 
 

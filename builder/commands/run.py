@@ -3,18 +3,39 @@
 The container's root is an overlay of the image's layer directories with a throwaway upper
 directory (``docker run --rm`` semantics: nothing the container writes is kept). Networking is
 the host's (there is no bridge), so ``-p`` publishes nothing: the process's ports are the host's.
+
+Signals (``docker run``'s signal proxy, without a terminal): SIGTERM, SIGINT and SIGHUP are
+forwarded to the container's process, and ``pybuild run`` exits quietly with the container's
+exit status (128+N when signal N ended it). A container that has not exited ``--stop-timeout``
+seconds after a forwarded signal is killed (SIGKILL, so 137), as ``docker stop`` does: a
+container's PID 1 ignores the signals it has no handler for, so ``sleep`` would otherwise never
+stop. A signal that comes before the container starts stops the set-up and exits 128+N, quietly
+too. Containers, mounts and temporary directories are cleaned up either way.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import enum
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
-from builder.errors import BuildError, RunStepError, Span
+from builder.errors import BuildError, Interrupted, RunStepError, Span
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from builder.runtime.oci import ExitStatus, OutputCallback, Runc
 
 HELP = "Run a command in a new container from an image (like `docker run --rm`)."
+
+DEFAULT_STOP_TIMEOUT = 10  # seconds (docker's default)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +74,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:CONTAINER",
         help="accepted for docker compatibility; with host networking ports are already the host's",
     )
+    parser.add_argument(
+        "--stop-timeout",
+        type=int,
+        default=DEFAULT_STOP_TIMEOUT,
+        metavar="SECONDS",
+        help="after a forwarded SIGTERM, SIGINT or SIGHUP, how long the container has to exit"
+        " before it is killed; -1: no limit (default %(default)s)",
+    )
     parser.add_argument("--name", help="container name (informational)")
     parser.add_argument("--root", metavar="DIR", help="image store (default: $PYBUILD_ROOT)")
 
@@ -71,7 +100,89 @@ def _command(
     return argv
 
 
+class _Phase(enum.Enum):
+    SETTING_UP = "setting up"
+    RUNNING = "running"
+    FINISHING = "finishing"
+
+
+class SignalTarget(Protocol):
+    """What :class:`StopSignals` needs of the runtime (:class:`~builder.runtime.oci.Runc`)."""
+
+    def forward_signal(self, signum: int) -> None: ...
+
+    def kill_all(self) -> None: ...
+
+
+class StopSignals:
+    """The handler of :data:`STOP_SIGNALS` for one ``pybuild run`` (see the module doc)."""
+
+    def __init__(self, stop_timeout: float) -> None:
+        self._stop_timeout = stop_timeout
+        self._phase = _Phase.SETTING_UP
+        self._runtime: SignalTarget | None = None
+        self._kill_timer: threading.Timer | None = None
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[StopSignals]:
+        """Handle the stop signals in the block; the handlers before it are put back after."""
+        previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    @contextlib.contextmanager
+    def running(self, runtime: SignalTarget) -> Iterator[None]:
+        """While the block runs ``runtime``'s container, signals go to the container."""
+        self._runtime, self._phase = runtime, _Phase.RUNNING
+        try:
+            yield
+        finally:
+            self._runtime, self._phase = None, _Phase.FINISHING
+            if self._kill_timer is not None:
+                self._kill_timer.cancel()
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self._phase is _Phase.SETTING_UP:
+            self._phase = _Phase.FINISHING  # a second signal must not break the clean-up
+            raise Interrupted(signum)
+        runtime = self._runtime
+        if runtime is None:
+            return  # finishing: the container has exited, its status is the answer
+        runtime.forward_signal(signum)
+        waiting = self._kill_timer is not None and self._kill_timer.is_alive()
+        if self._stop_timeout >= 0 and not waiting:
+            self._kill_timer = threading.Timer(self._stop_timeout, runtime.kill_all)
+            self._kill_timer.daemon = True
+            self._kill_timer.start()
+
+
+@dataclass(frozen=True, slots=True)
+class _ForwardingRuntime:
+    """``runtime`` with the stop signals forwarded to its container while it runs."""
+
+    runtime: Runc
+    signals: StopSignals
+
+    def run(self, bundle: Path, spec: dict[str, Any], *, on_output: OutputCallback) -> ExitStatus:
+        with self.signals.running(self.runtime):
+            return self.runtime.run(bundle, spec, on_output=on_output)
+
+    def swap_accounting(self) -> bool:
+        return self.runtime.swap_accounting()
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        with StopSignals(args.stop_timeout).installed() as signals:
+            return _run(args, signals)
+    except Interrupted as stop:  # before the container started (see StopSignals)
+        return 128 + stop.signum
+
+
+def _run(args: argparse.Namespace, signals: StopSignals) -> int:
     from pathlib import Path
 
     from builder.commands._store import open_store
@@ -114,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
                 dirs.ensure(image.layers),
                 upper,
                 process,  # type: ignore[arg-type]
-                runtime=Runc(root=Path(store.root) / "runc"),
+                runtime=_ForwardingRuntime(Runc(root=Path(store.root) / "runc"), signals),
                 on_output=on_output,
                 network=args.network,
                 bundle_dir=Path(store.root) / "tmp",

@@ -171,6 +171,12 @@ def _read_runc_log(path: Path) -> str:
     return last
 
 
+def _exit_code(returncode: int) -> int:
+    """The runtime's exit status; 128+N when the runtime itself died of signal N, as a shell
+    reports it (the runtime reports a container killed by signal N that way too)."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
 class Runc:
     """runc (or a CLI-compatible runtime) driven as a subprocess.
 
@@ -187,6 +193,7 @@ class Runc:
     ) -> None:
         self._live: dict[str, subprocess.Popen[bytes]] = {}
         self._live_lock = threading.Lock()
+        self._pending_signals: list[int] = []  # see forward_signal
         self.binary = binary or self.name
         self.root = root or DEFAULT_STATE_ROOT
         self.no_pivot = no_pivot
@@ -278,10 +285,11 @@ class Runc:
         with self._live_lock:
             self._live[container_id] = proc
         try:
+            self._send_pending(proc)
             fd = proc.stdout.fileno()
             while chunk := os.read(fd, 1 << 16):
                 on_output(chunk)
-            code = proc.wait()
+            code = _exit_code(proc.wait())
             cgroup = memory_cgroup_dir(cgroups_path, layout)
             oom = cgroup is not None and oom_kill_count(cgroup) > 0
         except BaseException:
@@ -293,6 +301,7 @@ class Runc:
         finally:
             with self._live_lock:
                 self._live.pop(container_id, None)
+            self._pending_signals.clear()
         proc.stdout.close()
         self._delete(exe, container_id, proc)
         error = _read_runc_log(log) if code != 0 else ""
@@ -312,6 +321,24 @@ class Runc:
         for container_id in live:
             with contextlib.suppress(OSError, subprocess.SubprocessError):
                 self._call(exe, "kill", container_id, "KILL")
+
+    def forward_signal(self, signum: int) -> None:
+        """Send ``signum`` to the container being run, as ``docker run`` does with the signals
+        it gets (``runc run`` relays every signal it receives to the container's process).
+
+        Meant for a signal handler in the thread that calls :meth:`run`: it takes no lock, and
+        a signal that comes while :meth:`run` starts the runtime is sent once it has started.
+        """
+        live = tuple(self._live.copy().values())
+        if not live:
+            self._pending_signals.append(signum)
+        for proc in live:
+            with contextlib.suppress(OSError):
+                proc.send_signal(signum)
+
+    def _send_pending(self, proc: subprocess.Popen[bytes]) -> None:
+        while self._pending_signals:
+            proc.send_signal(self._pending_signals.pop(0))
 
     def _kill(self, exe: str, container_id: str, proc: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(OSError, subprocess.SubprocessError):

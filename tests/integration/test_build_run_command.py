@@ -1,9 +1,16 @@
-"""``pybuild run IMAGE [COMMAND...]`` on built images: CMD/ENTRYPOINT rules, -e, exit codes."""
+"""``pybuild run IMAGE [COMMAND...]`` on built images: CMD/ENTRYPOINT rules, -e, exit codes,
+signals."""
 
 from __future__ import annotations
 
+import select
+import signal
+import subprocess
+import time
+from pathlib import Path
+
 import pytest
-from enginekit import Builder, runc_containers
+from enginekit import PYBUILD, Builder, mounts, runc_containers
 
 pytestmark = pytest.mark.integration
 
@@ -79,3 +86,74 @@ def test_run_does_not_change_the_image(pb: Builder, image: str) -> None:
     assert pb.cli("run", image, "sh", "-c", "echo x > /tmp/scribble").returncode == 0
     proc = pb.cli("run", image, "sh", "-c", "test -e /tmp/scribble; echo $?")
     assert proc.stdout == "1\n"
+
+
+# --------------------------------------------------------------------------- signals
+
+
+def _start(pb: Builder, *argv: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [PYBUILD, "run", *argv],
+        env=pb.environ(),
+        cwd=pb.workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _first_line(proc: subprocess.Popen[str], timeout: float = 60) -> str:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, "the container printed nothing"
+    return proc.stdout.readline()
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _leftovers(store_root: Path) -> list[str]:
+    """Mounts, runc containers and temporary directories left under the store."""
+    found = [f"mount: {line}" for line in mounts() if str(store_root) in line]
+    found += [f"runc container: {c}" for c in runc_containers(store_root)]
+    found += [f"tmp/{p.name}" for p in (store_root / "tmp").glob("*")]
+    found += [f"snapshots/{p.name}" for p in (store_root / "snapshots").glob(".*")]
+    return found
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 42), (signal.SIGINT, 43)])
+def test_run_forwards_a_signal_and_exits_with_the_container_status(
+    pb: Builder, signum: signal.Signals, code: int
+) -> None:
+    script = (
+        "trap 'echo got TERM; exit 42' TERM; trap 'echo got INT; exit 43' INT; echo ready;"
+        " while :; do sleep 0.1; done"
+    )
+    proc = _start(pb, "busybox", "sh", "-c", script)
+    assert _first_line(proc) == "ready\n"
+    proc.send_signal(signum)
+    out, err = _finish(proc, timeout=30)
+    assert proc.returncode == code  # the container's own status, as docker run exits
+    assert out == f"got {signum.name.removeprefix('SIG')}\n"
+    assert err == ""  # no "ERROR: interrupted": docker run prints nothing of its own
+    assert _leftovers(pb.store_root) == []
+
+
+def test_run_kills_a_container_that_ignores_the_signal(pb: Builder) -> None:
+    # PID 1 of a container ignores SIGTERM unless it has a handler: `sleep` goes on sleeping
+    proc = _start(pb, "--stop-timeout", "1", "busybox", "sh", "-c", "echo ready; exec sleep 30")
+    assert _first_line(proc) == "ready\n"
+    time.sleep(0.3)  # let `exec sleep` start
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = _finish(proc, timeout=20)
+    assert time.monotonic() - started < 10  # the stop timeout, not sleep 30
+    assert proc.returncode == 128 + signal.SIGKILL  # killed after the stop timeout
+    assert (out, err) == ("", "")
+    assert _leftovers(pb.store_root) == []

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,15 @@ from builder.runtime.oci import (
 # A stand-in for runc: "run" executes process.args on the host (no isolation) with the
 # bundle's config, records every subcommand, and keeps a state dir per container like runc.
 FAKE = r"""#!PYTHON
-import json, os, subprocess, sys
+import json, os, signal, subprocess, sys
+child, pending = None, []
+def relay(signum, frame):  # like runc run: every signal goes to the container's process
+    if child is None:
+        pending.append(signum)
+    else:
+        child.send_signal(signum)
+for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(s, relay)
 args = sys.argv[1:]
 root = args[args.index("--root") + 1]
 with open(os.path.join(root, "calls.log"), "a") as f:
@@ -43,8 +53,11 @@ if cmd == "run":
             f.write(json.dumps({"level": "warning", "msg": "meh"}) + "\n")
             f.write(json.dumps({"level": "error", "msg": "exec: \"FAIL\": not found"}) + "\n")
         sys.exit(1)
-    p = subprocess.run(spec["process"]["args"])
-    sys.exit(p.returncode if p.returncode >= 0 else 128 - p.returncode)
+    child = subprocess.Popen(spec["process"]["args"])
+    for signum in pending:
+        child.send_signal(signum)
+    code = child.wait()
+    sys.exit(code if code >= 0 else 128 - code)
 if cmd == "kill":
     d = os.path.join(root, cid)
     if os.path.isdir(d):
@@ -130,6 +143,48 @@ def test_interrupt_kills_and_deletes(fake_runc: Runc, tmp_path: Path) -> None:
         )
     kinds = [next(a for a in c if a in ("run", "kill", "delete")) for c in calls(fake_runc)]
     assert kinds == ["run", "kill", "delete"]
+    assert fake_runc.list_containers() == ()
+
+
+def test_forwarded_signal_reaches_the_process(fake_runc: Runc, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    out: list[bytes] = []
+
+    def on_output(chunk: bytes) -> None:
+        out.append(chunk)
+        if b"ready" in chunk:
+            fake_runc.forward_signal(signal.SIGTERM)
+
+    script = "trap 'echo got TERM; exit 42' TERM; echo ready; while :; do sleep 0.1; done"
+    status = fake_runc.run(bundle, simple_spec("/bin/sh", "-c", script), on_output=on_output)
+    assert status.code == 42
+    assert b"".join(out) == b"ready\ngot TERM\n"
+    assert fake_runc.list_containers() == ()
+
+
+def test_signal_forwarded_before_the_start_is_sent_once_started(
+    fake_runc: Runc, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    fake_runc.forward_signal(signal.SIGTERM)  # no container yet: kept for the next run
+    started = time.monotonic()
+    status = fake_runc.run(bundle, simple_spec("sleep", "20"), on_output=lambda _b: None)
+    assert status.code == 128 + signal.SIGTERM
+    assert time.monotonic() - started < 15
+    # sent once: the next run is left alone
+    assert fake_runc.run(bundle, simple_spec("true"), on_output=lambda _b: None).code == 0
+
+
+def test_runtime_killed_by_a_signal_exits_128_plus_the_signal(
+    fake_runc: Runc, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    spec = simple_spec("/bin/sh", "-c", "kill -KILL $PPID")  # the parent is the runtime
+    status = fake_runc.run(bundle, spec, on_output=lambda _b: None)
+    assert status.code == 128 + signal.SIGKILL
     assert fake_runc.list_containers() == ()
 
 
