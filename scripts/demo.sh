@@ -79,7 +79,7 @@ fi
 log=$(mktemp)
 if [ "$PORT" = 8080 ]; then
   step "pybuild run psweb (in the background)"
-  "$PYBUILD" run psweb >"$log" 2>&1 &
+  "$PYBUILD" run --stop-timeout 2 psweb >"$log" 2>&1 &
 else
   step "pybuild run --entrypoint /bin/busybox psweb httpd -f -v -p $PORT -h /www (background)"
   "$PYBUILD" run --entrypoint /bin/busybox psweb httpd -f -v -p "$PORT" -h /www >"$log" 2>&1 &
@@ -105,7 +105,7 @@ fi
 title=$(printf '%s\n' "$page" | sed -n 's:.*<title>\(.*\)</title>.*:\1:p' | head -n 1)
 echo "GET http://127.0.0.1:$PORT/ -> page title: $title"
 
-step "stop psweb (SIGTERM: the CLI kills and removes its container, unmounts its rootfs)"
+step "stop psweb (SIGTERM, forwarded to httpd; after --stop-timeout the container is killed, removed and unmounted)"
 stop_server
 echo "server log:"
 sed 's/^/  /' "$log"
