@@ -612,8 +612,9 @@ class DestTree:
         if in_layer:
             self.replace(comps)
         parent = self._layer_dir(comps[:-1])
-        meta = {"mode": mode, "uid": uid, "gid": gid, "mtime_ns": mtime_ns, "size": size}
-        if not previous.link(label, comps, parent, **meta):
+        if not previous.link(
+            label, comps, parent, mode=mode, uid=uid, gid=gid, mtime_ns=mtime_ns, size=size
+        ):
             return False
         self._added(comps)
         self._record(comps, "file", mode, uid, gid)

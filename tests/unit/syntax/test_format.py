@@ -50,6 +50,14 @@ def first(df: ir.Dockerfile) -> ir.Instruction:
     return df.stages[0].instructions[0]
 
 
+def kept_run(text: str) -> ir.Run:
+    """Assert the RUN in ``text`` is written back exactly and means the same; its IR."""
+    assert body(text) == text
+    run = first(same_meaning("FROM scratch\n" + text))
+    assert isinstance(run, ir.Run)
+    return run
+
+
 # --------------------------------------------------------------------------- FROM
 
 
@@ -141,18 +149,12 @@ def test_run_continuation_lines_keep_their_layout() -> None:
 
 
 def test_run_continuation_without_indentation_is_kept() -> None:
-    text = "RUN echo a&&\\\necho b\n"
-    assert body(text) == text
-    run = first(same_meaning("FROM scratch\n" + text))
-    assert isinstance(run, ir.Run)
+    run = kept_run("RUN echo a&&\\\necho b\n")
     assert (run.command, run.breaks) == (("echo a&&echo b",), (8,))
 
 
 def test_run_on_one_line_stays_on_one_line_with_its_blank_runs() -> None:
-    text = "RUN echo a  b\n"
-    assert body(text) == text
-    run = first(same_meaning("FROM scratch\n" + text))
-    assert isinstance(run, ir.Run)
+    run = kept_run("RUN echo a  b\n")
     assert (run.command, run.breaks) == (("echo a  b",), ())
     assert body("RUN echo a \t  b  &&   ls\t\t-l\n") == "RUN echo a \t  b  &&   ls\t\t-l\n"
 
@@ -172,10 +174,7 @@ def test_other_shell_forms_on_one_line_stay_on_one_line(text: str) -> None:
 
 
 def test_continued_run_keeps_exactly_its_breaks() -> None:
-    text = "RUN a  b \\\n    c  d\\\n  e \\\n\tf\n"
-    assert body(text) == text
-    run = first(same_meaning("FROM scratch\n" + text))
-    assert isinstance(run, ir.Run)
+    run = kept_run("RUN a  b \\\n    c  d\\\n  e \\\n\tf\n")
     assert run.command == ("a  b     c  d  e \tf",)
     assert run.breaks == (5, 13, 17)
 
