@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from builder.syntax.ast import Directive
 from builder.syntax.gotext import trim_left_space
+from builder.syntax.tree import Directive
 
 VALID_DIRECTIVES = frozenset({"syntax", "escape", "check"})
 # Go's RE2 `\s` is ASCII `[\t\n\f\r ]`.

@@ -61,13 +61,13 @@ from typing import assert_never
 
 from builder.errors import BuildError, InvalidInstructionError, Span, with_span
 from builder.syntax import ir
-from builder.syntax.ast import Comment, Directive
 from builder.syntax.directives import DirectiveScanner, DirectiveSyntaxError
 from builder.syntax.gotext import GO_BYTE_SPACE, GO_SPACE, from_byte_view, trim_left_space
 from builder.syntax.heredoc import HeredocSyntaxError, markers_in_line
 from builder.syntax.lineparse import LineSyntaxError, parse_json, parse_words
 from builder.syntax.parser import parse
 from builder.syntax.transform import to_ir
+from builder.syntax.tree import Comment, Directive
 
 LINE_WIDTH = 100
 INDENT = "    "

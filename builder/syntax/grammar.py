@@ -21,7 +21,6 @@ from lark.exceptions import LarkError, LexError
 from lark.lexer import Lexer
 
 from builder.errors import ParseError, Span
-from builder.syntax.ast import Node
 from builder.syntax.gotext import GO_SPACE, RE_WHITESPACE, trim_space
 from builder.syntax.lineparse import (
     LINE_PARSERS,
@@ -30,6 +29,7 @@ from builder.syntax.lineparse import (
     parse_args,
     split_command,
 )
+from builder.syntax.tree import Node
 
 # The grammar's instruction terminals (UNKNOWN is any other keyword); BLANK is an empty line.
 TERMINALS = (

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from builder.errors import Diagnostic, Span
-from builder.syntax.ast import Directive
+from builder.syntax.tree import Directive
 
 # --------------------------------------------------------------------------- shared records
 

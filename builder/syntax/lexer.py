@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 
 from builder.errors import Diagnostic, Level, ParseError, Span
-from builder.syntax.ast import Comment, Directive, Heredoc
 from builder.syntax.directives import DirectiveScanner, DirectiveSyntaxError
 from builder.syntax.gotext import GO_SPACE, trim_space, utf8_len
 from builder.syntax.heredoc import HeredocSyntaxError, Marker
+from builder.syntax.tree import Comment, Directive, Heredoc
 
 # Given a logical line and the escape character: its heredoc markers ([] when the instruction
 # cannot hold heredocs). May raise HeredocSyntaxError.

@@ -1,4 +1,4 @@
-"""Dockerfile text -> :class:`~builder.syntax.ast.AST`, exactly as BuildKit's parser reads it.
+"""Dockerfile text -> :class:`~builder.syntax.tree.AST`, exactly as BuildKit's parser reads it.
 
 Two stages, as in BuildKit: the pre-pass (:mod:`builder.syntax.lexer`) reads directives, joins
 continuation lines and captures heredoc bodies; the Lark grammar (``grammar/dockerfile.lark``,
@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from builder.errors import ParseError, Span
-from builder.syntax.ast import AST, Node
 from builder.syntax.heredoc import Marker, markers_in_line
 from builder.syntax.lexer import HEREDOC_KEYWORDS, LogicalLine, scan
 from builder.syntax.lineparse import LineSyntaxError, parse_args, split_command
+from builder.syntax.tree import AST, Node
 
 if TYPE_CHECKING:
     from builder.syntax.grammar import ParsedLine

@@ -34,12 +34,12 @@ from builder.errors import (
     UnknownInstructionError,
 )
 from builder.syntax import ir
-from builder.syntax.ast import AST, Node
 from builder.syntax.expand import Lexer
 from builder.syntax.flags import BFlags, suggest
 from builder.syntax.gotext import GO_SPACE, go_quote, trim_space, utf8_len
 from builder.syntax.heredoc import HeredocSyntaxError, Marker, parse_marker
 from builder.syntax.source import SourceFile
+from builder.syntax.tree import AST, Node
 
 INSTRUCTIONS = (
     "ADD",

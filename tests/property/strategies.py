@@ -29,11 +29,11 @@ from hypothesis import strategies as st
 
 from builder.errors import InvalidInstructionError, Span
 from builder.syntax import ir
-from builder.syntax.ast import Directive
 from builder.syntax.format import break_shell
 from builder.syntax.gotext import GO_SPACE, RE_WHITESPACE, byte_view, trim_space
 from builder.syntax.lineparse import LineSyntaxError, parse_json, parse_words
 from builder.syntax.transform import parse_mount
+from builder.syntax.tree import Directive
 
 SPAN = Span(file="Dockerfile", line=1)
 ESCAPES = ("\\", "`")

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from builder.errors import DockerfileError, ExpansionError, Span
 from builder.syntax import ir
-from builder.syntax.ast import Directive
 from builder.syntax.expand import Lexer
 from builder.syntax.format import (
     as_word,
@@ -33,6 +32,7 @@ from builder.syntax.gotext import byte_view
 from builder.syntax.lineparse import extract_flags, parse_json, parse_words
 from builder.syntax.parser import parse
 from builder.syntax.transform import parse_duration, to_ir
+from builder.syntax.tree import Directive
 from tests.property.strategies import ESCAPES, dockerfiles, legacy_pair, line_breaks, text
 
 NOWHERE = Span(file="", line=0)

@@ -13,11 +13,11 @@ import pytest
 
 from builder.errors import BuildError, DockerfileError
 from builder.syntax import ir
-from builder.syntax.ast import AST
 from builder.syntax.expand import Lexer
 from builder.syntax.format import format_dockerfile, format_text, normalize
 from builder.syntax.parser import parse
 from builder.syntax.transform import to_ir
+from builder.syntax.tree import AST
 from tests.conftest import shared_dir
 
 REPO = Path(__file__).resolve().parents[3]

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from builder.errors import ExpansionError, Span
 from builder.syntax import heredoc, parser
-from builder.syntax.ast import Heredoc, Node
 from builder.syntax.expand import Lexer
 from builder.syntax.lineparse import (
     _extract_flags_exact,
@@ -25,6 +24,7 @@ from builder.syntax.lineparse import (
     parse_words,
 )
 from builder.syntax.parser import parse
+from builder.syntax.tree import Heredoc, Node
 
 ESCAPES = ("\\", "`")
 # Quotes, both escape characters, Go and Python blanks that disagree, non-ASCII, flag prefixes.

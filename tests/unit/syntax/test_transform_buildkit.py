@@ -9,9 +9,9 @@ import pytest
 
 from builder.errors import DockerfileError, ParseError
 from builder.syntax import ir
-from builder.syntax.ast import AST, Node
 from builder.syntax.parser import parse
 from builder.syntax.transform import INSTRUCTIONS, analyze, check, to_ir
+from builder.syntax.tree import AST, Node
 from tests.conftest import shared_dir
 
 TESTFILES = shared_dir() / "conformance" / "buildkit" / "parser" / "testfiles"
