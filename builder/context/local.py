@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from builder.context.base import DirectorySource, SourceFS
 from builder.context.checksum import ContentCache
 from builder.context.ignore import PatternMatcher, load_ignore_file
+from builder.context.sourcefs import DirectorySource, SourceFS
 from builder.errors import ContextError
 
 IGNORE_FILE: Final = ".dockerignore"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from builder.context.base import DirectorySource, SourceFS
+from builder.context.sourcefs import DirectorySource, SourceFS
 from builder.errors import ContextError, InvalidInstructionError
 
 MAX_USER_FILE: Final = 10 << 20

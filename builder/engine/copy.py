@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 
-from builder.context.base import FileSource, IgnoreState, Node, SourceFS, list_xattrs, scan
 from builder.context.checksum import ContentCache, entry_digest
 from builder.context.ignore import (
     BadPatternError,
@@ -51,6 +50,7 @@ from builder.context.ignore import (
     go_join,
     has_wildcards,
 )
+from builder.context.sourcefs import FileSource, IgnoreState, Node, SourceFS, list_xattrs, scan
 from builder.digest import Digest
 from builder.engine.add import (
     UrlFetcher,

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, assert_never
 
-from builder.context.base import DirectorySource, FileSource
+from builder.context.sourcefs import DirectorySource, FileSource
 from builder.digest import Digest
 from builder.engine.events import (
     EventSink,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.context.base import SourceFS
 from builder.context.local import LocalContext
+from builder.context.sourcefs import SourceFS
 from builder.errors import ContextError
 
 

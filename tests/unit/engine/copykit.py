@@ -7,8 +7,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.context.base import DirectorySource, FileSource
 from builder.context.local import LocalContext
+from builder.context.sourcefs import DirectorySource, FileSource
 from builder.engine.chown import ChownResolver
 from builder.engine.copy import CopyResult, apply_copy
 from builder.errors import Span

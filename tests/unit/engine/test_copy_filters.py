@@ -271,7 +271,7 @@ def test_excluded_directories_without_exceptions_below_are_not_walked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import builder.engine.copy as copy_module
-    from builder.context import base as base_module
+    from builder.context import sourcefs as sourcefs_module
 
     root = tmp_path / "ctx"
     write(root, "src/main.py", "m")
@@ -279,14 +279,14 @@ def test_excluded_directories_without_exceptions_below_are_not_walked(
     write(root, ".dockerignore", "*\n!src\n")
     skipped = (root / "node_modules").stat().st_ino
     scanned: list[int] = []
-    real_scan = base_module.scan
+    real_scan = sourcefs_module.scan
 
     def spy(fd: int) -> list[tuple[str, os.stat_result]]:
         scanned.append(os.fstat(fd).st_ino)
         return real_scan(fd)
 
     monkeypatch.setattr(copy_module, "scan", spy)
-    monkeypatch.setattr(base_module, "scan", spy)
+    monkeypatch.setattr(sourcefs_module, "scan", spy)
     run(LocalContext.open(root), Step(sources=(".",), dest="/app/"), tmp_path / "out")
     assert tree(tmp_path / "out") == {"app": "dir", "app/src": "dir", "app/src/main.py": "m"}
     assert scanned
