@@ -321,7 +321,7 @@ class Scheduler:
 
     def _inputs(self, step: Step) -> tuple[tuple[Digest, ...], tuple[tuple[str, str], ...]]:
         """Content digests of what the step reads (COPY sources, bind-mount sources)."""
-        from builder.engine.copy import copy_source_digest
+        from builder.engine.copy_digest import copy_source_digest
 
         if isinstance(step, CopyStep):
             with self._file_source(step.source) as source:

@@ -14,7 +14,7 @@ import pytest
 import zstandard
 from copykit import Step, run, tree, write
 
-from builder.engine.add import is_archive
+from builder.engine.archive import is_archive
 from builder.errors import ContextError
 
 

@@ -18,9 +18,10 @@ import pytest
 from copykit import Step, run, tree, write
 
 from builder.context.local import LocalContext
-from builder.engine.add import UNNAMED, UrlFetcher, url_filename
 from builder.engine.chown import ChownResolver
-from builder.engine.copy import apply_copy, copy_source_digest
+from builder.engine.copy import apply_copy
+from builder.engine.copy_digest import copy_source_digest
+from builder.engine.fetch import UNNAMED, UrlFetcher, url_filename
 from builder.errors import ContextError
 
 

@@ -12,7 +12,7 @@ from copykit import Inline, Step, stage, write
 
 from builder.context.checksum import RACY_NS, ContentCache
 from builder.context.local import LocalContext
-from builder.engine.copy import copy_source_digest
+from builder.engine.copy_digest import copy_source_digest
 from builder.errors import ContextError
 
 

@@ -270,7 +270,7 @@ def test_excluded_directory_with_exception_is_materialized(tmp_path: Path) -> No
 def test_excluded_directories_without_exceptions_below_are_not_walked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import builder.engine.copy as copy_module
+    import builder.engine.copy_sources as copy_module
     from builder.context import sourcefs as sourcefs_module
 
     root = tmp_path / "ctx"

@@ -12,7 +12,7 @@ import pytest
 from copykit import Step, run, tree, write
 
 from builder.context.local import LocalContext
-from builder.engine.copy import copy_source_digest
+from builder.engine.copy_digest import copy_source_digest
 from builder.errors import ContextError
 
 

@@ -1,0 +1,120 @@
+"""The cache input of COPY and ADD: a digest of exactly the entries a step reads.
+
+Paths, content and metadata of what the step reads after globs, ``--exclude``, ``--parents``
+and ``.dockerignore``, never mtimes; checksum-pinned URLs by their checksum.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+
+from builder.context.checksum import entry_digest
+from builder.context.sourcefs import FileSource, list_xattrs
+from builder.digest import Digest
+from builder.engine.copy_dest import READ_FILE
+from builder.engine.copy_sources import (
+    CopyStepLike,
+    Event,
+    SourceItem,
+    check_required,
+    collect_sources,
+    command_name,
+    exclude_matcher,
+    iter_item,
+)
+from builder.engine.fetch import UrlFetcher
+from builder.errors import BuildError, ExecutionError, with_span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopySourceDigest:
+    """The cache input of a COPY: one digest, and the digest of every entry it reads.
+
+    ``files`` pairs each path read (as the COPY names it, e.g. ``/src/app.py``, a URL, or
+    ``<<EOF`` for a heredoc) with its entry digest, in copy order, so a changed file can be
+    named when the cache misses.
+    """
+
+    digest: Digest
+    files: tuple[tuple[str, Digest], ...]
+
+
+# --- the cache input ---------------------------------------------------------------------------
+
+
+def _entry_digest(item: SourceItem, label: str, ev: Event) -> Digest:
+    fs = item.fs
+    node = ev.node
+    st = node.st
+    uid, gid = fs.owner if fs.owner is not None else (st.st_uid, st.st_gid)
+    linkname = ""
+    content: str | None = None
+    if ev.parent_fd >= 0:
+        xattrs = list_xattrs(ev.parent_fd, node.comps[-1])
+    else:
+        xattrs = fs.xattrs(node.comps)
+    if stat.S_ISLNK(st.st_mode):
+        linkname = fs.readlink(node.comps)
+    elif stat.S_ISREG(st.st_mode):
+
+        def opener() -> int:
+            if ev.parent_fd >= 0:
+                return os.open(node.comps[-1], READ_FILE, dir_fd=ev.parent_fd)
+            return fs.open_file(node.comps)
+
+        content = fs.source.content_cache.content_digest(st, opener)
+    return entry_digest(
+        name=label, st=st, uid=uid, gid=gid, linkname=linkname, xattrs=xattrs, content=content
+    )
+
+
+def copy_source_digest(
+    source: FileSource, step: CopyStepLike, *, fetcher: UrlFetcher | None = None
+) -> CopySourceDigest:
+    """The cache input of ``step``: content and metadata (no mtime) of what it reads.
+
+    Missing literal sources raise ``ContextError`` (BuildKit's ``failed to calculate checksum
+    of ref ...: "/x": not found``). URLs are downloaded unless ``--checksum`` pins them; pass
+    the same ``fetcher`` to ``apply_copy`` to download once.
+    """
+    own_fetcher = fetcher is None
+    fetch = fetcher if fetcher is not None else UrlFetcher()
+    try:
+        sources = collect_sources(source, step, fetcher=fetch, download=False)
+        try:
+            files: list[tuple[str, Digest]] = []
+            lines: list[str] = ["pybuild copy-source v1"]
+            excludes = exclude_matcher(step)
+            seen: set[int] = set()
+            for item in sources.items:
+                lines.append(f"source {item.group} {item.label}")
+                for label, ev in iter_item(item, excludes, sources.required, seen):
+                    dgst = _entry_digest(item, label, ev)
+                    files.append((label, dgst))
+                    lines.append(f"{label}\x00{dgst}{' lazy' if ev.lazy else ''}")
+            check_required(source, sources, seen)
+            for url, dgst in sources.pinned:
+                files.append((url, dgst))
+                lines.append(f"pinned {url}\x00{dgst}")
+            source.content_cache.flush()
+        finally:
+            sources.close()
+    except BuildError as err:
+        if step.span is not None:
+            raise with_span(err, step.span) from None
+        raise
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        raise ExecutionError(
+            f"{command_name(step)}: reading the sources failed: {exc.strerror or exc}{where}",
+            span=step.span,
+        ) from None
+    finally:
+        if own_fetcher:
+            fetch.close()
+    return CopySourceDigest(
+        digest=Digest.of_bytes("\n".join(lines).encode("utf-8", "surrogateescape")),
+        files=tuple(files),
+    )
