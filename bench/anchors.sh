@@ -2,17 +2,34 @@
 # pybuild against the anchor builders (BuildKit via docker 20.10, buildah): cold / warm /
 # incremental builds of the four anchor workloads, then pybuild's time ratios.
 #
-#   bench/anchors.sh            set up (once), run /work/shared/anchors/bench/run.sh, print ratios
+#   bench/anchors.sh            set up (once), run the anchors kit's bench/run.sh, print ratios
 #   bench/anchors.sh prune      empty pybuild's bench store except busybox (the cold-run prune)
 #   bench/anchors.sh ratios     print the ratio table of the last run again
 #
 # Environment: RUNS (default 5), BENCHES, BUILDERS (default "buildkit buildah custom"; buildkit
-# is dropped, with the reason, when dockerd is not reachable), ANCHORS (default
-# /work/shared/anchors), OUT (default /tmp/anchors/results).
+# is dropped, with the reason, when dockerd is not reachable, buildah when it is not installed),
+# ANCHORS (the anchors kit; default: shared/anchors beside the repository, or beside the main
+# checkout of a git worktree; without it the comparison is skipped), OUT (default
+# /tmp/anchors/results).
 # pybuild's store for the bench: PYBUILD_ROOT=/tmp/anchors/pybuild (its own, never yours).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-ANCHORS=${ANCHORS:-$REPO/../shared/anchors}  # shared/ lies beside the repository
+# The anchors kit (setup.sh, bench/run.sh): not part of the repository. Where it is absent the
+# comparison is skipped with one line, so `make bench` still runs the other benchmarks.
+find_anchors() {
+  local common
+  if [ -n "${ANCHORS:-}" ]; then
+    [ -f "$ANCHORS/bench/run.sh" ] && echo "$ANCHORS"
+    return 0
+  fi
+  common=$(git -C "$REPO" rev-parse --path-format=absolute --git-common-dir 2>/dev/null || true)
+  for dir in "$REPO/../shared/anchors" ${common:+"$(dirname "$common")/../shared/anchors"}; do
+    if [ -f "$dir/bench/run.sh" ]; then
+      (cd "$dir" && pwd)
+      return 0
+    fi
+  done
+}
 PY="$REPO/.venv/bin/python"
 PYBUILD="$REPO/.venv/bin/pybuild"
 export PYBUILD_ROOT=/tmp/anchors/pybuild
@@ -97,6 +114,13 @@ case "${1:-}" in
   *) echo "usage: $0 [prune|ratios]" >&2; exit 2 ;;
 esac
 
+ANCHORS_DIR=$(find_anchors)
+if [ -z "$ANCHORS_DIR" ]; then
+  echo "anchors: skipped, the anchors kit was not found (${ANCHORS:-no shared/anchors beside the repository}; set ANCHORS=<kit dir>)"
+  exit 0
+fi
+ANCHORS=$ANCHORS_DIR
+
 # -- 1. the anchors' environment (root; idempotent, skipped when already up) ---------------------
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 ready() {
@@ -120,6 +144,18 @@ if [[ " $BUILDERS " == *" buildkit "* ]] && ! $DOCKER info >/dev/null 2>&1; then
   echo "== dockerd is not reachable ($($DOCKER info 2>&1 | tail -1)); see /tmp/anchors/dockerd.log" >&2
   echo "   comparing against buildah only" >&2
   BUILDERS=$(echo " $BUILDERS " | sed 's/ buildkit / /; s/^ *//; s/ *$//')
+fi
+if [[ " $BUILDERS " == *" buildah "* ]] && ! command -v buildah >/dev/null; then
+  echo "== buildah is not installed (see /tmp/anchors/setup.log); comparing without it" >&2
+  BUILDERS=$(echo " $BUILDERS " | sed 's/ buildah / /; s/^ *//; s/ *$//')
+fi
+if ! command -v hyperfine >/dev/null; then
+  echo "anchors: skipped, hyperfine is not installed (the kit's setup.sh installs it; see /tmp/anchors/setup.log)"
+  exit 0
+fi
+if [[ " $BUILDERS " != *" buildkit "* && " $BUILDERS " != *" buildah "* ]]; then
+  echo "anchors: skipped, neither docker (BuildKit) nor buildah is available to compare against (see /tmp/anchors/setup.log)"
+  exit 0
 fi
 
 # -- 2. pybuild: bytecode compiled like an installed package, busybox in a dedicated store -------

@@ -1,4 +1,4 @@
-"""BuildKit's own parser golden data, read unchanged from ../shared/conformance/buildkit."""
+"""BuildKit's own parser golden data, vendored unchanged in tests/golden/buildkit."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from builder.errors import ParseError
 from builder.syntax.lineparse import parse_words
 from builder.syntax.parser import parse
-from tests.conftest import shared_dir
+from tests.conftest import BUILDKIT_GOLDEN
 
-PARSER = shared_dir() / "conformance" / "buildkit" / "parser"
+PARSER = BUILDKIT_GOLDEN / "parser"
 POSITIVE = sorted(p for p in (PARSER / "testfiles").iterdir() if p.is_dir())
 NEGATIVE = sorted(p for p in (PARSER / "testfiles-negative").iterdir() if p.is_dir())
 

@@ -9,13 +9,13 @@ import pytest
 
 from builder.errors import ExpansionError
 from builder.syntax.expand import MAX_NESTING, MAX_SIZE, Lexer, WordResult, _reverse_pattern
-from tests.conftest import shared_dir
+from tests.conftest import BUILDKIT_GOLDEN
 
 GO_SPACE = (
     "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
-SHELL_DIR = shared_dir() / "conformance" / "buildkit" / "shell"
+SHELL_DIR = BUILDKIT_GOLDEN / "shell"
 # The environment BuildKit's TestShellParser4EnvVars uses.
 ENV_VAR_TEST_ENV = {"PWD": "/home", "SHELL": "bash", "KOREAN": "한국어", "NULL": ""}
 
@@ -73,9 +73,8 @@ WORDS_ROWS = _words_rows(SHELL_DIR / "wordsTest")
 # -- golden tables ----------------------------------------------------------------------------
 
 
-def test_golden_rows_all_collected(conformance_dir: Path) -> None:
-    assert conformance_dir / "shell" == SHELL_DIR
-    lines = (conformance_dir / "shell" / "envVarTest").read_text(encoding="utf-8").splitlines()
+def test_golden_rows_all_collected() -> None:
+    lines = (SHELL_DIR / "envVarTest").read_text(encoding="utf-8").splitlines()
     rows = [ln for ln in lines if ln.strip() and not ln.startswith("#")]
     windows_only = [ln for ln in rows if ln.startswith("W|")]
     assert len(windows_only) == 2
@@ -86,7 +85,7 @@ def test_golden_rows_all_collected(conformance_dir: Path) -> None:
     assert sum(1 for _, _, expected in ENV_VAR_ROWS if expected == "error") == len(error_rows)
     assert len(error_rows) == 36
 
-    lines = (conformance_dir / "shell" / "wordsTest").read_text(encoding="utf-8").splitlines()
+    lines = (SHELL_DIR / "wordsTest").read_text(encoding="utf-8").splitlines()
     cases = [ln for ln in lines if not ln.startswith(("#", "ENV "))]
     assert len(WORDS_ROWS) == len(cases) == 24
 

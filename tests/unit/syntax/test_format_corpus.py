@@ -18,11 +18,11 @@ from builder.syntax.format import format_dockerfile, format_text, normalize
 from builder.syntax.parser import parse
 from builder.syntax.transform import to_ir
 from builder.syntax.tree import AST
-from tests.conftest import shared_dir
+from tests.conftest import BUILDKIT_GOLDEN
 
 REPO = Path(__file__).resolve().parents[3]
 CORPUS = sorted((REPO / "tests" / "differential" / "corpus").glob("*.Dockerfile"))
-PARSER = shared_dir() / "conformance" / "buildkit" / "parser"
+PARSER = BUILDKIT_GOLDEN / "parser"
 TESTFILES = sorted(PARSER.glob("testfiles*/*/Dockerfile"))
 ENVIRONMENTS: tuple[dict[str, str], ...] = ({}, {"HOME": "/root", "PATH": "/bin", "a": "x y"})
 

@@ -12,9 +12,9 @@ from builder.syntax import ir
 from builder.syntax.parser import parse
 from builder.syntax.transform import INSTRUCTIONS, analyze, check, to_ir
 from builder.syntax.tree import AST, Node
-from tests.conftest import shared_dir
+from tests.conftest import BUILDKIT_GOLDEN
 
-TESTFILES = shared_dir() / "conformance" / "buildkit" / "parser" / "testfiles"
+TESTFILES = BUILDKIT_GOLDEN / "parser" / "testfiles"
 
 
 def only_instruction(text: str) -> ir.Instruction:
