@@ -36,7 +36,7 @@ from builder.engine.fetch import UrlFetcher, is_git_source, is_url, parse_checks
 from builder.errors import ContextError, Span
 
 if TYPE_CHECKING:
-    from builder.plan.graph import CopyStep
+    from builder.plan.steps import CopyStep
 
 
 # --- what the engine needs from a planned COPY/ADD ---------------------------------------------

@@ -96,7 +96,7 @@ class HeredocFileLike(Protocol):
 
 
 class RunMountLike(Protocol):
-    """``builder.plan.graph.RunMount``: the expanded mount, absolute target, resolved source."""
+    """``builder.plan.steps.RunMount``: the expanded mount, absolute target, resolved source."""
 
     @property
     def mount(self) -> ir.Mount: ...
@@ -115,7 +115,7 @@ class RunMountLike(Protocol):
 
 
 class RunStepLike(Protocol):
-    """What ``run_step`` reads of ``builder.plan.graph.RunStep``."""
+    """What ``run_step`` reads of ``builder.plan.steps.RunStep``."""
 
     @property
     def args(self) -> Sequence[str]: ...
@@ -149,7 +149,7 @@ class RunStepLike(Protocol):
 
 
 if TYPE_CHECKING:
-    from builder.plan.graph import RunStep
+    from builder.plan.steps import RunStep
 
     def _planner_steps_conform(step: RunStep) -> RunStepLike:
         return step  # mypy checks the planner's RunStep against this protocol

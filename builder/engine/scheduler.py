@@ -53,7 +53,7 @@ from builder.plan import (
     Step,
     WorkdirStep,
 )
-from builder.plan.cachekey import cache_key, step_cache_payload
+from builder.plan.cachekey import cache_key, describe_inputs, step_cache_payload
 from builder.store import CacheRecord, Store
 
 if TYPE_CHECKING:
@@ -244,7 +244,7 @@ class Scheduler:
         record = StepRecord(
             key=str(key),
             parent=str(parent),
-            values=tuple(step.describe_inputs()),
+            values=tuple(describe_inputs(step)),
             files=described_files,
         )
         identity = self._step_identity(stage, position)

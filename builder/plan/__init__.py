@@ -8,7 +8,8 @@ config and history the way BuildKit's Dockerfile frontend does; ``step_cache_pay
 from __future__ import annotations
 
 from builder.plan.cachekey import cache_key, describe_inputs, step_cache_payload
-from builder.plan.graph import (
+from builder.plan.planner import DEFAULT_PATH, PROXY_ARGS, plan
+from builder.plan.steps import (
     Base,
     BuildPlan,
     ConfigStep,
@@ -32,7 +33,6 @@ from builder.plan.graph import (
     Step,
     WorkdirStep,
 )
-from builder.plan.planner import DEFAULT_PATH, PROXY_ARGS, plan
 
 __all__ = [
     "DEFAULT_PATH",

@@ -16,7 +16,7 @@ from typing import assert_never
 
 from builder.digest import Digest
 from builder.oci.types import canonical_json
-from builder.plan.graph import (
+from builder.plan.steps import (
     ConfigStep,
     CopyStep,
     FromContext,

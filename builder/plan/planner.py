@@ -46,7 +46,7 @@ from builder.plan.checks import (
     parse_platform,
     parse_port,
 )
-from builder.plan.graph import (
+from builder.plan.steps import (
     Base,
     BuildPlan,
     ConfigStep,

@@ -16,7 +16,7 @@ from builder.engine.run import MountSources, run_on_layers, run_step
 from builder.errors import ExecutionError, RunStepError, Span
 from builder.oci.layer_apply import list_entries
 from builder.oci.types import History
-from builder.plan.graph import RunFile, RunMount, RunStep
+from builder.plan.steps import RunFile, RunMount, RunStep
 from builder.runtime.oci import Runc
 from builder.runtime.spec import Resources
 from builder.snapshot import LayerDirs, Overlay, mounts_under
@@ -71,7 +71,7 @@ def make_busybox_rootfs(directory: Path) -> Path:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Step:
-    """Shaped like builder.plan.graph.RunStep (what run_step reads)."""
+    """Shaped like builder.plan.steps.RunStep (what run_step reads)."""
 
     args: tuple[str, ...]
     env: tuple[str, ...] = ("PATH=/bin",)

@@ -18,7 +18,7 @@ left to the scheduler). ONBUILD is the one instruction BuildKit records no histo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias, cast
+from typing import Protocol, TypeAlias
 
 from builder.digest import Digest
 from builder.errors import Diagnostic, Span
@@ -173,12 +173,6 @@ class _StepBase:
     span: Span
     text: str
     onbuild: bool = False
-
-    def describe_inputs(self) -> tuple[tuple[str, str], ...]:
-        """Named values that define this step, to explain a cache miss by diffing builds."""
-        from builder.plan.cachekey import describe_inputs
-
-        return describe_inputs(cast("Step", self))
 
     @property
     def input_sources(self) -> tuple[Source, ...]:
