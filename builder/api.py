@@ -253,12 +253,13 @@ def _build(
 ) -> _Built:
     from builder.context.local import LocalContext
     from builder.engine.scheduler import EngineSettings, Scheduler, final_image, timestamp
+    from builder.lint.runner import lint
     from builder.oci.descriptor import Platform
     from builder.plan import PlanRequest, plan
     from builder.registry.reference import parse as parse_ref
     from builder.store import Store, default_store_root
     from builder.syntax.parser import parse
-    from builder.syntax.transform import to_ir
+    from builder.syntax.transform import analyze
     from builder.units import human_size
 
     for tag in options.tags:
@@ -272,12 +273,15 @@ def _build(
     )
     try:
         ast = parse(text, path=name)
-        dockerfile = to_ir(ast)
+        analysis = analyze(ast)
+        if analysis.errors or analysis.dockerfile is None:
+            raise analysis.errors[0]
+        dockerfile = analysis.dockerfile
     except BuildError as err:
         sink.emit(VertexDone(vertex=n, error=str(err)))
         raise
     sink.emit(VertexDone(vertex=n))
-    for warning in dockerfile.diagnostics:
+    for warning in lint(ast, analysis).findings:
         sink.emit(Warning_(message=f"{warning.message} ({warning.span})"))
 
     store = Store.open(Path(options.root) if options.root else default_store_root())

@@ -52,6 +52,7 @@ def _widen(span: Span | None, line: str | None) -> Span | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from builder.lint.runner import lint
     from builder.syntax.parser import parse
     from builder.syntax.source import SourceFile, render
     from builder.syntax.transform import analyze
@@ -67,14 +68,15 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write("\ncheck failed: 1 error\n")
         return 1
     result = analyze(ast)
-    problems: list[BuildError | Diagnostic] = [*result.errors, *result.warnings]
+    warnings = lint(ast, result).findings
+    problems: list[BuildError | Diagnostic] = [*result.errors, *warnings]
     problems.sort(key=_position)
     if problems:
         sys.stderr.write("\n".join(render(p, source) for p in problems))
     if result.errors or result.dockerfile is None:
         summary = _plural(len(result.errors), "error")
-        if result.warnings:
-            summary += ", " + _plural(len(result.warnings), "warning")
+        if warnings:
+            summary += ", " + _plural(len(warnings), "warning")
         sys.stderr.write(f"\ncheck failed: {summary}\n")
         return 1
     stages = len(result.dockerfile.stages)

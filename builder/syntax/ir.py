@@ -349,9 +349,13 @@ class Dockerfile:
     escape: str = "\\"
 
     def stage(self, name: str) -> Stage | None:
-        """The stage named ``name`` (case-insensitive), else ``None``."""
+        """The stage named ``name`` (case-insensitive), else ``None``.
+
+        When two stages share the name (a DuplicateStageName warning), the last one, as in
+        BuildKit.
+        """
         lower = name.lower()
-        for stage in self.stages:
+        for stage in reversed(self.stages):
             if stage.name == lower:
                 return stage
         return None

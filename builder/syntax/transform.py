@@ -9,10 +9,10 @@ counts and values are checked, and the instructions are grouped into stages.
   (the keyword of an unknown instruction, the flag of a flag error, ...).
 * :func:`analyze` returns both, plus the warnings.
 
-Deliberate differences from BuildKit: ``RUN --mount`` options and duplicate stage names are
-checked here for every stage (BuildKit checks mount options when it runs a step, and only warns
-about a duplicate stage name); an ONBUILD trigger that would fail is a warning here, since
-BuildKit only parses it in the build that uses the image.
+Deliberate differences from BuildKit: ``RUN --mount`` options are checked here for every stage
+(BuildKit checks them when it runs a step); an ONBUILD trigger that would fail is a warning
+here, since BuildKit only parses it in the build that uses the image. Lint rules live in
+:mod:`builder.lint`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from builder.syntax.expand import Lexer
 from builder.syntax.flags import BFlags, suggest
 from builder.syntax.gotext import GO_SPACE, go_quote, trim_space, utf8_len
 from builder.syntax.heredoc import HeredocSyntaxError, Marker, parse_marker
-from builder.syntax.source import SourceFile
+from builder.syntax.locate import Context as _Context
+from builder.syntax.locate import Where as _Where
 from builder.syntax.tree import AST, Node
 
 INSTRUCTIONS = (
@@ -70,11 +71,7 @@ COPY_FROM_VARIABLE = (
 _VALID_STAGE_NAME = re.compile(r"[a-z][a-z0-9_.-]*")
 _ONBUILD_PREFIX = re.compile(r"^[\t\n\f\r ]*onbuild[\t\n\f\r ]*", re.IGNORECASE)
 _LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
-_WORD = re.compile(r"[^\t\n\v\f\r ]+")
 _GO_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-_CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
-_RULE_URL = "https://docs.docker.com/go/dockerfile/rule/"
 
 
 # --------------------------------------------------------------------------- results
@@ -88,6 +85,7 @@ class Analysis:
     errors: tuple[DockerfileError, ...]
     warnings: tuple[Diagnostic, ...]
     instruction_count: int = 0
+    parsed: tuple[tuple[Node, ir.Instruction], ...] = ()  # each node that parsed, in file order
 
 
 def to_ir(ast: AST) -> ir.Dockerfile:
@@ -108,137 +106,6 @@ def analyze(ast: AST) -> Analysis:
 
 
 # --------------------------------------------------------------------------- locating tokens
-
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    line: int
-    column: int  # 1-based, in characters
-    text: str
-
-
-class _Context:
-    """Per-run state shared by the instruction parsers: the file, lazily split into lines."""
-
-    __slots__ = ("_source", "ast", "path")
-
-    def __init__(self, ast: AST) -> None:
-        self.ast = ast
-        self.path = ast.path
-        self._source: SourceFile | None = None
-
-    def source(self) -> SourceFile:
-        if self._source is None:
-            self._source = SourceFile.from_text(self.path, self.ast.text)
-        return self._source
-
-
-def _instruction_end(node: Node) -> int:
-    """The last physical line of the instruction itself (before any heredoc body)."""
-    end = node.end_line
-    for heredoc in node.heredocs:
-        end -= heredoc.content.count("\n") + 1
-    return max(end, node.start_line)
-
-
-class _Where:
-    """Finds where parts of one instruction are written. Only used when reporting a problem."""
-
-    __slots__ = ("_ctx", "_flag_words", "_node", "_skip", "_tokens")
-
-    def __init__(self, ctx: _Context, node: Node, skip: int, flag_words: Sequence[str]) -> None:
-        self._ctx = ctx
-        self._node = node  # the node whose lines hold the instruction (ONBUILD for a trigger)
-        self._skip = skip  # tokens before this instruction's keyword
-        self._flag_words = flag_words
-        self._tokens: list[_Token] | None = None
-
-    def tokens(self) -> list[_Token]:
-        if self._tokens is None:
-            node = self._node
-            source = self._ctx.source()
-            escape = self._ctx.ast.escape
-            last = _instruction_end(node)
-            tokens: list[_Token] = []
-            for number in range(node.start_line, last + 1):
-                text = source.line(number)
-                if text is None:
-                    break
-                if number > node.start_line:
-                    stripped = text.lstrip(" \t")
-                    if not stripped or stripped.startswith("#"):
-                        continue
-                if number < last:
-                    body = text.rstrip(" \t")
-                    if body.endswith(escape):
-                        text = body[:-1]
-                tokens.extend(
-                    _Token(number, m.start() + 1, m.group()) for m in _WORD.finditer(text)
-                )
-            self._tokens = tokens[self._skip :]
-        return self._tokens
-
-    def _span(self, token: _Token, start: int = 0, length: int | None = None) -> Span:
-        width = len(token.text) - start if length is None else length
-        return Span(
-            file=self._ctx.path,
-            line=token.line,
-            column=token.column + start,
-            end_line=token.line,
-            end_column=token.column + start + max(width, 1) - 1,
-        )
-
-    def fallback(self) -> Span:
-        return Span(file=self._ctx.path, line=self._node.start_line or 1, column=1, end_line=None)
-
-    def keyword(self) -> Span:
-        tokens = self.tokens()
-        return self._span(tokens[0]) if tokens else self.fallback()
-
-    def whole(self) -> Span:
-        """From the keyword to the end of its line."""
-        tokens = self.tokens()
-        if not tokens:
-            return self.fallback()
-        first = tokens[0]
-        last = first
-        for token in tokens:
-            if token.line != first.line:
-                break
-            last = token
-        return Span(
-            file=self._ctx.path,
-            line=first.line,
-            column=first.column,
-            end_line=first.line,
-            end_column=last.column + len(last.text) - 1,
-        )
-
-    def flag(self, index: int) -> Span:
-        word = self._flag_words[index] if index < len(self._flag_words) else ""
-        name = word.partition("=")[0]
-        tokens = self.tokens()
-        nth = sum(1 for w in self._flag_words[:index] if w.partition("=")[0] == name)
-        matches = [
-            t
-            for t in tokens[1:]
-            if t.text.startswith(name) and t.text[len(name) : len(name) + 1] in ("", "=")
-        ]
-        if name and nth < len(matches):
-            return self._span(matches[nth])
-        return self.keyword()
-
-    def arg(self, index: int) -> Span:
-        """Argument ``index`` after the flags (negative: from the end of the instruction)."""
-        tokens = self.tokens()
-        if index < 0:
-            if len(tokens) + index > len(self._flag_words):
-                return self._span(tokens[index])
-            return self.whole()
-        position = 1 + len(self._flag_words) + index
-        if position < len(tokens):
-            return self._span(tokens[position])
-        return self.whole()
 
 
 # --------------------------------------------------------------------------- one instruction
@@ -1237,15 +1104,8 @@ class _StageDraft:
     instructions: list[ir.Instruction]
 
 
-def _warning(rule: str, message: str, span: Span) -> Diagnostic:
-    slug = _CAMEL_BOUNDARY.sub("-", rule).lower()
-    return Diagnostic(
-        level=Level.WARNING, rule=rule, message=message, span=span, url=f"{_RULE_URL}{slug}/"
-    )
-
-
 class _Analyzer:
-    __slots__ = ("ast", "collect", "ctx", "errors", "warnings")
+    __slots__ = ("ast", "collect", "ctx", "errors", "parsed", "warnings")
 
     def __init__(self, ast: AST, *, collect: bool) -> None:
         self.ast = ast
@@ -1253,6 +1113,7 @@ class _Analyzer:
         self.ctx = _Context(ast)
         self.errors: list[DockerfileError] = []
         self.warnings: list[Diagnostic] = list(ast.warnings)
+        self.parsed: list[tuple[Node, ir.Instruction]] = []
 
     def report(self, err: DockerfileError) -> None:
         if not self.collect:
@@ -1267,7 +1128,6 @@ class _Analyzer:
     def run(self) -> Analysis:
         stages: list[_StageDraft] = []
         global_args: list[ir.Arg] = []
-        names: dict[str, int] = {}
         reported_no_stage = False
         for node in self.ast.nodes:
             where = _Where(self.ctx, node, 0, node.flags)
@@ -1280,19 +1140,8 @@ class _Analyzer:
                     placeholder = ir.From(span=span, keyword=node.cmd, original="", base="")
                     stages.append(_StageDraft(placeholder, len(stages), []))
                 continue
-            self.lint(node, instr, where)
+            self.parsed.append((node, instr))
             if isinstance(instr, ir.From):
-                if instr.stage_name is not None:
-                    if instr.stage_name in names:
-                        self.report(
-                            StageError(
-                                f"Duplicate stage name {go_quote(instr.stage_name)}, "
-                                "stage names should be unique",
-                                span=where.arg(-1),
-                            )
-                        )
-                    else:
-                        names[instr.stage_name] = len(stages)
                 stages.append(_StageDraft(instr, len(stages), []))
                 continue
             if isinstance(instr, ir.OnBuild):
@@ -1333,6 +1182,7 @@ class _Analyzer:
             errors=tuple(self.errors),
             warnings=tuple(self.warnings),
             instruction_count=len(self.ast.nodes),
+            parsed=tuple(self.parsed),
         )
 
     def with_trigger(self, node: Node, onbuild: ir.OnBuild, span: Span) -> ir.OnBuild:
@@ -1362,42 +1212,6 @@ class _Analyzer:
             )
             return onbuild
         return replace(onbuild, trigger=trigger)
-
-    def lint(self, node: Node, instr: ir.Instruction, where: _Where) -> None:
-        """The warnings BuildKit's instruction parser itself emits."""
-        if isinstance(instr, ir.Maintainer):
-            self.warnings.append(
-                _warning(
-                    "MaintainerDeprecated",
-                    "Maintainer instruction is deprecated in favor of using label",
-                    where.keyword(),
-                )
-            )
-        elif isinstance(instr, ir.From) and len(node.args) == 3:
-            name = node.args[2]
-            if name != name.lower():
-                self.warnings.append(
-                    _warning(
-                        "StageNameCasing",
-                        f"Stage name '{name}' should be lowercase",
-                        where.arg(-1),
-                    )
-                )
-            keyword, as_word = node.cmd, node.args[1]
-            if keyword == keyword.lower():
-                consistent = as_word == as_word.lower()
-            elif keyword == keyword.upper():
-                consistent = as_word == as_word.upper()
-            else:
-                consistent = True
-            if not consistent:
-                self.warnings.append(
-                    _warning(
-                        "FromAsCasing",
-                        f"'{as_word}' and '{keyword}' keywords' casing do not match",
-                        where.arg(1),
-                    )
-                )
 
 
 __all__ = [

@@ -1,0 +1,89 @@
+"""Which checks run and whether a finding fails the build: BuildKit's check options.
+
+The value of the ``# check=`` directive and of the ``BUILDKIT_DOCKERFILE_CHECK`` build arg:
+``skip=Rule1,Rule2`` or ``skip=all``, ``error=true|false``, ``experimental=Rule|all``, separated
+by ``;``. The build arg, when given, replaces the directive (BuildKit's ``newRuleLinter``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from builder.errors import BuildError
+from builder.lint.rules import Rule
+from builder.syntax.gotext import go_quote, trim_space
+
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+class CheckOptionError(BuildError):
+    """A check option that BuildKit's ``ParseLintOptions`` rejects."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckConfig:
+    skip_all: bool = False
+    skip: frozenset[str] = frozenset()
+    experimental_all: bool = False
+    experimental: frozenset[str] = frozenset()
+    error: bool = False
+
+    def enabled(self, rule: Rule) -> bool:
+        """BuildKit's ``Linter.Run``: experimental rules are opt-in and cannot be skipped."""
+        if rule.experimental:
+            return self.experimental_all or rule.name in self.experimental
+        return not (self.skip_all or rule.name in self.skip)
+
+
+def _rule_list(value: str) -> frozenset[str]:
+    return frozenset(trim_space(name) for name in value.split(","))
+
+
+def parse_check_options(text: str) -> CheckConfig:
+    """BuildKit's ``linter.ParseLintOptions``; raises :class:`CheckOptionError`."""
+    text = trim_space(text)
+    if not text:
+        return CheckConfig()
+    skip_all = experimental_all = error = False
+    skip: frozenset[str] = frozenset()
+    experimental: frozenset[str] = frozenset()
+    for part in text.split(";", 2):
+        key, eq, value = part.partition("=")
+        if not eq:
+            raise CheckOptionError(f"invalid check option {go_quote(part)}")
+        key = trim_space(key)
+        value = trim_space(value)
+        match key:
+            case "skip":
+                if value == "all":
+                    skip_all = True
+                else:
+                    skip = _rule_list(value)
+            case "experimental":
+                if value == "all":
+                    experimental_all = True
+                else:
+                    experimental = _rule_list(value)
+            case "error":
+                if value in _TRUE:
+                    error = True
+                elif value in _FALSE:
+                    error = False
+                else:
+                    raise CheckOptionError(
+                        f"failed to parse check option {go_quote(part)}: "
+                        f"strconv.ParseBool: parsing {go_quote(value)}: invalid syntax"
+                    )
+            case _:
+                raise CheckOptionError(f"invalid check option {go_quote(key)}")
+    return CheckConfig(
+        skip_all=skip_all,
+        skip=skip,
+        experimental_all=experimental_all,
+        experimental=experimental,
+        error=error,
+    )
+
+
+__all__ = ["CheckConfig", "CheckOptionError", "parse_check_options"]

@@ -1,0 +1,92 @@
+"""Run the build checks over one Dockerfile and apply the ``# check=`` options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from builder.errors import Diagnostic
+from builder.lint import parsing, stages
+from builder.lint.config import CheckConfig, parse_check_options
+from builder.lint.facts import Facts, gather
+from builder.lint.rules import NO_EMPTY_CONTINUATION, rule_named
+from builder.syntax.transform import Analysis
+from builder.syntax.tree import AST
+
+_FAMILIES: tuple[Callable[[Facts], Iterable[Diagnostic]], ...] = (
+    parsing.check,
+    stages.check_names,
+    stages.check_casing,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LintInputs:
+    """What the checks need from outside the file.
+
+    ``check`` is the ``BUILDKIT_DOCKERFILE_CHECK`` build arg; when given it replaces the file's
+    ``# check=`` directive, as in BuildKit.
+    """
+
+    check: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LintResult:
+    findings: tuple[Diagnostic, ...]
+    config: CheckConfig
+
+    def failure(self) -> str | None:
+        """BuildKit's message when ``error=true`` and a rule fired, else ``None``."""
+        if not self.config.error or not self.findings:
+            return None
+        names = dict.fromkeys(f.rule for f in self.findings)
+        return "lint violation found for rules: " + ", ".join(names)
+
+
+def config_for(ast: AST, inputs: LintInputs) -> CheckConfig:
+    """The check options: the build arg if given, else the ``# check=`` directive."""
+    if inputs.check is not None:
+        return parse_check_options(inputs.check)
+    for directive in ast.directives:
+        if directive.name == "check":
+            return parse_check_options(directive.value)
+    return CheckConfig()
+
+
+def _from_parser(warning: Diagnostic) -> Diagnostic:
+    """The parser's empty-continuation warning as the rule reports it (BuildKit's message)."""
+    if warning.rule == NO_EMPTY_CONTINUATION.name:
+        return NO_EMPTY_CONTINUATION.finding("Empty continuation line", warning.span)
+    return warning
+
+
+def _position(finding: Diagnostic) -> tuple[int, int]:
+    span = finding.span
+    return (0, 0) if span is None else (span.line, span.column)
+
+
+def _enabled(findings: Iterable[Diagnostic], config: CheckConfig) -> Iterator[Diagnostic]:
+    for finding in findings:
+        rule = rule_named(finding.rule)
+        if rule is None or config.enabled(rule):
+            yield finding
+
+
+def lint(ast: AST, analysis: Analysis, inputs: LintInputs | None = None) -> LintResult:
+    """Every enabled finding for the file, in file order, with the parser's own warnings.
+
+    A file with errors still gets the findings of the instructions that parsed; rules about the
+    whole file or a stage's state need a valid file.
+    """
+    inputs = inputs or LintInputs()
+    config = config_for(ast, inputs)
+    found = [_from_parser(w) for w in analysis.warnings]
+    facts = gather(ast, analysis)
+    for family in _FAMILIES:
+        found.extend(family(facts))
+    findings = sorted(_enabled(found, config), key=_position)
+    return LintResult(findings=tuple(findings), config=config)
+
+
+__all__ = ["LintInputs", "LintResult", "config_for", "lint"]
