@@ -142,6 +142,12 @@ class Sources:
     closers: list[SourceFS] = field(default_factory=list)
     staging: tempfile.TemporaryDirectory[str] | None = None
 
+    def staging_dir(self) -> Path:
+        """A private directory for the files pybuild writes (heredocs, downloads)."""
+        if self.staging is None:
+            self.staging = tempfile.TemporaryDirectory(prefix="pybuild-copy-")
+        return Path(self.staging.name)
+
     def close(self) -> None:
         for fs in self.closers:
             fs.close()
@@ -264,7 +270,10 @@ def _collect_into(
                 out.pinned.append((src, checksum))
                 continue
             got = fetcher.fetch(src, checksum=checksum)
-            dfs = SourceFS(_StagedSource(root=got.directory, name=src))
+            directory = out.staging_dir() / f"url-{group}"
+            directory.mkdir()
+            fetcher.stage(got, directory)
+            dfs = SourceFS(_StagedSource(root=directory, name=src))
             out.closers.append(dfs)
             node = dfs.resolve(got.filename, follow=False)
             assert node is not None
@@ -354,11 +363,10 @@ def _local(
 
 
 def _inline(out: Sources, step: CopyStepLike) -> None:
-    out.staging = tempfile.TemporaryDirectory(prefix="pybuild-heredoc-")
     now = time.time_ns()
     for index, inline in enumerate(step.inline_files):
         base = go_clean("/" + inline.name).rsplit("/", 1)[-1] or "heredoc"
-        directory = Path(out.staging.name) / str(index)
+        directory = out.staging_dir() / f"inline-{index}"
         directory.mkdir()
         data = inline.data
         if isinstance(data, str):

@@ -7,20 +7,23 @@ downloads each URL once per build.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
+import threading
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from builder.digest import Digest
-from builder.errors import ContextError, StoreError
+from builder.errors import ContextError, DigestMismatchError, StoreError
+from builder.oci.descriptor import Descriptor
+from builder.store.cas import BlobWriter, ContentStore
 
 UNNAMED: Final = "__unnamed__"
 _CHUNK: Final = 1 << 20
+_MEDIA_TYPE: Final = "application/octet-stream"
 
 
 def is_url(src: str) -> bool:
@@ -55,37 +58,49 @@ def parse_checksum(text: str) -> Digest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Download:
-    """A fetched URL: ``directory/filename`` holds the content."""
+    """A fetched URL: its content is the blob ``blob`` of the content store."""
 
     url: str
-    directory: Path
     filename: str
-    digest: Digest
+    blob: Descriptor
     mtime_ns: int | None
+
+    @property
+    def digest(self) -> Digest:
+        return self.blob.digest
 
 
 class UrlFetcher:
-    """Downloads ADD URLs once per build; files live in ``directory`` (a temp dir if None)."""
+    """Downloads each ADD URL once per build into a content store, and stages copies of it.
 
-    def __init__(self, directory: Path | None = None, *, timeout: float = 60.0) -> None:
-        self._given = directory
-        self._dir: Path | None = None
+    The bytes stream into the store's ingest area (hashed while written) and are committed as
+    a blob; with ``--checksum`` the store verifies them before anything is kept. The cache key
+    and the copy both read that one blob, so they describe the same bytes. Without ``cas`` a
+    private store in a temporary directory is used (removed by ``close``).
+    """
+
+    def __init__(self, cas: ContentStore | None = None, *, timeout: float = 60.0) -> None:
+        self._cas = cas
+        self._own: Path | None = None
         self._timeout = timeout
+        self._lock = threading.Lock()
+        self._url_locks: dict[str, threading.Lock] = {}
         self._done: dict[str, Download] = {}
 
-    def _workdir(self) -> Path:
-        if self._dir is None:
-            if self._given is not None:
-                self._given.mkdir(parents=True, exist_ok=True)
-                self._dir = Path(tempfile.mkdtemp(prefix="add-", dir=self._given))
-            else:
-                self._dir = Path(tempfile.mkdtemp(prefix="pybuild-add-"))
-        return self._dir
+    def _store(self) -> ContentStore:
+        if self._cas is None:
+            self._own = Path(tempfile.mkdtemp(prefix="pybuild-add-"))
+            cas = ContentStore(self._own)
+            cas.blobs_dir.mkdir(parents=True)
+            cas.ingest_dir.mkdir()
+            self._cas = cas
+        return self._cas
 
     def close(self) -> None:
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        if self._own is not None:
+            shutil.rmtree(self._own, ignore_errors=True)
+            self._own = None
+            self._cas = None
         self._done.clear()
 
     def __enter__(self) -> UrlFetcher:
@@ -96,35 +111,47 @@ class UrlFetcher:
 
     def fetch(self, url: str, *, checksum: Digest | None = None) -> Download:
         """Download ``url`` (once); a ``checksum`` mismatch raises ``ContextError``."""
-        done = self._done.get(url)
-        if done is None:
-            done = self._download(url)
-            self._done[url] = done
+        with self._lock:
+            url_lock = self._url_locks.setdefault(url, threading.Lock())
+        with url_lock:
+            done = self._done.get(url)
+            if done is None:
+                done = self._download(url, checksum)
+                self._done[url] = done
         if checksum is not None and done.digest != checksum:
-            raise ContextError(
-                f"ADD {url}: checksum mismatch: expected {checksum}, got {done.digest}"
-            )
+            raise _mismatch(url, checksum, str(done.digest))
         return done
 
-    def _download(self, url: str) -> Download:
+    def stage(self, download: Download, directory: Path) -> Path:
+        """Write the download as ``directory/<filename>``: mode 0600, ``Last-Modified`` time."""
+        path = directory / download.filename
+        with (
+            self._store().open(download.blob) as reader,
+            open(path, "xb") as out,
+        ):
+            shutil.copyfileobj(reader, out, _CHUNK)
+        os.chmod(path, 0o600)
+        if download.mtime_ns is not None:
+            os.utime(path, ns=(download.mtime_ns, download.mtime_ns))
+        return path
+
+    def _download(self, url: str, checksum: Digest | None) -> Download:
         import urllib.error
         import urllib.request
 
-        filename = url_filename(url)
-        target = self._workdir() / hashlib.sha256(url.encode()).hexdigest()[:32]
-        target.mkdir()
-        path = target / filename
         request = urllib.request.Request(url, headers={"User-Agent": "pybuild"})
-        h = hashlib.sha256()
+        cas = self._store()
+        writer = BlobWriter(
+            cas, media_type=_MEDIA_TYPE, expected_digest=checksum, expected_size=None
+        )
         try:
-            with (
-                urllib.request.urlopen(request, timeout=self._timeout) as resp,
-                open(path, "wb") as out,
-            ):
+            with urllib.request.urlopen(request, timeout=self._timeout) as resp:
                 modified = resp.headers.get("Last-Modified")
                 while chunk := resp.read(_CHUNK):
-                    h.update(chunk)
-                    out.write(chunk)
+                    writer.write(chunk)
+            blob = writer.commit()
+        except DigestMismatchError as exc:
+            raise _mismatch(url, checksum, exc.actual) from None
         except urllib.error.HTTPError as exc:
             raise ContextError(
                 f"ADD {url}: invalid response status {exc.code} {exc.reason}"
@@ -132,17 +159,15 @@ class UrlFetcher:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
             raise ContextError(f"ADD {url}: download failed: {reason}") from None
-        os.chmod(path, 0o600)
-        mtime_ns = _http_time(modified)
-        if mtime_ns is not None:
-            os.utime(path, ns=(mtime_ns, mtime_ns))
+        finally:
+            writer.abort()
         return Download(
-            url=url,
-            directory=target,
-            filename=filename,
-            digest=Digest.from_hex(h.hexdigest()),
-            mtime_ns=mtime_ns,
+            url=url, filename=url_filename(url), blob=blob, mtime_ns=_http_time(modified)
         )
+
+
+def _mismatch(url: str, expected: Digest | None, actual: str) -> ContextError:
+    return ContextError(f"ADD {url}: checksum mismatch: expected {expected}, got {actual}")
 
 
 def _http_time(value: str | None) -> int | None:

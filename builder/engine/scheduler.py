@@ -30,6 +30,7 @@ from builder.engine.events import (
     VertexStarted,
 )
 from builder.engine.explain import StepRecord, explain_miss
+from builder.engine.fetch import UrlFetcher
 from builder.engine.reuse import CopyReuse
 from builder.errors import BuildError, ExecutionError, Span, with_span
 from builder.oci.image import ImageValue, Layer, image_from
@@ -121,6 +122,8 @@ class Scheduler:
         self._results: dict[int, StageResult] = {}
         self._lock = threading.Lock()
         self._machinery: _Machinery | None = None
+        # ADD URLs: each is downloaded once per build, into the store, for key and copy alike
+        self._fetcher = UrlFetcher(store.cas)
         # (cache key, blobs of its record) of every step taken from the cache, for the no-op
         # record of a build that ran nothing (builder.engine.noop).
         self.cache_hits: list[tuple[Digest, tuple[Digest, ...]]] = []
@@ -325,7 +328,7 @@ class Scheduler:
 
         if isinstance(step, CopyStep):
             with self._file_source(step.source) as source:
-                result = copy_source_digest(source, step)
+                result = copy_source_digest(source, step, fetcher=self._fetcher)
             files = tuple((p, str(d)) for p, d in result.files)
             return (result.digest,), files
         if isinstance(step, RunStep) and step.input_sources:
@@ -444,6 +447,7 @@ class Scheduler:
                 out_dir=out,
                 chown_resolver=ChownResolver(rootfs),
                 source_date_epoch=self.settings.source_date_epoch,
+                fetcher=self._fetcher,
                 reuse=reuse,
             )
 

@@ -20,6 +20,9 @@ from pathlib import Path
 import pytest
 from enginekit import Builder, D, F, L
 
+from builder.digest import Digest
+from builder.store import Store
+
 pytestmark = pytest.mark.integration
 
 
@@ -392,3 +395,45 @@ def test_copy_heredoc_sources(pb: Builder) -> None:
         ("COPY <<one.txt <<two.txt /many/ # buildkit", False),
         ("ADD --chmod=755 <<EOF /script.sh # buildkit", False),
     ]
+
+
+class _CountingHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``/tool`` with a different body on every GET and counts the GETs."""
+
+    gets: list[str]
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.gets.append(self.path)
+        body = f"response {len(self.gets)}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_add_url_downloads_once_and_the_key_describes_the_layer(pb: Builder) -> None:
+    gets: list[str] = []
+    handler = type("Handler", (_CountingHandler,), {"gets": gets})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/tool"
+        dockerfile = f"FROM busybox\nADD {url} /tool\n"
+        first = pb.build(dockerfile)
+        assert gets == ["/tool"]  # one GET for both the cache key and the copy
+        assert first.files["/tool"].content == b"response 1\n"
+        # the layer's bytes are the download the key was computed from: that blob is stored
+        assert Store(pb.store_root).cas.has(Digest.of_bytes(b"response 1\n"))
+        # new remote bytes give a new key (a miss) and a layer with exactly those bytes
+        second = pb.build(dockerfile, context_name="c2")
+        assert gets == ["/tool", "/tool"]
+        assert second.files["/tool"].content == b"response 2\n"
+        assert Store(pb.store_root).cas.has(Digest.of_bytes(b"response 2\n"))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

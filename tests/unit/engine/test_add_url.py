@@ -18,11 +18,13 @@ import pytest
 from copykit import Step, run, tree, write
 
 from builder.context.local import LocalContext
+from builder.digest import Digest
 from builder.engine.chown import ChownResolver
 from builder.engine.copy import apply_copy
 from builder.engine.copy_digest import copy_source_digest
 from builder.engine.fetch import UNNAMED, UrlFetcher, url_filename
 from builder.errors import ContextError
+from builder.store.cas import ContentStore
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -190,7 +192,10 @@ def test_digest_follows_remote_content_and_fetcher_is_shared(
     write(docroot, "f", "v1")
     step = Step(sources=(f"{base}/f",), dest="/f", is_add=True)
     context = LocalContext.open(ctx)
-    with UrlFetcher(tmp_path / "dl") as fetcher:
+    cas = ContentStore(tmp_path / "store")
+    cas.blobs_dir.mkdir(parents=True)
+    cas.ingest_dir.mkdir()
+    with UrlFetcher(cas) as fetcher:
         first = copy_source_digest(context, step, fetcher=fetcher)
         out = tmp_path / "out"
         out.mkdir()
@@ -206,4 +211,21 @@ def test_digest_follows_remote_content_and_fetcher_is_shared(
     assert (out / "f").read_text() == "v1"
     write(docroot, "f", "v2")
     assert copy_source_digest(context, step).digest != first.digest
-    assert not any((tmp_path / "dl").iterdir())  # downloads are removed on close
+    # the download went through the store: one blob, nothing left in its ingest area
+    assert [d for d, _ in cas.digests()] == [Digest.of_bytes(b"v1")]
+    assert not any(cas.ingest_dir.iterdir())
+
+
+def test_checksum_mismatch_keeps_nothing(
+    server: tuple[str, Path, list[str]], ctx: Path, tmp_path: Path
+) -> None:
+    base, docroot, _ = server
+    write(docroot, "f", "content")
+    cas = ContentStore(tmp_path / "store")
+    cas.blobs_dir.mkdir(parents=True)
+    cas.ingest_dir.mkdir()
+    bad = Digest.of_bytes(b"other")
+    with UrlFetcher(cas) as fetcher, pytest.raises(ContextError, match="checksum mismatch"):
+        fetcher.fetch(f"{base}/f", checksum=bad)
+    assert list(cas.digests()) == []
+    assert not any(cas.ingest_dir.iterdir())
