@@ -108,7 +108,7 @@ class StoreResolver:
 
     def resolve(self, ref: str, platform: Platform) -> object:
         from builder.plan import ResolvedImage
-        from builder.registry.reference import parse
+        from builder.reference import parse
 
         store = self.store
         name = str(parse(ref))
@@ -256,7 +256,7 @@ def _build(
     from builder.lint.runner import lint
     from builder.oci.descriptor import Platform
     from builder.plan import PlanRequest, plan
-    from builder.registry.reference import parse as parse_ref
+    from builder.reference import parse as parse_ref
     from builder.store import Store, default_store_root
     from builder.syntax.parser import parse
     from builder.syntax.transform import analyze

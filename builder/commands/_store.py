@@ -27,7 +27,7 @@ from builder.oci.image import Image
 from builder.oci.layer_apply import open_layer_stream
 from builder.oci.mediatype import is_manifest
 from builder.oci.tarformat import EntryType, TarLimits, TarReader
-from builder.registry.reference import Reference, is_digest, parse, parse_normalized
+from builder.reference import Reference, is_digest, parse, parse_normalized
 from builder.store import REF_NAME, Store, default_store_root
 from builder.store.fsutil import atomic_write
 

@@ -27,7 +27,7 @@ from builder.commands._store import (
     table,
 )
 from builder.errors import BuildError, InvalidReferenceError
-from builder.registry.reference import parse_normalized
+from builder.reference import parse_normalized
 from builder.units import human_size
 
 HELP = "List images in the store (like `docker images`)."

@@ -22,7 +22,7 @@ from builder.commands._store import add_root_argument, open_store
 from builder.errors import BuildError, InvalidInstructionError
 from builder.oci.config import ContainerConfig, Healthcheck
 from builder.oci.descriptor import Platform
-from builder.registry.reference import parse
+from builder.reference import parse
 from builder.store.archive import import_rootfs
 from builder.syntax import ir
 

@@ -22,7 +22,7 @@ from builder.commands._store import (
 )
 from builder.errors import BuildError, InvalidReferenceError
 from builder.oci.image import Image
-from builder.registry.reference import parse_normalized
+from builder.reference import parse_normalized
 from builder.store import Store
 
 HELP = "Show the details of images as JSON (like `docker image inspect`)."

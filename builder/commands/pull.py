@@ -27,9 +27,9 @@ def run(args: argparse.Namespace) -> int:
     from builder.commands._store import open_store
     from builder.errors import StoreError
     from builder.oci.descriptor import Platform
+    from builder.reference import parse_normalized
     from builder.registry.client import RegistryClient
     from builder.registry.progress import TerminalProgress, discard
-    from builder.registry.reference import parse_normalized
     from builder.registry.remote import pull_image
 
     given = parse_normalized(args.reference)

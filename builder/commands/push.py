@@ -22,9 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from builder.commands._store import open_store
+    from builder.reference import parse
     from builder.registry.client import RegistryClient
     from builder.registry.progress import TerminalProgress, discard
-    from builder.registry.reference import parse
     from builder.registry.remote import push_image
 
     reference = parse(args.reference)

@@ -12,7 +12,7 @@ import sys
 
 from builder.commands._store import Catalog, add_root_argument, familiar, open_store, short_id
 from builder.errors import BuildError, StoreError
-from builder.registry.reference import parse
+from builder.reference import parse
 from builder.store import Store
 
 HELP = "Remove one or more images (like `docker rmi`)."

@@ -17,7 +17,7 @@ from pathlib import Path
 from builder.commands._store import Catalog, add_root_argument, open_store
 from builder.errors import BuildError, InvalidReferenceError
 from builder.oci.descriptor import Platform
-from builder.registry.reference import parse_normalized
+from builder.reference import parse_normalized
 from builder.store.archive import ArchiveFormat, save_archive
 
 HELP = "Save one or more images to a tar archive (like `docker save`)."

@@ -6,7 +6,7 @@ import argparse
 
 from builder.commands._store import Catalog, add_root_argument, open_store
 from builder.errors import InvalidReferenceError
-from builder.registry.reference import parse
+from builder.reference import parse
 
 HELP = "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE (like `docker tag`)."
 

@@ -21,7 +21,7 @@ from builder.oci.descriptor import Descriptor
 from builder.oci.image import Image
 from builder.oci.manifest import Index, descriptor_for
 from builder.oci.tarformat import BLOCK, END_OF_ARCHIVE, EntryType, TarHeader, encode_header
-from builder.registry.reference import Reference, parse
+from builder.reference import Reference, parse
 
 REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"

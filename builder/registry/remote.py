@@ -33,6 +33,7 @@ from builder.oci.descriptor import Descriptor, Platform
 from builder.oci.image import Image
 from builder.oci.manifest import Index, Manifest
 from builder.oci.mediatype import MediaType, is_config, is_index, is_manifest
+from builder.reference import Reference, parse
 from builder.registry.client import (
     FetchedManifest,
     RegistryClient,
@@ -41,7 +42,6 @@ from builder.registry.client import (
     UploadResult,
 )
 from builder.registry.progress import LayerProgress, ProgressSink, Status, discard
-from builder.registry.reference import Reference, parse
 from builder.store.layout import ImageRecord, Store
 
 T = TypeVar("T")

@@ -36,7 +36,7 @@ from builder.oci.mediatype import (
 )
 from builder.oci.mutate import append_layer
 from builder.oci.tarformat import EntryType, TarLimits, TarReader
-from builder.registry.reference import parse
+from builder.reference import parse
 from builder.store.cas import BlobWriter
 from builder.store.layout import CONTAINERD_NAME, REF_NAME, ImageRecord, Store, StoreLayer
 

@@ -35,7 +35,7 @@ from builder.oci.descriptor import Descriptor, Platform
 from builder.oci.image import Image, ImageValue, Layer
 from builder.oci.manifest import Index, Manifest
 from builder.oci.mediatype import Compression, is_index, is_manifest, layer_media_type
-from builder.registry.reference import Reference, is_digest, parse
+from builder.reference import Reference, is_digest, parse
 from builder.store.cache import CacheIndex
 from builder.store.cas import BlobWriter, ContentStore
 from builder.store.fsutil import atomic_write

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from builder.errors import InvalidReferenceError
-from builder.registry.reference import parse, parse_normalized
+from builder.reference import parse, parse_normalized
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
