@@ -47,6 +47,7 @@ import os, shutil
 from builder.digest import Digest
 from builder.snapshot.layerdirs import LayerDirs
 from builder.store import REF_NAME, Store
+from builder.store.gc import prune
 
 store = Store.open(os.environ["PYBUILD_ROOT"])
 keep_names = ("docker.io/library/busybox:latest",)
@@ -60,7 +61,7 @@ for desc in store.read_index().manifests:
 with store.exclusive():
     for record in list(store.cache.records()):
         store.cache.delete(record.key)
-store.prune(dangling=True)
+prune(store, dangling=True)
 image = store.load_image(store.resolve("busybox:latest").descriptor)
 diff_ids = image.config.diff_ids
 keep = {store.snapshot_dir(diff_ids[: i + 1]).name for i in range(len(diff_ids))}

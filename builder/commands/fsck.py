@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from builder.commands._store import add_root_argument, open_store
+from builder.store.fsck import fsck
 
 HELP = "Check the image store for corrupt or missing blobs and broken references."
 
@@ -30,7 +31,7 @@ def _plural(n: int, word: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     store = open_store(args)
-    report = store.fsck(repair=args.repair)
+    report = fsck(store, repair=args.repair)
     for problem in report.problems:
         print(problem)
     if report.ok:

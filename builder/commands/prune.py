@@ -20,6 +20,7 @@ from builder.commands._store import (
 from builder.digest import Digest
 from builder.errors import StoreError
 from builder.store import Store
+from builder.store.gc import prune
 from builder.units import human_size
 
 HELP = "Remove dangling images and unreferenced blobs (like `docker image prune`)."
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         with store.exclusive():
             for record in list(store.cache.records()):
                 store.cache.delete(record.key)
-    report = store.prune(dangling=True)
+    report = prune(store, dangling=True)
     forget_sizes(store, _used_diff_ids(store))
     if dangling and report.removed_dangling:
         print("Deleted Images:")

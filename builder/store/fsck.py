@@ -96,7 +96,7 @@ def _check_ref(
         out.append(FsckProblem(kind="invalid", subject=subject, detail=exc.message))
 
 
-def fsck(store: Store, *, repair: bool) -> FsckReport:
+def fsck(store: Store, *, repair: bool = False) -> FsckReport:
     problems: list[FsckProblem] = []
     corrupt: set[Digest] = set()
     with store.lease():

@@ -84,22 +84,14 @@ def mark(store: Store) -> tuple[set[Digest], int]:
     return marked, dropped
 
 
-def _drop_dangling(store: Store) -> int:
-    from builder.store.layout import REF_NAME
-
-    index = store.read_index()
-    named = tuple(d for d in index.manifests if d.annotation(REF_NAME))
-    removed = len(index.manifests) - len(named)
-    if removed:
-        store._write_index(Index(manifests=named, annotations=index.annotations))
-    return removed
-
-
-def prune(store: Store, *, dry_run: bool, dangling: bool, grace_seconds: float) -> PruneReport:
+def prune(
+    store: Store, *, dry_run: bool = False, dangling: bool = False, grace_seconds: float = 0.0
+) -> PruneReport:
+    """Sweep the blobs nothing references (older than ``grace_seconds``); see the module doc."""
     with store.exclusive():
         removed_dangling = 0
         if dangling and not dry_run:
-            removed_dangling = _drop_dangling(store)
+            removed_dangling = store.remove_dangling()
         marked, dropped = mark(store)
         now = time.time()
         removed: list[Digest] = []

@@ -53,8 +53,6 @@ __all__ = [
 
 if TYPE_CHECKING:
     from builder.oci.layer_write import LayerEntry
-    from builder.store.fsck import FsckReport
-    from builder.store.gc import PruneReport
 
 LAYOUT_VERSION: Final = b'{"imageLayoutVersion":"1.0.0"}'
 _PRIVATE_DIRS: Final = ("ingest", "locks", "cache", "snapshots", "tmp", "corrupt")
@@ -508,25 +506,20 @@ class Store:
             self._write_index(Index(manifests=remaining, annotations=index.annotations))
         return True
 
+    def remove_dangling(self) -> int:
+        """Drop every nameless index.json entry; returns how many went (prune uses it)."""
+        with self._index_lock():
+            index = self.read_index()
+            named = tuple(d for d in index.manifests if d.annotation(REF_NAME))
+            if len(named) != len(index.manifests):
+                self._write_index(Index(manifests=named, annotations=index.annotations))
+        return len(index.manifests) - len(named)
+
     # -- snapshots --------------------------------------------------------------------------
 
     def snapshot_dir(self, diff_ids: tuple[Digest, ...]) -> Path:
         """Where the unpacked rootfs of a layer stack lives: ``snapshots/<chain-id hex>``."""
         return self.root / "snapshots" / chain_id(diff_ids).hex
-
-    # -- maintenance ------------------------------------------------------------------------
-
-    def prune(
-        self, *, dry_run: bool = False, dangling: bool = False, grace_seconds: float = 0.0
-    ) -> PruneReport:
-        from builder.store.gc import prune
-
-        return prune(self, dry_run=dry_run, dangling=dangling, grace_seconds=grace_seconds)
-
-    def fsck(self, *, repair: bool = False) -> FsckReport:
-        from builder.store.fsck import fsck
-
-        return fsck(self, repair=repair)
 
 
 def _dedupe_dangling(entries: list[Descriptor]) -> tuple[Descriptor, ...]:

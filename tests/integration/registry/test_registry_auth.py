@@ -29,6 +29,7 @@ from builder.registry.auth import Credentials
 from builder.registry.client import RegistryClient
 from builder.registry.remote import pull_image, push_image
 from builder.store import Store
+from builder.store.fsck import fsck
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +67,7 @@ def test_basic_auth_wrong_password(
         pull_image(other_store, f"{basic_registry.host}/basic/app:v1", client=make_client())
     assert str(info.value).startswith(f"{basic_registry.host}/basic/app:v1: unauthorized")
     assert "wrong" not in str(info.value)
-    assert other_store.fsck().ok
+    assert fsck(other_store).ok
 
 
 def test_bearer_tokens_anonymous_pull_and_authenticated_push(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from builder.store import Store
+from builder.store.fsck import fsck
 from tests.conftest import REPO
 from tests.integration.registry.regserver import RegistryServer
 
@@ -70,7 +71,7 @@ def test_from_pulls_missing_base_and_push_roundtrips(
     a = Store.open(builder_root).resolve(f"{host}/app/x:1")
     b = Store.open(fresh).resolve(f"{host}/app/x:1")
     assert a.digest == b.digest
-    assert Store.open(fresh).fsck().ok
+    assert fsck(Store.open(fresh)).ok
 
 
 def test_pull_flag_refreshes_a_base_the_store_already_has(

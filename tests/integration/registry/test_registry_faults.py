@@ -19,6 +19,7 @@ from builder.oci.image import ImageValue
 from builder.registry.client import RegistryClient
 from builder.registry.remote import pull_image, push_image
 from builder.store import Store
+from builder.store.fsck import fsck
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ def pushed(proxy: FaultProxy, store: Store, make_client: MakeClient) -> tuple[st
 
 
 def _assert_clean(store: Store) -> None:
-    report = store.fsck()
+    report = fsck(store)
     assert report.ok, report.problems
     assert not list((store.root / "ingest").iterdir())
 

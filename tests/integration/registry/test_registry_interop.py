@@ -19,6 +19,7 @@ from builder.oci.mediatype import MediaType
 from builder.registry.client import RegistryClient
 from builder.registry.remote import pull_image, push_image
 from builder.store import Store
+from builder.store.fsck import fsck
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +106,7 @@ def test_pybuild_pulls_what_skopeo_pushed(
     assert [layer.descriptor for layer in loaded.layers] == [
         layer.descriptor for layer in image.layers
     ]
-    assert other_store.fsck().ok
+    assert fsck(other_store).ok
 
 
 def test_multi_platform_index_both_ways(

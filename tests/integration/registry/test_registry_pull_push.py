@@ -21,6 +21,7 @@ from builder.registry.config import Mirror, RegistrySettings
 from builder.registry.progress import LayerProgress, Status
 from builder.registry.remote import pull, pull_image, push_image
 from builder.store import Store
+from builder.store.fsck import fsck
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +56,7 @@ def test_push_then_pull_round_trip_keeps_digests(
     loaded = other_store.load_image(pulled.record.descriptor)
     assert loaded.raw_manifest == image.raw_manifest
     assert loaded.raw_config == image.raw_config
-    assert other_store.fsck().ok
+    assert fsck(other_store).ok
 
     again = pull_image(other_store, ref, client=client)
     assert again.up_to_date
@@ -98,7 +99,7 @@ def test_pull_by_digest_and_again_without_network(
     second = pull_image(other_store, by_digest, client=make_client())
     assert second.up_to_date
     assert second.record.digest == image.digest
-    assert other_store.fsck().ok
+    assert fsck(other_store).ok
 
 
 def _platform_image(store: Store, platform: Platform, seed: int) -> tuple[Descriptor, bytes]:
@@ -140,7 +141,7 @@ def test_multi_platform_index_push_and_platform_selection(
         assert result.record.digest == want.digest
         assert result.record.platform is not None
         assert str(result.record.platform) == str(want.platform)
-        assert target.fsck().ok
+        assert fsck(target).ok
 
     by_digest = f"{registry.host}/multi/app@{pushed.digest}"
     target = Store.open(tmp_path / "by-digest")
@@ -155,7 +156,7 @@ def test_multi_platform_index_push_and_platform_selection(
     target = Store.open(tmp_path / "s390x")
     with pytest.raises(ManifestNotFoundError, match=r"no matching manifest for linux/s390x"):
         pull_image(target, ref, client=client, platform=Platform.parse("linux/s390x"))
-    assert target.fsck().ok
+    assert fsck(target).ok
     assert not list(target.cas.digests())
 
 
@@ -168,7 +169,7 @@ def test_single_manifest_with_wrong_platform_is_refused(
     push_image(store, ref, client=client)
     with pytest.raises(RegistryError, match=r"does not match the specified platform"):
         pull_image(other_store, ref, client=client, platform=Platform.parse("linux/arm64"))
-    assert other_store.fsck().ok
+    assert fsck(other_store).ok
     assert other_store.list_images() == ()
 
 
@@ -231,7 +232,7 @@ def test_unknown_tag_and_unknown_repository(
     with pytest.raises(ManifestNotFoundError) as repo_err:
         pull_image(store, f"{registry.host}/nosuch/repo:v1", client=client)
     assert str(repo_err.value).startswith(f"{registry.host}/nosuch/repo:v1: not found:")
-    assert store.fsck().ok
+    assert fsck(store).ok
 
 
 # -- the commands -------------------------------------------------------------------------------
@@ -308,4 +309,4 @@ def test_cli_errors_are_one_line(
     code, _, err = _run(["pull", "Bad//Ref", "--root", root], capsys)
     assert code == 1
     assert err.startswith("ERROR: invalid reference format")
-    assert Store.open(Path(root)).fsck().ok
+    assert fsck(Store.open(Path(root))).ok

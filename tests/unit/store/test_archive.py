@@ -17,6 +17,7 @@ from builder.oci.layer import LayerEntry, list_entries, write_layer
 from builder.oci.types import Compression, MediaType, Platform
 from builder.store import Store
 from builder.store.archive import ArchiveFormat, import_rootfs, load_archive, save_archive
+from builder.store.fsck import fsck
 
 
 @pytest.fixture
@@ -88,7 +89,7 @@ def test_round_trip_keeps_digests(store: Store, other: Store, fmt: ArchiveFormat
     (rec,) = load_archive(other, io.BytesIO(_save(store, ["app:1"], fmt)), name="app.tar")
     assert rec.digest == img.digest
     assert rec.names == ("docker.io/library/app:1",)
-    assert other.fsck().ok
+    assert fsck(other).ok
 
 
 def test_gzipped_archive_loads_with_new_tag(store: Store, other: Store) -> None:
@@ -209,7 +210,7 @@ def test_import_rootfs_makes_one_layer_image(other: Store) -> None:
     with img.layers[0].open_compressed() as stream:
         names = [e.name for e in list_entries(stream)]
     assert names == ["etc/os-release", "bin/sh"]
-    assert other.fsck().ok
+    assert fsck(other).ok
 
 
 def test_import_rootfs_rejects_non_tar(other: Store) -> None:

@@ -10,6 +10,7 @@ from storekit import image
 from builder.digest import Digest
 from builder.oci.types import Descriptor
 from builder.store import CacheRecord, Store
+from builder.store.fsck import fsck
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def _flip(path: Path) -> None:
 
 
 def test_clean_store_is_ok(store: Store) -> None:
-    report = store.fsck()
+    report = fsck(store)
     assert report.ok
     assert report.checked_blobs == 4
     assert report.checked_images == 1
@@ -37,20 +38,20 @@ def test_corrupt_blob_is_reported_and_repair_quarantines(store: Store) -> None:
     rec = store.resolve("app")
     layer = store.load_image(rec.descriptor).manifest.layers[1]
     _flip(store.root / "blobs" / "sha256" / layer.digest.hex)
-    report = store.fsck()
+    report = fsck(store)
     assert report.corrupt() == (str(layer.digest),)
     assert not report.ok
-    repaired = store.fsck(repair=True)
+    repaired = fsck(store, repair=True)
     assert repaired.corrupt() == (str(layer.digest),)
     assert not store.has_blob(layer.digest)
-    after = store.fsck()
+    after = fsck(store)
     assert after.missing() == (str(layer.digest),)
 
 
 def test_missing_config_is_reported(store: Store) -> None:
     rec = store.resolve("app")
     (store.root / "blobs" / "sha256" / rec.config_digest.hex).unlink()
-    report = store.fsck()
+    report = fsck(store)
     assert report.missing() == (str(rec.config_digest),)
     assert "manifest" in str(report.problems[0])
 
@@ -66,7 +67,7 @@ def test_size_mismatch_and_bad_manifest_are_invalid(store: Store) -> None:
         ),
         ("broken",),
     )
-    report = store.fsck()
+    report = fsck(store)
     kinds = {(p.kind, p.subject) for p in report.problems}
     assert ("invalid", str(bad.digest)) in kinds
     assert rec.digest not in {p.subject for p in report.problems}
@@ -77,13 +78,13 @@ def test_cache_record_with_missing_root_is_reported(store: Store) -> None:
     (store.root / "cache" / f"{Digest.of_bytes(b'k').hex}.json").write_bytes(
         CacheRecord(key=Digest.of_bytes(b"k"), roots=(ghost,)).to_bytes()
     )
-    assert store.fsck().missing() == (str(ghost.digest),)
+    assert fsck(store).missing() == (str(ghost.digest),)
 
 
 def test_stray_and_stale_files_are_reported(store: Store) -> None:
     (store.root / "blobs" / "sha256" / "not-a-digest").write_bytes(b"")
     (store.root / "ingest" / "x.tmp").write_bytes(b"partial")
-    kinds = sorted(p.kind for p in store.fsck().problems)
+    kinds = sorted(p.kind for p in fsck(store).problems)
     assert kinds == ["stale", "stray"]
-    store.fsck(repair=True)
+    fsck(store, repair=True)
     assert not (store.root / "ingest" / "x.tmp").exists()

@@ -12,6 +12,8 @@ from storekit import image
 from builder.digest import Digest
 from builder.errors import StoreError
 from builder.store import CacheRecord, Store
+from builder.store.fsck import fsck
+from builder.store.gc import prune
 
 
 @pytest.fixture
@@ -36,16 +38,16 @@ def test_prune_removes_only_unreferenced_blobs(store: Store) -> None:
     keep = image({"keep": b"1"}, {"more": b"2"})
     store.write_image(keep, ("keep",))
     orphan = store.put_bytes(b"orphan blob")
-    report = store.prune()
+    report = prune(store)
     assert report.removed == (orphan.digest,)
     assert report.reclaimed_bytes == len(b"orphan blob")
     assert _blobs(store) == _all_digests(store, keep.digest)
-    assert store.fsck().ok
+    assert fsck(store).ok
 
 
 def test_dry_run_removes_nothing(store: Store) -> None:
     orphan = store.put_bytes(b"orphan")
-    report = store.prune(dry_run=True)
+    report = prune(store, dry_run=True)
     assert report.removed == (orphan.digest,)
     assert report.dry_run
     assert orphan.digest.hex in _blobs(store)
@@ -55,7 +57,7 @@ def test_untagged_image_is_collected_after_untag(store: Store) -> None:
     img = image({"a": b"1"})
     store.write_image(img, ("gone",))
     store.untag("gone")
-    assert store.prune().reclaimed_bytes > 0
+    assert prune(store).reclaimed_bytes > 0
     assert _blobs(store) == set()
 
 
@@ -63,9 +65,9 @@ def test_dangling_images_kept_unless_asked(store: Store) -> None:
     old = image({"v": b"1"})
     store.write_image(old, ("app",))
     store.write_image(image({"v": b"2"}), ("app",))
-    store.prune()
+    prune(store)
     assert old.digest.hex in _blobs(store)
-    report = store.prune(dangling=True)
+    report = prune(store, dangling=True)
     assert report.removed_dangling == 1
     assert old.digest.hex not in _blobs(store)
     assert store.resolve("app")
@@ -77,7 +79,7 @@ def test_cache_records_are_roots(store: Store) -> None:
     store.cache.put(CacheRecord(key=Digest.of_bytes(b"key"), roots=(rec.descriptor,)))
     index = store.root / "index.json"  # drop the index root: only the cache record remains
     index.write_bytes(b'{"schemaVersion":2,"manifests":[]}')
-    store.prune()
+    prune(store)
     assert img.digest.hex in _blobs(store)
     assert img.manifest.config.digest.hex in _blobs(store)
     assert all(layer.descriptor.digest.hex in _blobs(store) for layer in img.layers)
@@ -90,7 +92,7 @@ def test_prune_aborts_when_a_root_blob_is_missing(store: Store) -> None:
     layer_blob = store.root / "blobs" / "sha256" / img.manifest.layers[0].digest.hex
     layer_blob.unlink()
     with pytest.raises(StoreError, match=r"prune aborted, nothing removed: .* is missing"):
-        store.prune()
+        prune(store)
     assert orphan.digest.hex in _blobs(store)
 
 
@@ -102,7 +104,7 @@ def test_prune_aborts_when_a_root_manifest_is_corrupt(store: Store) -> None:
     path.chmod(0o644)
     path.write_bytes(path.read_bytes().replace(b"layers", b"Layers"))
     with pytest.raises(StoreError, match="prune aborted"):
-        store.prune()
+        prune(store)
     assert orphan.digest.hex in _blobs(store)
 
 
@@ -113,7 +115,7 @@ def test_broken_cache_record_is_dropped_not_fatal(store: Store) -> None:
     store.cache.put(CacheRecord(key=key, roots=(rec.descriptor,)))
     (store.root / "index.json").write_bytes(b'{"schemaVersion":2,"manifests":[]}')
     (store.root / "blobs" / "sha256" / img.manifest.config.digest.hex).unlink()
-    report = store.prune()
+    report = prune(store)
     assert report.dropped_cache_records == 1
     assert store.cache.get(key) is None
 
@@ -122,7 +124,7 @@ def test_grace_period_protects_fresh_blobs(store: Store) -> None:
     fresh = store.put_bytes(b"fresh")
     old = store.put_bytes(b"old")
     os.utime(store.root / "blobs" / "sha256" / old.digest.hex, (0, 0))
-    report = store.prune(grace_seconds=3600)
+    report = prune(store, grace_seconds=3600)
     assert report.removed == (old.digest,)
     assert fresh.digest.hex in _blobs(store)
 
@@ -132,18 +134,18 @@ def test_prune_cleans_killed_process_leftovers(store: Store) -> None:
     (store.root / "ingest" / "abandoned.tmp").write_bytes(b"partial")
     (store.root / "tmp" / "scratch").mkdir()
     orphan = store.put_bytes(b"layer written, manifest never")
-    assert not store.fsck().ok
-    report = store.prune()
+    assert not fsck(store).ok
+    report = prune(store)
     assert report.removed_ingest == 1
     assert report.removed == (orphan.digest,)
     assert list((store.root / "ingest").iterdir()) == []
     assert list((store.root / "tmp").iterdir()) == []
-    assert store.fsck().ok
+    assert fsck(store).ok
 
 
 def test_prune_inside_a_lease_is_refused(store: Store) -> None:
     with store.lease(), pytest.raises(StoreError, match="inside a lease"):
-        store.prune()
+        prune(store)
 
 
 def test_blob_written_under_lease_survives_concurrent_prune_attempt(store: Store) -> None:
@@ -151,5 +153,5 @@ def test_blob_written_under_lease_survives_concurrent_prune_attempt(store: Store
     with store.lease():
         desc = store.put_blob(io.BytesIO(b"pulled, not yet referenced"))
         with pytest.raises(StoreError, match=r"timed out .* exclusive lock"):
-            other.prune()
+            prune(other)
     assert store.has_blob(desc.digest)

@@ -17,6 +17,7 @@ from builder.oci.image import EMPTY
 from builder.oci.layer import apply_layer
 from builder.oci.types import History, MediaType
 from builder.store import CONTAINERD_NAME, REF_NAME, Store, default_store_root
+from builder.store.fsck import fsck
 
 
 @pytest.fixture
@@ -150,7 +151,7 @@ def test_failed_index_replace_keeps_old_index(
     monkeypatch.undo()
     assert (store.root / "index.json").read_bytes() == before
     assert [p.name for p in store.root.iterdir() if p.name.startswith(".index.json")] == []
-    assert store.fsck().ok
+    assert fsck(store).ok
     store.write_image(image({"b": b"2"}), ("other",))
     assert store.resolve("other")
 
@@ -173,7 +174,7 @@ def test_several_processes_share_a_store(store: Store) -> None:
     names = {n for r in store.list_images() for n in r.names}
     expected = {f"docker.io/library/proc{n}:{i}" for n in range(4) for i in range(3)}
     assert expected | {"docker.io/library/shared:latest"} == names
-    assert store.fsck().ok
+    assert fsck(store).ok
 
 
 def test_store_on_bad_root_is_a_store_error(tmp_path: Path) -> None:
@@ -218,7 +219,7 @@ def test_write_layer_into_store_then_image(store: Store, tmp_path: Path) -> None
     loaded = store.load_image(rec.descriptor)
     assert loaded.layers[0].diff_id == layer.diff_id
     assert loaded.manifest.layers[0].media_type == MediaType.OCI_LAYER_GZIP
-    assert store.fsck().ok
+    assert fsck(store).ok
 
 
 def test_blob_lock_rechecks_existence(store: Store) -> None:
@@ -252,4 +253,4 @@ def test_every_blob_corrupted_in_turn_fails_the_unpack(tmp_path: Path) -> None:
         rootfs.mkdir()
         with pytest.raises(StoreError):
             _unpack(store, "x", rootfs)
-        assert not store.fsck().ok
+        assert not fsck(store).ok
