@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Protocol, cast
 
+from builder import __version__
 from builder.errors import BuildError, Interrupted
 
 # command name -> module under builder.commands; order is the order of `pybuild --help`.
@@ -67,8 +70,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(argv)
     except BrokenPipeError:
         # the reader went away (`pybuild images | head`): not an error worth a traceback
-        import os
-
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
@@ -80,8 +81,6 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    import signal
-
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
     try:
@@ -114,8 +113,6 @@ def _prepare(argv: Sequence[str] | None) -> tuple[CommandModule, argparse.Namesp
         print(_top_help())
         return 0
     if args_list and args_list[0] in ("--version", "version"):
-        from builder import __version__
-
         print(f"pybuild version {__version__}")
         return 0
     if args_list and args_list[0] in COMMANDS:

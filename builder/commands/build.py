@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from builder.api import BuildOptions, build, parse_memory
+from builder.engine.progress import make_sink
+
 HELP = "Build an image from a Dockerfile (like `docker build`)."
 
 
@@ -49,9 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.api import BuildOptions, build, parse_memory
-    from builder.engine.progress import make_sink
-
     build_args = tuple(_key_value(a) if "=" in a else (a, None) for a in args.build_arg)
     options = BuildOptions(
         context=args.context,

@@ -13,6 +13,10 @@ import sys
 
 from builder.commands._io import read_dockerfile
 from builder.errors import BuildError, Diagnostic, ParseError, Span
+from builder.lint.runner import lint
+from builder.syntax.parser import parse
+from builder.syntax.source import SourceFile, render
+from builder.syntax.transform import analyze
 
 HELP = "Check a Dockerfile for errors (parse, instructions, flags, stages) without building it."
 
@@ -52,11 +56,6 @@ def _widen(span: Span | None, line: str | None) -> Span | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.lint.runner import lint
-    from builder.syntax.parser import parse
-    from builder.syntax.source import SourceFile, render
-    from builder.syntax.transform import analyze
-
     path, text = read_dockerfile(args.file)
     source = SourceFile.from_text(path, text)
     try:

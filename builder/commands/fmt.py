@@ -12,6 +12,7 @@ from pathlib import Path
 
 from builder.commands._io import read_dockerfile
 from builder.errors import BuildError
+from builder.syntax.format import format_text
 
 HELP = (
     "Format a Dockerfile canonically: print the result, rewrite the file with -w, or exit 1 "
@@ -33,8 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.syntax.format import format_text
-
     name: str = args.file
     if args.write and name == "-":
         print("pybuild fmt: -w needs a file, not stdin", file=sys.stderr)

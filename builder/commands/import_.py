@@ -25,6 +25,9 @@ from builder.oci.descriptor import Platform
 from builder.reference import parse
 from builder.store.archive import import_rootfs
 from builder.syntax import ir
+from builder.syntax.parser import parse as parse_dockerfile
+from builder.syntax.substitute import substitute
+from builder.syntax.transform import to_ir
 
 HELP = "Import the contents of a tarball to create a filesystem image (like `docker import`)."
 
@@ -125,10 +128,6 @@ def _apply(config: ContainerConfig, node: ir.Instruction, cmd_set: bool) -> Cont
 
 def apply_changes(changes: Sequence[str], config: ContainerConfig | None = None) -> ContainerConfig:
     """Apply ``--change`` instructions in order; variables expand against the ENV so far."""
-    from builder.syntax.parser import parse as parse_dockerfile
-    from builder.syntax.substitute import substitute
-    from builder.syntax.transform import to_ir
-
     current = config or ContainerConfig()
     cmd_set = False
     for change in changes:

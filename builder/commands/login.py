@@ -10,6 +10,11 @@ import argparse
 import getpass
 import sys
 
+from builder.errors import AuthenticationError
+from builder.registry.auth import Credentials
+from builder.registry.client import RegistryClient
+from builder.registry.credentials import DockerConfig, registry_domain
+
 HELP = "Log in to a registry (like `docker login`); default server: Docker Hub."
 
 
@@ -24,11 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.errors import AuthenticationError
-    from builder.registry.auth import Credentials
-    from builder.registry.client import RegistryClient
-    from builder.registry.credentials import DockerConfig, registry_domain
-
     registry = registry_domain(args.server)
     if not registry:
         raise AuthenticationError("login: empty server name")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from builder.registry.credentials import DockerConfig, registry_domain, registry_key
+
 HELP = "Log out from a registry (like `docker logout`); default server: Docker Hub."
 
 
@@ -12,8 +14,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.registry.credentials import DockerConfig, registry_domain, registry_key
-
     registry = registry_domain(args.server)
     config = DockerConfig.default()
     shown = registry_key(registry)

@@ -8,6 +8,7 @@ import sys
 
 from builder.commands._io import read_dockerfile
 from builder.errors import ParseError
+from builder.syntax.parser import parse
 
 HELP = "Parse a Dockerfile and print its instructions (BuildKit's parser view)."
 
@@ -28,8 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.syntax.parser import parse
-
     path, text = read_dockerfile(args.file)
     try:
         ast = parse(text, path=path)

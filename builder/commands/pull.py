@@ -9,12 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from builder.commands._store import add_root_argument, open_store
+from builder.errors import StoreError
+from builder.oci.descriptor import Platform
+from builder.reference import parse_normalized
+from builder.registry.client import RegistryClient
+from builder.registry.progress import TerminalProgress, discard
+from builder.registry.remote import pull_image
+
 HELP = "Download an image from a registry (like `docker pull`)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from builder.commands._store import add_root_argument
-
     parser.add_argument("reference", metavar="NAME[:TAG|@DIGEST]", help="the image to pull")
     parser.add_argument(
         "--platform", metavar="OS/ARCH[/VARIANT]", help="platform to pull (default: the host's)"
@@ -24,14 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.commands._store import open_store
-    from builder.errors import StoreError
-    from builder.oci.descriptor import Platform
-    from builder.reference import parse_normalized
-    from builder.registry.client import RegistryClient
-    from builder.registry.progress import TerminalProgress, discard
-    from builder.registry.remote import pull_image
-
     given = parse_normalized(args.reference)
     reference = given.docker_ref()
     platform = None

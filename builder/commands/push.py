@@ -9,24 +9,22 @@ from __future__ import annotations
 import argparse
 import sys
 
+from builder.commands._store import add_root_argument, open_store
+from builder.reference import parse
+from builder.registry.client import RegistryClient
+from builder.registry.progress import TerminalProgress, discard
+from builder.registry.remote import push_image
+
 HELP = "Upload an image to a registry (like `docker push`)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from builder.commands._store import add_root_argument
-
     parser.add_argument("reference", metavar="NAME[:TAG]", help="the image to push")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the digest line")
     add_root_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.commands._store import open_store
-    from builder.reference import parse
-    from builder.registry.client import RegistryClient
-    from builder.registry.progress import TerminalProgress, discard
-    from builder.registry.remote import push_image
-
     reference = parse(args.reference)
     out = sys.stdout
     if not args.quiet:

@@ -64,6 +64,7 @@ from builder.registry.config import (
     RegistrySettings,
     load_settings,
 )
+from builder.registry.credentials import DockerConfig
 
 MAX_MANIFEST_BYTES: Final = 4 * 1024 * 1024
 MAX_ERROR_BYTES: Final = 64 * 1024
@@ -401,8 +402,6 @@ class RegistryClient:
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> RegistryClient:
         """The client the CLI uses: pybuild's config file plus Docker's credentials."""
-        from builder.registry.credentials import DockerConfig
-
         return cls(settings=load_settings(env), credentials=DockerConfig.default(env))
 
     def close(self) -> None:

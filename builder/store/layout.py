@@ -222,7 +222,8 @@ class Store:
 
         Hold ``lease()`` until the image referencing it is written, or a prune may take it.
         """
-        from builder.oci.layer_write import write_layer  # the compressors load on first use
+        # lazy: tar and compressors (~20 ms) load only for writers; `images`, `tag`, `rmi` skip them
+        from builder.oci.layer_write import write_layer
 
         media_type = layer_media_type(compression, docker=docker_media_type)
         with self.lease(), self.blob_writer(media_type=media_type) as writer:

@@ -5,13 +5,10 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from builder.errors import ExpansionError
+from builder.syntax.expand import Lexer
 from builder.syntax.gotext import GO_SPACE
-
-if TYPE_CHECKING:
-    from builder.syntax.expand import Lexer
 
 _HEREDOC_RE = re.compile(r"([0-9]*)<<(-?)[\t\n\f\r ]*([^<]*)\Z", re.S)
 
@@ -94,8 +91,6 @@ def markers_in_line(line: str) -> list[Marker]:
 @functools.cache
 def _lexer(*, raw_quotes: bool, raw_escapes: bool) -> Lexer:
     """BuildKit's heredoc lexers (escape character "\\", unset variables kept), made once."""
-    from builder.syntax.expand import Lexer  # the shell lexer is only needed for some lines
-
     return Lexer(raw_quotes=raw_quotes, raw_escapes=raw_escapes, skip_unset_env=True)
 
 
