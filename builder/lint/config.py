@@ -7,6 +7,7 @@ by ``;``. The build arg, when given, replaces the directive (BuildKit's ``newRul
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from builder.errors import BuildError
@@ -28,6 +29,16 @@ class CheckConfig:
     experimental_all: bool = False
     experimental: frozenset[str] = frozenset()
     error: bool = False
+
+    def merged(self, other: CheckConfig) -> CheckConfig:
+        """BuildKit's ``WithMergedConfig``: ``other`` adds skips and experiments, not ``error``."""
+        return CheckConfig(
+            skip_all=self.skip_all or other.skip_all,
+            skip=self.skip | other.skip,
+            experimental_all=self.experimental_all or other.experimental_all,
+            experimental=self.experimental | other.experimental,
+            error=self.error,
+        )
 
     def enabled(self, rule: Rule) -> bool:
         """BuildKit's ``Linter.Run``: experimental rules are opt-in and cannot be skipped."""
@@ -86,4 +97,25 @@ def parse_check_options(text: str) -> CheckConfig:
     )
 
 
-__all__ = ["CheckConfig", "CheckOptionError", "parse_check_options"]
+# BuildKit's DirectiveParser with an empty comment prefix, applied to a comment's text.
+_COMMENT_DIRECTIVE = re.compile(
+    r"[\t\n\f\r ]*([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z", re.S
+)
+
+
+def with_comments(config: CheckConfig, comments: tuple[str, ...]) -> CheckConfig:
+    """BuildKit's ``WithMergedConfigFromComments``: the first ``check=`` comment above an
+    instruction adds to ``config`` for that instruction (text after a space is ignored)."""
+    for comment in comments:
+        match = _COMMENT_DIRECTIVE.match(comment)
+        if match is None or match.group(1).lower() != "check":
+            continue
+        try:
+            local = parse_check_options(match.group(2).partition(" ")[0])
+        except CheckOptionError:
+            return config
+        return config.merged(local)
+    return config
+
+
+__all__ = ["CheckConfig", "CheckOptionError", "parse_check_options", "with_comments"]

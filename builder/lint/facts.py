@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from builder.lint.inputs import LintInputs
 from builder.syntax import ir
 from builder.syntax.locate import Context, Where
 from builder.syntax.transform import Analysis
@@ -12,10 +13,14 @@ from builder.syntax.tree import AST, Node
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Item:
+    """One instruction. ``comments`` are BuildKit's ``PrevComment``: the comment lines since the
+    previous instruction, after the last empty ``#`` line (blank lines do not end them)."""
+
     node: Node
     instr: ir.Instruction
     where: Where
     stage: int  # index of the stage it belongs to (its FROM included), -1 before the first FROM
+    comments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,15 +30,50 @@ class Facts:
     ast: AST
     items: tuple[Item, ...]
     dockerfile: ir.Dockerfile | None
+    inputs: LintInputs
+
+    def item_at(self, line: int) -> Item | None:
+        for item in self.items:
+            if item.node.start_line <= line <= item.node.end_line:
+                return item
+        return None
 
 
-def gather(ast: AST, analysis: Analysis) -> Facts:
+def _previous_comments(ast: AST) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    comments = iter(ast.comments)
+    pending = next(comments, None)
+    end = 0
+    for node in ast.nodes:
+        block: list[str] = []
+        while pending is not None and pending.line < node.start_line:
+            if pending.line > end:
+                if pending.text:
+                    block.append(pending.text)
+                else:
+                    block = []
+            pending = next(comments, None)
+        out.append(tuple(block))
+        end = node.end_line
+    return out
+
+
+def gather(ast: AST, analysis: Analysis, inputs: LintInputs) -> Facts:
     ctx = Context(ast)
+    comments = {id(n): c for n, c in zip(ast.nodes, _previous_comments(ast), strict=True)}
     items: list[Item] = []
     stage = -1
     for node, instr in analysis.parsed:
         if isinstance(instr, ir.From):
             stage += 1
         where = Where(ctx, node, 0, node.flags)
-        items.append(Item(node=node, instr=instr, where=where, stage=stage))
-    return Facts(ast=ast, items=tuple(items), dockerfile=analysis.dockerfile)
+        items.append(
+            Item(
+                node=node,
+                instr=instr,
+                where=where,
+                stage=stage,
+                comments=comments.get(id(node), ()),
+            )
+        )
+    return Facts(ast=ast, items=tuple(items), dockerfile=analysis.dockerfile, inputs=inputs)

@@ -6,9 +6,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from builder.errors import Diagnostic
-from builder.lint import parsing, stages
-from builder.lint.config import CheckConfig, parse_check_options
+from builder.lint import descriptions, dispatch, fromline, parsing, stages
+from builder.lint import rules as _rules
+from builder.lint.config import CheckConfig, parse_check_options, with_comments
 from builder.lint.facts import Facts, gather
+from builder.lint.inputs import LintInputs
 from builder.lint.rules import NO_EMPTY_CONTINUATION, rule_named
 from builder.syntax.transform import Analysis
 from builder.syntax.tree import AST
@@ -17,18 +19,24 @@ _FAMILIES: tuple[Callable[[Facts], Iterable[Diagnostic]], ...] = (
     parsing.check,
     stages.check_names,
     stages.check_casing,
+    fromline.check,
+    dispatch.check,
+    descriptions.check,
 )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LintInputs:
-    """What the checks need from outside the file.
-
-    ``check`` is the ``BUILDKIT_DOCKERFILE_CHECK`` build arg; when given it replaces the file's
-    ``# check=`` directive, as in BuildKit.
-    """
-
-    check: str | None = None
+# Rules BuildKit runs on the whole file, with the file's options only (no per-instruction
+# ``# check=`` comments).
+_FILE_WIDE = frozenset(
+    rule.name
+    for rule in (
+        _rules.CONSISTENT_INSTRUCTION_CASING,
+        _rules.DUPLICATE_STAGE_NAME,
+        _rules.RESERVED_STAGE_NAME,
+        _rules.NO_EMPTY_CONTINUATION,
+        _rules.INVALID_DEFAULT_ARG_IN_FROM,
+    )
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,10 +74,20 @@ def _position(finding: Diagnostic) -> tuple[int, int]:
     return (0, 0) if span is None else (span.line, span.column)
 
 
-def _enabled(findings: Iterable[Diagnostic], config: CheckConfig) -> Iterator[Diagnostic]:
+def _enabled(
+    findings: Iterable[Diagnostic], config: CheckConfig, facts: Facts
+) -> Iterator[Diagnostic]:
     for finding in findings:
         rule = rule_named(finding.rule)
-        if rule is None or config.enabled(rule):
+        if rule is None:
+            yield finding
+            continue
+        local = config
+        if rule.name not in _FILE_WIDE and finding.span is not None:
+            item = facts.item_at(finding.span.line)
+            if item is not None:
+                local = with_comments(config, item.comments)
+        if local.enabled(rule):
             yield finding
 
 
@@ -82,10 +100,10 @@ def lint(ast: AST, analysis: Analysis, inputs: LintInputs | None = None) -> Lint
     inputs = inputs or LintInputs()
     config = config_for(ast, inputs)
     found = [_from_parser(w) for w in analysis.warnings]
-    facts = gather(ast, analysis)
+    facts = gather(ast, analysis, inputs)
     for family in _FAMILIES:
         found.extend(family(facts))
-    findings = sorted(_enabled(found, config), key=_position)
+    findings = sorted(_enabled(found, config, facts), key=_position)
     return LintResult(findings=tuple(findings), config=config)
 
 
