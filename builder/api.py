@@ -47,7 +47,8 @@ class BuildOptions:
     no_cache: bool = False
     pull: bool = False
     labels: tuple[tuple[str, str], ...] = ()
-    network: str = "host"
+    network: str = "default"  # RUN steps' network: default (private), none, host
+    allow: tuple[str, ...] = ()  # entitlements (--allow): network.host, security.insecure
     platform: str | None = None
     memory: int | None = None
     cpus: float | None = None
@@ -197,6 +198,7 @@ def _noop_request(
         "target": options.target,
         "labels": [list(x) for x in options.labels],
         "network": options.network,
+        "allow": sorted(options.allow),
         "platform": options.platform,
         "memory": options.memory,
         "cpus": options.cpus,
@@ -255,8 +257,9 @@ def _build(
     from builder.engine.scheduler import EngineSettings, Scheduler, final_image, timestamp
     from builder.lint.runner import lint
     from builder.oci.descriptor import Platform
-    from builder.plan import PlanRequest, plan
+    from builder.plan import PlanRequest, entitlements, plan
     from builder.reference import parse as parse_ref
+    from builder.runtime.network import BuildNetworks
     from builder.store import Store, default_store_root
     from builder.syntax.parser import parse
     from builder.syntax.transform import analyze
@@ -288,7 +291,7 @@ def _build(
     platform = Platform.parse(options.platform) if options.platform else Platform.host()
     epoch_text = os.environ.get("SOURCE_DATE_EPOCH")
     epoch = int(epoch_text) if epoch_text and epoch_text.isdigit() else None
-    with store.lease():
+    with store.lease(), BuildNetworks() as networks:
         n = vertices.run("[internal] load .dockerignore")
         context = LocalContext.open(context_dir, dockerfile_path, state_dir=store.root / "contexts")
         sink.emit(VertexDone(vertex=n))
@@ -304,6 +307,11 @@ def _build(
                 platform_explicit=options.platform is not None,
             )
             build_plan = plan(dockerfile, request, resolver)  # type: ignore[arg-type]
+            entitlements.check(
+                build_plan,
+                entitlements.parse_entitlements(options.allow),
+                default_network=options.network,
+            )
             for warning in build_plan.warnings:
                 sink.emit(Warning_(message=warning.message))
             identity = f"{context.root}\0{dockerfile_path or name}"
@@ -322,6 +330,7 @@ def _build(
                 ),
                 identity=identity,
                 counter=vertices.counter,
+                networks=networks,
             )
             result = scheduler.run(build_plan)
             n = vertices.run("exporting to image")

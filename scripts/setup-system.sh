@@ -2,9 +2,10 @@
 # Installs the Debian packages pybuild and its test suite need. Idempotent and quick when
 # everything is present; needs root (or sudo) only when something is missing.
 set -euo pipefail
-# runc: RUN steps; busybox-static: the offline base image; docker-registry, apache2-utils
+# runc (crun): RUN steps and containers; slirp4netns: their private network; conmon: detached
+# containers' monitor; busybox-static: the offline base image; docker-registry, apache2-utils
 # (htpasswd): registry tests; skopeo, umoci: interoperability tests.
-PKGS=(python3 python3-venv git runc busybox-static docker-registry apache2-utils skopeo umoci openssl pigz)
+PKGS=(python3 python3-venv git runc crun conmon slirp4netns busybox-static docker-registry apache2-utils skopeo umoci openssl pigz)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -37,7 +37,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pull", action="store_true", help="always pull the base images")
     parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument(
-        "--network", default="host", choices=("default", "host", "none"), help="RUN networking"
+        "--network",
+        default="default",
+        choices=("default", "host", "none"),
+        help="RUN networking: default (a private network with outbound access), none, or host"
+        " (needs --allow network.host)",
+    )
+    parser.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="ENTITLEMENT",
+        help="grant an entitlement: network.host, security.insecure",
     )
     parser.add_argument(
         "--progress", default="auto", choices=("auto", "tty", "plain", "quiet"), help="output"
@@ -63,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         pull=args.pull,
         labels=tuple(_key_value(x) for x in args.label),
         network=args.network,
+        allow=tuple(args.allow),
         platform=args.platform,
         memory=parse_memory(args.memory) if args.memory else None,
         cpus=args.cpus,

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from builder.errors import ExecutionError, RunStepError, Span, with_span
 from builder.oci.inroot import MAX_SYMLINK_HOPS, Root, split_components
+from builder.runtime.network import BuildNetworks, NetworkMode, NetworkProvider
 from builder.runtime.oci import ExitStatus, OutputCallback, Runtime
 from builder.runtime.spec import (
     DEFAULT_HOSTNAME,
@@ -434,11 +435,12 @@ def _heredoc_mounts(bundle: Path, files: Sequence[HeredocFileLike]) -> list[_Pla
 # --------------------------------------------------------------------------- run
 
 
-def _network(step: RunStepLike, override: str | None) -> str:
+def _network(step: RunStepLike, override: str | None) -> NetworkMode:
     network = str(override or step.network or "default")
-    if network not in ("default", "none", "host"):
-        raise ExecutionError(f"unsupported network mode {network!r}")
-    return network
+    try:
+        return NetworkMode(network)
+    except ValueError:
+        raise ExecutionError(f"unsupported network mode {network!r}") from None
 
 
 def run_step(
@@ -448,27 +450,34 @@ def run_step(
     runtime: Runtime,
     on_output: OutputCallback,
     network: str | None = None,
+    networks: NetworkProvider | None = None,
     resources: Resources | None = None,
     sources: MountSources | None = None,
     bundle_dir: Path | None = None,
 ) -> MountStubs:
     """Run ``step`` with ``rootfs`` (a mounted overlay) as the container root.
 
+    ``network`` overrides the step's mode; ``networks`` gives the namespace to join (a build
+    shares one private namespace across its steps); without it the step gets its own.
+
     Returns the mount stubs created in the rootfs: unmount, then ``clean_upper(upper, stubs)``.
     Raises ``RunStepError`` on a non-zero exit, ``ExecutionError`` for set-up problems (with
     the step's span attached).
     """
     try:
-        return _run_step(
-            rootfs,
-            step,
-            runtime=runtime,
-            on_output=on_output,
-            network=_network(step, network),
-            resources=resources,
-            sources=sources or MountSources(),
-            bundle_dir=bundle_dir,
-        )
+        with contextlib.ExitStack() as stack:
+            provider = networks if networks is not None else stack.enter_context(BuildNetworks())
+            return _run_step(
+                rootfs,
+                step,
+                runtime=runtime,
+                on_output=on_output,
+                network=_network(step, network),
+                networks=provider,
+                resources=resources,
+                sources=sources or MountSources(),
+                bundle_dir=bundle_dir,
+            )
     except ExecutionError as err:
         if step.span is not None:
             with_span(err, step.span)
@@ -481,7 +490,8 @@ def _run_step(
     *,
     runtime: Runtime,
     on_output: OutputCallback,
-    network: str,
+    network: NetworkMode,
+    networks: NetworkProvider,
     resources: Resources | None,
     sources: MountSources,
     bundle_dir: Path | None,
@@ -504,7 +514,8 @@ def _run_step(
                     raise ExecutionError(
                         f"failed to create working directory {workdir}: {detail}"
                     ) from None
-            etc = write_etc_files(bundle / "etc", hostname)
+            attachment = networks.attach(network)
+            etc = write_etc_files(bundle / "etc", hostname, network=attachment)
             planned = [
                 _Planned(destination=mount.destination, directory=False, mount=mount)
                 for mount in etc.mounts()
@@ -529,7 +540,7 @@ def _run_step(
                 rootfs=rootfs,
                 process=process,
                 hostname=hostname,
-                network=network,
+                network=attachment,
                 mounts=mounts,
                 resources=resources,
                 swap_accounting=resources is not None
@@ -586,6 +597,7 @@ def run_on_layers(
     runtime: Runtime,
     on_output: OutputCallback,
     network: str | None = None,
+    networks: NetworkProvider | None = None,
     resources: Resources | None = None,
     sources: MountSources | None = None,
     bundle_dir: Path | None = None,
@@ -601,6 +613,7 @@ def run_on_layers(
             runtime=runtime,
             on_output=on_output,
             network=network,
+            networks=networks,
             resources=resources,
             sources=sources,
             bundle_dir=bundle_dir,

@@ -59,6 +59,7 @@ from builder.store import CacheRecord, Store
 
 if TYPE_CHECKING:
     from builder.engine.run import Resources
+    from builder.runtime.network import NetworkProvider
     from builder.runtime.oci import Runc
     from builder.snapshot.layerdirs import LayerDirs
     from builder.snapshot.overlay import Overlay
@@ -80,7 +81,7 @@ class StageResult:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EngineSettings:
     no_cache: bool = False
-    network: str = "host"
+    network: str = "default"
     memory: int | None = None
     cpus: float | None = None
     source_date_epoch: int | None = None
@@ -111,6 +112,7 @@ class Scheduler:
         settings: EngineSettings,
         identity: str,
         counter: _Counter | None = None,
+        networks: NetworkProvider | None = None,
     ) -> None:
         self.store = store
         self.images = images
@@ -119,6 +121,7 @@ class Scheduler:
         self.settings = settings
         self.identity = identity  # names the build (context + Dockerfile) for miss explanations
         self.counter = counter or _Counter()
+        self.networks = networks  # None: each RUN step starts its own private network
         self._results: dict[int, StageResult] = {}
         self._lock = threading.Lock()
         self._machinery: _Machinery | None = None
@@ -422,6 +425,7 @@ class Scheduler:
                 runtime=self._tools().runtime,
                 on_output=on_output,
                 network=self.settings.network if step.network == "default" else step.network,
+                networks=self.networks,
                 resources=self._tools().resources,
                 sources=MountSources(
                     bind_root=lambda source: roots[id(source)],

@@ -9,8 +9,9 @@ What a RUN gets (and why):
   ambient (moby after CVE-2022-24769).
 - rlimits: ``RLIMIT_NOFILE`` soft = hard = min(1048576, this process's hard limit): raising a
   hard limit needs ``CAP_SYS_RESOURCE``, which pybuild may lack (runc would fail to start).
-- namespaces: mount, pid, ipc, uts; network only for ``--network=none`` (an empty namespace
-  has just ``lo``); the default is the host network (BuildKit's default without CNI).
+- namespaces: mount, pid, ipc, uts, and network as :mod:`builder.runtime.network` decides: the
+  build's private namespace (``default``), a fresh one with just ``lo`` (``none``), or none at
+  all (``host``, an entitlement).
 - mounts: /proc, /dev (tmpfs with null, zero, full, random, urandom, tty), /dev/pts, /dev/shm,
   /dev/mqueue, /sys (read-only), /sys/fs/cgroup (read-only), and /etc/resolv.conf,
   /etc/hosts, /etc/hostname bound read-only from generated files.
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from builder.errors import ExecutionError
+from builder.runtime.network import Attachment, NetworkMode
 
 DEFAULT_HOSTNAME: Final = "buildkitsandbox"
 DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -284,16 +286,20 @@ class EtcFiles:
         )
 
 
-def write_etc_files(directory: Path, hostname: str) -> EtcFiles:
-    """Write resolv.conf, hosts and hostname into ``directory`` (outside any rootfs)."""
+def write_etc_files(
+    directory: Path, hostname: str, *, network: Attachment | None = None, hosts: str | None = None
+) -> EtcFiles:
+    """Write resolv.conf (for ``network``; the host's when None), hosts and hostname into
+    ``directory`` (outside any rootfs)."""
     directory.mkdir(parents=True, exist_ok=True)
     files = EtcFiles(
         resolv_conf=directory / "resolv.conf",
         hosts=directory / "hosts",
         hostname=directory / "hostname",
     )
-    files.resolv_conf.write_text(resolv_conf_content())
-    files.hosts.write_text(hosts_content(hostname))
+    resolv = resolv_conf_content()
+    files.resolv_conf.write_text(network.resolv_conf(resolv) if network is not None else resolv)
+    files.hosts.write_text(hosts if hosts is not None else hosts_content(hostname))
     files.hostname.write_text(hostname + "\n")
     for path in (files.resolv_conf, files.hosts, files.hostname):
         path.chmod(0o644)
@@ -330,7 +336,7 @@ def build_spec(
     rootfs: Path,
     process: ProcessSpec,
     hostname: str = DEFAULT_HOSTNAME,
-    network: str = "default",
+    network: Attachment | None = None,
     mounts: Sequence[SpecMount] = (),
     resources: Resources | None = None,
     swap_accounting: bool = False,
@@ -339,21 +345,16 @@ def build_spec(
 ) -> dict[str, Any]:
     """The runtime-spec document for one process on ``rootfs``.
 
-    ``mounts`` come after the system mounts (so they may sit below /dev, e.g. /dev/pipes).
+    ``network`` None means a namespace with only ``lo``. ``mounts`` come after the system
+    mounts (so they may sit below /dev, e.g. /dev/pipes).
     ``linux.cgroupsPath`` is left to the runtime, which knows the container id.
     """
-    match network:
-        case "none":
-            net_isolated = True
-        case "default" | "host":
-            net_isolated = False
-        case _:
-            raise ExecutionError(f"unsupported network mode {network!r}")
+    netns = (network or Attachment(mode=NetworkMode.NONE)).namespace()
     limit = nofile if nofile is not None else nofile_limit()
     gids = [process.gid, *(g for g in process.additional_gids if g != process.gid)]
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
-    if net_isolated:
-        namespaces.append({"type": "network"})
+    if netns is not None:
+        namespaces.append(netns)
     caps = list(DEFAULT_CAPABILITIES)
     return {
         "ociVersion": OCI_VERSION,

@@ -242,6 +242,8 @@ class Builder:
     store_root: Path
     workdir: Path
     busybox_history: int
+    # run pybuild through this (e.g. nsenter into a network namespace the test made)
+    command_prefix: tuple[str, ...] = ()
 
     def environ(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -264,7 +266,7 @@ class Builder:
         timeout: float = BUILD_TIMEOUT,
     ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [PYBUILD, *argv],
+            [*self.command_prefix, PYBUILD, *argv],
             capture_output=True,
             text=True,
             env=self.environ(),

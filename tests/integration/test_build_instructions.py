@@ -7,8 +7,6 @@ Dockerfile reference; expected filesystems follow the RUN/COPY/WORKDIR semantics
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from enginekit import DEFAULT_PATH, Builder
 
@@ -501,27 +499,6 @@ def test_full_config_and_history(pb: Builder) -> None:
     files = built.files
     assert files["/app/app.sh"].mode == 0o755
     assert files["/app/app.sh"].content == b"#!/bin/sh\necho app\n"
-
-
-def test_network_modes(pb: Builder) -> None:
-    dockerfile = (
-        "FROM busybox\n"
-        "RUN tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort > /default.txt\n"
-        "RUN --network=none tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' > /none.txt\n"
-    )
-    built = pb.build(dockerfile)
-    host_ifaces = sorted(
-        line.split(":")[0].strip() for line in Path("/proc/net/dev").read_text().splitlines()[2:]
-    )
-    # RUN uses the host's network by default (pybuild has no bridge); none has only lo
-    assert built.files["/default.txt"].text.split() == host_ifaces
-    assert built.files["/none.txt"].text == "lo\n"
-    isolated = pb.build(
-        "FROM busybox\nRUN tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' > /cli.txt\n",
-        args=["--network", "none"],
-        context_name="c2",
-    )
-    assert isolated.files["/cli.txt"].text == "lo\n"
 
 
 def test_quiet_build_prints_only_the_image_id(pb: Builder) -> None:

@@ -273,8 +273,16 @@ def test_network_none_has_only_loopback(env: Env) -> None:
     assert names == {"lo"}
 
 
-def test_default_network_is_the_host_network(env: Env) -> None:
-    result = run(env, sh("cat /proc/net/dev"))
+def test_default_network_is_a_private_namespace(env: Env) -> None:
+    result = run(env, sh("cat /proc/net/dev; cat /etc/resolv.conf"))
+    lines = result.output.splitlines()
+    names = {line.split(":")[0].strip() for line in lines[2:] if ":" in line}
+    assert names == {"lo", "tap0"}
+    assert "nameserver 10.0.2.3" in lines
+
+
+def test_host_network_is_the_host_namespace(env: Env) -> None:
+    result = run(env, sh("cat /proc/net/dev"), network="host")
     names = {line.split(":")[0].strip() for line in result.output.splitlines()[2:]}
     host = Path("/proc/net/dev").read_text().splitlines()[2:]
     assert names == {line.split(":")[0].strip() for line in host}

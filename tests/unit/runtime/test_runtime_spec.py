@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from builder.errors import ExecutionError
+from builder.runtime.network import Attachment, NetworkMode
 from builder.runtime.spec import (
     DEFAULT_CAPABILITIES,
     DEFAULT_PATH,
@@ -78,11 +79,15 @@ def namespaces(doc: dict[str, Any]) -> set[str]:
 
 
 def test_namespaces_by_network_mode() -> None:
-    assert namespaces(spec()) == {"pid", "ipc", "uts", "mount"}
-    assert namespaces(spec(network="host")) == {"pid", "ipc", "uts", "mount"}
-    assert namespaces(spec(network="none")) == {"pid", "ipc", "uts", "mount", "network"}
-    with pytest.raises(ExecutionError, match="unsupported network mode 'bridge'"):
-        spec(network="bridge")
+    base = {"pid", "ipc", "uts", "mount"}
+    assert namespaces(spec()) == {*base, "network"}  # no attachment: only lo, never the host's
+    host = Attachment(mode=NetworkMode.HOST)
+    assert namespaces(spec(network=host)) == base
+    none = spec(network=Attachment(mode=NetworkMode.NONE))
+    assert {"type": "network"} in none["linux"]["namespaces"]
+    private = Attachment(mode=NetworkMode.DEFAULT, netns="/proc/42/ns/net")
+    joined = spec(network=private)["linux"]["namespaces"]
+    assert {"type": "network", "path": "/proc/42/ns/net"} in joined
 
 
 def test_system_mounts_then_step_mounts() -> None:
