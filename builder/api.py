@@ -7,7 +7,6 @@ overlayfs, the local context, the registry for base images that are not in the s
 from __future__ import annotations
 
 import os
-import re
 import sys
 import threading
 from dataclasses import dataclass
@@ -61,18 +60,6 @@ class BuildResult:
     image_id: Digest
     digest: Digest
     tags: tuple[str, ...]
-
-
-_MEMORY = re.compile(r"(?i)^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$")
-
-
-def parse_memory(text: str) -> int:
-    """Docker's ``--memory`` syntax: ``512m``, ``1g``, ``1048576``."""
-    match = _MEMORY.match(text)
-    if match is None:
-        raise BuildError(f"invalid memory size {text!r}: use a number with an optional k, m or g")
-    number, unit = match.groups()
-    return int(float(number) * 1024 ** "bkmgt".index(unit.lower() or "b"))
 
 
 class _Vertices:

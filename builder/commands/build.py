@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from builder.api import BuildOptions, build, parse_memory
+from builder.api import BuildOptions, build
 from builder.engine.progress import make_sink
+from builder.units import ram_in_bytes
 
 HELP = "Build an image from a Dockerfile (like `docker build`)."
 
@@ -16,6 +17,14 @@ def _key_value(text: str) -> tuple[str, str]:
     if not key:
         raise argparse.ArgumentTypeError(f"invalid argument {text!r}: expected KEY=VALUE")
     return key, value
+
+
+def _memory(text: str) -> int:
+    """``--memory`` as docker reads it (go-units ``RAMInBytes``: ``512m``, ``1g``, ``1.5GiB``)."""
+    size = ram_in_bytes(text)
+    if size is None:
+        raise argparse.ArgumentTypeError(f"invalid size: {text!r}")
+    return size
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iidfile", metavar="FILE", help="write the image ID to FILE")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
     parser.add_argument("--platform", metavar="OS/ARCH", help="target platform (default: host)")
-    parser.add_argument("--memory", metavar="BYTES", help="memory limit for RUN (e.g. 512m)")
+    parser.add_argument(
+        "--memory", type=_memory, metavar="BYTES", help="memory limit for RUN (e.g. 512m)"
+    )
     parser.add_argument("--cpus", type=float, metavar="N", help="CPU limit for RUN")
     parser.add_argument("--runtime", default="runc", choices=("runc", "crun"))
     parser.add_argument("--root", metavar="DIR", help="image store (default: $PYBUILD_ROOT)")
@@ -76,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         network=args.network,
         allow=tuple(args.allow),
         platform=args.platform,
-        memory=parse_memory(args.memory) if args.memory else None,
+        memory=args.memory,
         cpus=args.cpus,
         runtime=args.runtime,
         root=args.root,

@@ -68,6 +68,7 @@ from builder.syntax.lineparse import LineSyntaxError, parse_json, parse_words
 from builder.syntax.parser import parse
 from builder.syntax.transform import to_ir
 from builder.syntax.tree import Comment, Directive
+from builder.units import format_duration
 
 LINE_WIDTH = 100
 INDENT = "    "
@@ -343,34 +344,6 @@ def _csv_field(field: str) -> str:
     if "," not in field and '"' not in field:
         return field
     return '"' + field.replace('"', '""') + '"'
-
-
-def format_duration(nanos: int) -> str:
-    """Go's ``time.Duration.String()``: exact, and read back by ``time.ParseDuration``."""
-    if nanos == 0:
-        return "0s"
-    sign = "-" if nanos < 0 else ""
-    u = abs(nanos)
-    if u < 1_000_000_000:
-        for unit, size, digits in (("ns", 1, 0), ("µs", 1_000, 3), ("ms", 1_000_000, 6)):
-            if u < size * 1000:
-                return sign + _decimal(u, size, digits) + unit
-    seconds, fraction = divmod(u, 1_000_000_000)
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    text = _decimal(seconds * 1_000_000_000 + fraction, 1_000_000_000, 9) + "s"
-    if hours:
-        return f"{sign}{hours}h{minutes}m{text}"
-    if minutes:
-        return f"{sign}{minutes}m{text}"
-    return sign + text
-
-
-def _decimal(value: int, size: int, digits: int) -> str:
-    whole, frac = divmod(value, size)
-    if not frac:
-        return str(whole)
-    return f"{whole}." + f"{frac:0{digits}d}".rstrip("0")
 
 
 # --------------------------------------------------------------------------- arguments
@@ -762,7 +735,6 @@ __all__ = [
     "effective_directives",
     "flag_value",
     "format_dockerfile",
-    "format_duration",
     "format_instruction",
     "format_text",
     "json_array",

@@ -22,7 +22,8 @@ from typing import TypeVar, assert_never, cast
 from builder.errors import BuildError, InvalidInstructionError, with_span
 from builder.syntax import ir
 from builder.syntax.expand import Lexer
-from builder.syntax.transform import COPY_FROM_VARIABLE, from_has_variables, parse_mount
+from builder.syntax.mounts import parse_mount
+from builder.syntax.transform import COPY_FROM_VARIABLE, from_has_variables
 
 InstrT = TypeVar("InstrT", bound=ir.Instruction)
 

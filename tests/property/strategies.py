@@ -32,7 +32,7 @@ from builder.syntax import ir
 from builder.syntax.format import break_shell
 from builder.syntax.gotext import GO_SPACE, RE_WHITESPACE, byte_view, trim_space
 from builder.syntax.lineparse import LineSyntaxError, parse_json, parse_words
-from builder.syntax.transform import parse_mount
+from builder.syntax.mounts import parse_mount
 from builder.syntax.tree import Directive
 
 SPAN = Span(file="Dockerfile", line=1)

@@ -23,7 +23,6 @@ from builder.syntax.format import (
     break_shell,
     flag_value,
     format_dockerfile,
-    format_duration,
     format_text,
     json_array,
     normalize,
@@ -31,8 +30,9 @@ from builder.syntax.format import (
 from builder.syntax.gotext import byte_view
 from builder.syntax.lineparse import extract_flags, parse_json, parse_words
 from builder.syntax.parser import parse
-from builder.syntax.transform import parse_duration, to_ir
+from builder.syntax.transform import to_ir
 from builder.syntax.tree import Directive
+from builder.units import format_duration, parse_duration
 from tests.property.strategies import ESCAPES, dockerfiles, legacy_pair, line_breaks, text
 
 NOWHERE = Span(file="", line=0)

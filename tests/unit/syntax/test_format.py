@@ -13,14 +13,15 @@ from builder.syntax.format import (
     device_spec,
     flag_value,
     format_dockerfile,
-    format_duration,
     format_instruction,
     format_text,
     json_array,
     normalize,
 )
+from builder.syntax.mounts import parse_device
 from builder.syntax.parser import parse
-from builder.syntax.transform import parse_device, to_ir
+from builder.syntax.transform import to_ir
+from builder.units import format_duration
 
 
 def fmt(text: str) -> str:

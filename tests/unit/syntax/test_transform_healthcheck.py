@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from builder.errors import InvalidInstructionError
 from builder.syntax import ir
 from builder.syntax.parser import parse
-from builder.syntax.transform import parse_duration, to_ir
+from builder.syntax.transform import to_ir
+from builder.units import parse_duration
 
 NS = 1
 US = 1_000

@@ -9,8 +9,10 @@ from hypothesis import strategies as st
 
 from builder.errors import InvalidInstructionError
 from builder.syntax import ir
+from builder.syntax.mounts import parse_device, parse_mount
 from builder.syntax.parser import parse
-from builder.syntax.transform import parse_device, parse_mount, ram_in_bytes, to_ir
+from builder.syntax.transform import to_ir
+from builder.units import ram_in_bytes
 
 
 def mount_error(spec: str) -> str:
