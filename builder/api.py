@@ -335,7 +335,7 @@ def _build(
     if not _fetches_remote(build_plan):
         from builder.engine.noop import Outcome
 
-        hits = scheduler.cache_hits
+        hits = scheduler.cache_records
         outcome = Outcome(
             image_id=str(image.id),
             digest=str(image.digest),

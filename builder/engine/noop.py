@@ -1,12 +1,15 @@
 """No-op rebuilds: answer a rebuild whose inputs are unchanged from a record of the last one.
 
-A rebuild that hits the cache at every step produces the image it produced last time. Finding
-that out the ordinary way costs a process most of its time in imports (parser, planner,
-engine) before any cache lookup. So when a build hits the cache everywhere, the engine also
-writes a *no-op record*: everything the build depended on, in a form that can be re-checked
-with ``stat`` and a few small reads, and the progress events it emitted. The next identical
-request checks the record first and, if every input is unchanged, replays the events and
-returns the same image, without parsing, planning or loading the engine.
+A rebuild whose inputs did not change hits the cache at every step and produces the image the
+last build produced. Finding that out the ordinary way costs a process most of its time in
+imports (parser, planner, engine) before any cache lookup. So every successful build also writes
+a *no-op record*: everything the build depended on, in a form that can be re-checked with
+``stat`` and a few small reads, and the progress a rebuild would show (a step that ran is
+recorded as ``CACHED``, as the cache would answer it next time, without its output). The next
+identical request checks the record first and, if every input is unchanged, replays the events
+and returns the same image, without parsing, planning or loading the engine. That holds for the
+first rebuild after a build that ran steps too: the image of a fully cached build is the one the
+build that filled the cache made (history times come from the cache records).
 
 What a record pins (any difference sends the build the ordinary way, which rewrites the record):
 
@@ -24,8 +27,8 @@ What a record pins (any difference sends the build the ordinary way, which rewri
   the build reads the context, so a change made while the build runs makes the next check fail
   rather than be missed;
 - each base image name and the manifest digest ``index.json`` gives it;
-- each step's cache record file (inode, size, mtime: a record rewritten by ``--no-cache`` is a
-  new file) and the blobs it names;
+- each step's cache record file, whether the build found it or wrote it (inode, size, mtime: a
+  record rewritten by ``--no-cache`` is a new file) and the blobs it names;
 - the image: its manifest and config blobs exist and every tag still names that manifest.
 
 Builds with ``--no-cache``, ``--pull``, a Dockerfile from stdin, or that fetch remote sources
@@ -289,16 +292,16 @@ def replay(events: Iterable[StoredEvent], sink: EventSink) -> None:
 
 @dataclass(slots=True)
 class Recorder:
-    """A sink that forwards every event and keeps the ones a record replays.
-
-    ``executed`` turns true when a step ran (a cache miss explanation or output was emitted):
-    such a build writes no record, since a rebuild would show ``CACHED`` where this one ran.
+    """A sink that forwards every event and keeps, for the record, the progress a rebuild would
+    show: a step that ran (it explains its cache miss) is kept as ``CACHED``, without its output
+    or status lines, which is how the cache answers it next time. ``failed`` turns true when a
+    vertex failed: such a build writes no record.
     """
 
     sink: EventSink
     events: list[StoredEvent] = field(default_factory=list)
-    executed: bool = False
     failed: bool = False
+    ran: set[int] = field(default_factory=set)  # vertices of the steps that ran
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def emit(self, event: Event) -> None:
@@ -309,23 +312,37 @@ class Recorder:
                 case VertexCached(vertex=n, name=name):
                     self.events.append(("cached", n, name))
                 case VertexStatus(vertex=n, text=text):
-                    self.events.append(("status", n, text))
+                    if n not in self.ran:
+                        self.events.append(("status", n, text))
                 case VertexDone(vertex=n, error=error):
                     self.events.append(("done", n, None))
                     self.failed = self.failed or error is not None
                 case Warning_(message=message):
                     self.events.append(("warning", 0, message))
-                case VertexExplain() | VertexLog():
-                    self.executed = True
+                case VertexExplain(vertex=n):
+                    self._as_cached(n)
+                case VertexLog():
+                    pass
             self.sink.emit(event)  # under the lock: recorded and shown in the same order
+
+    def _as_cached(self, vertex: int) -> None:
+        """Vertex ``vertex`` runs: a rebuild shows it as a cache hit, with no status lines."""
+        self.ran.add(vertex)
+        kept: list[StoredEvent] = []
+        for kind, n, text in self.events:
+            if n == vertex and kind == "start":
+                kept.append(("cached", n, text))
+            elif n != vertex or kind != "status":
+                kept.append((kind, n, text))
+        self.events = kept
 
     def close(self, *, ok: bool) -> None:
         self.sink.close(ok=ok)
 
 
 def record(req: Request, seen: Observation, outcome: Outcome, recorder: Recorder) -> bool:
-    """Write the record of a build that hit the cache everywhere; False when it must not be."""
-    if recorder.executed or recorder.failed:
+    """Write the record of a successful build; False when it must not be written."""
+    if recorder.failed:
         return False
     if outcome.uses_context and seen.context is None:
         return False  # the context changed too recently (or could not be scanned) to be trusted

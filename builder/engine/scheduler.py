@@ -127,9 +127,9 @@ class Scheduler:
         self._machinery: _Machinery | None = None
         # ADD URLs: each is downloaded once per build, into the store, for key and copy alike
         self._fetcher = UrlFetcher(store.cas)
-        # (cache key, blobs of its record) of every step taken from the cache, for the no-op
-        # record of a build that ran nothing (builder.engine.noop).
-        self.cache_hits: list[tuple[Digest, tuple[Digest, ...]]] = []
+        # (cache key, blobs of its record) of every step, taken from the cache or run and
+        # recorded, for the build's no-op record (builder.engine.noop).
+        self.cache_records: list[tuple[Digest, tuple[Digest, ...]]] = []
 
     def _tools(self) -> _Machinery:
         """Layer directories, overlay mounts and the runtime, set up when a step first runs (a
@@ -259,7 +259,7 @@ class Scheduler:
             layer = self._cached_layer(cached)
             if layer is not None:
                 with self._lock:
-                    self.cache_hits.append((key, tuple(r.digest for r in cached.roots)))
+                    self.cache_records.append((key, tuple(r.digest for r in cached.roots)))
                 self.sink.emit(VertexCached(vertex=n, name=name))
                 self.sink.emit(VertexDone(vertex=n))
                 self._remember(identity, record)
@@ -285,6 +285,8 @@ class Scheduler:
                 created=created,
             )
         )
+        with self._lock:
+            self.cache_records.append((key, (layer.descriptor.digest,)))
         self._remember(identity, record)
         self.sink.emit(VertexDone(vertex=n))
         return layer, chain, created

@@ -251,17 +251,32 @@ def test_racy_context_entries_are_not_recorded(world: World) -> None:
     assert noop.record(req, seen, world.outcome(uses_context=False), world.cached_run())
 
 
-def test_builds_that_ran_a_step_or_failed_write_no_record(world: World) -> None:
+def test_a_build_that_failed_writes_no_record(world: World) -> None:
     req = world.request()
-    for event in (
-        VertexExplain(vertex=2, reason="the file changed"),
-        VertexLog(vertex=2, data=b"output"),
-        VertexDone(vertex=2, error="exit 1"),
-    ):
-        recorder = world.cached_run()
-        recorder.emit(event)
-        assert not noop.record(req, world.observe(req), world.outcome(), recorder)
+    recorder = world.cached_run()
+    recorder.emit(VertexDone(vertex=3, error="exit 1"))
+    assert not noop.record(req, world.observe(req), world.outcome(), recorder)
     assert not req.path.exists()
+
+
+def test_a_step_that_ran_is_recorded_as_the_cache_hit_a_rebuild_shows(world: World) -> None:
+    req = world.request()
+    recorder = world.cached_run()
+    recorder.emit(VertexStarted(vertex=3, name="[3/3] RUN make"))
+    recorder.emit(VertexExplain(vertex=3, reason="no earlier build of this step"))
+    recorder.emit(VertexStatus(vertex=3, text="a status line"))
+    recorder.emit(VertexLog(vertex=3, data=b"compiler output"))
+    recorder.emit(VertexDone(vertex=3))
+    assert noop.record(req, world.observe(req), world.outcome(), recorder)
+    found = noop.check(req, world.observe(req))
+    assert found is not None
+    sink = RecordingSink()
+    noop.replay(found[1], sink)
+    cached, done = sink.events[-2:]
+    assert cached == VertexCached(vertex=3, name="[3/3] RUN make")
+    assert isinstance(done, VertexDone)
+    assert (done.vertex, done.error) == (3, None)
+    assert not any(isinstance(e, VertexStatus) and e.vertex == 3 for e in sink.events)
 
 
 @pytest.mark.parametrize(
