@@ -365,14 +365,10 @@ def _reads_context(build_plan: BuildPlan) -> bool:
 
 def _fetches_remote(build_plan: BuildPlan) -> bool:
     """ADD of a URL or git source: its content is only known by fetching it."""
-    from builder.plan import CopyStep
+    from builder.plan import CopyStep, GitSource, UrlSource
 
     return any(
         isinstance(step, CopyStep)
-        and step.is_add
-        and any(src.startswith(_REMOTE_PREFIXES) for src in step.sources)
+        and any(isinstance(src, UrlSource | GitSource) for src in step.sources)
         for step in _steps(build_plan)
     )
-
-
-_REMOTE_PREFIXES = ("http://", "https://", "git://", "git@", "ssh://")

@@ -40,8 +40,8 @@ from builder.engine.archive import extract_archive, is_archive
 from builder.engine.chown import ChownResolver, ModeSpec, Owner, parse_chmod
 from builder.engine.copy_dest import READ_FILE, CopyResult, DestTree, show_path
 from builder.engine.copy_sources import (
-    CopyStepLike,
     Event,
+    Selection,
     SourceItem,
     Sources,
     check_required,
@@ -54,6 +54,7 @@ from builder.engine.fetch import UrlFetcher
 from builder.engine.reuse import CopyReuse, PreviousLayer
 from builder.errors import BuildError, ContextError, ExecutionError, with_span
 from builder.oci.tarformat import EntryType
+from builder.plan.steps import CopyStep
 
 
 def normalize_dest(dest: str, workdir: str) -> str:
@@ -238,7 +239,7 @@ class _Copier:
 
 def apply_copy(
     source: FileSource,
-    step: CopyStepLike,
+    step: CopyStep,
     *,
     rootfs: Path | None,
     out_dir: Path,
@@ -283,7 +284,7 @@ def apply_copy(
 
 def _apply(
     source: FileSource,
-    step: CopyStepLike,
+    step: CopyStep,
     *,
     rootfs: Path | None,
     out_dir: Path,
@@ -299,8 +300,9 @@ def _apply(
     now = time.time_ns()
     if clamp_ns is not None:
         now = min(now, clamp_ns)
-    excludes = exclude_matcher(step)
-    sources = collect_sources(source, step, fetcher=fetcher, download=True)
+    selection = Selection.of(step)
+    excludes = exclude_matcher(selection)
+    sources = collect_sources(source, selection, fetcher=fetcher, download=True)
     previous: PreviousLayer | None = None
     try:
         if reuse is not None:
@@ -337,7 +339,7 @@ def _apply(
 def _apply_item(
     tree: DestTree,
     item: SourceItem,
-    step: CopyStepLike,
+    step: CopyStep,
     dest: str,
     *,
     excludes: PatternMatcher | None,

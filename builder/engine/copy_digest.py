@@ -15,17 +15,17 @@ from builder.context.sourcefs import FileSource, list_xattrs
 from builder.digest import Digest
 from builder.engine.copy_dest import READ_FILE
 from builder.engine.copy_sources import (
-    CopyStepLike,
     Event,
+    Selection,
     SourceItem,
     check_required,
     collect_sources,
-    command_name,
     exclude_matcher,
     iter_item,
 )
 from builder.engine.fetch import UrlFetcher
-from builder.errors import BuildError, ExecutionError, with_span
+from builder.errors import BuildError, ExecutionError, Span, with_span
+from builder.plan.steps import CopyStep
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,22 +71,33 @@ def _entry_digest(item: SourceItem, label: str, ev: Event) -> Digest:
 
 
 def copy_source_digest(
-    source: FileSource, step: CopyStepLike, *, fetcher: UrlFetcher | None = None
+    source: FileSource, step: CopyStep, *, fetcher: UrlFetcher | None = None
 ) -> CopySourceDigest:
     """The cache input of ``step``: content and metadata (no mtime) of what it reads.
 
     Missing literal sources raise ``ContextError`` (BuildKit's ``failed to calculate checksum
     of ref ...: "/x": not found``). URLs are downloaded unless ``--checksum`` pins them; pass
-    the same ``fetcher`` to ``apply_copy`` to download once.
+    the same ``fetcher`` to ``apply_copy`` to download once. Errors carry the step's span.
     """
+    return _source_digest(source, Selection.of(step), span=step.span, fetcher=fetcher)
+
+
+def mount_source_digest(source: FileSource, path: str) -> CopySourceDigest:
+    """The cache input of a RUN bind mount of ``path`` in ``source``: what a COPY of it reads."""
+    return _source_digest(source, Selection.of_mount(path), span=None, fetcher=None)
+
+
+def _source_digest(
+    source: FileSource, selection: Selection, *, span: Span | None, fetcher: UrlFetcher | None
+) -> CopySourceDigest:
     own_fetcher = fetcher is None
     fetch = fetcher if fetcher is not None else UrlFetcher()
     try:
-        sources = collect_sources(source, step, fetcher=fetch, download=False)
+        sources = collect_sources(source, selection, fetcher=fetch, download=False)
         try:
             files: list[tuple[str, Digest]] = []
             lines: list[str] = ["pybuild copy-source v1"]
-            excludes = exclude_matcher(step)
+            excludes = exclude_matcher(selection)
             seen: set[int] = set()
             for item in sources.items:
                 lines.append(f"source {item.group} {item.label}")
@@ -102,14 +113,14 @@ def copy_source_digest(
         finally:
             sources.close()
     except BuildError as err:
-        if step.span is not None:
-            raise with_span(err, step.span) from None
+        if span is not None:
+            raise with_span(err, span) from None
         raise
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         raise ExecutionError(
-            f"{command_name(step)}: reading the sources failed: {exc.strerror or exc}{where}",
-            span=step.span,
+            f"{selection.command}: reading the sources failed: {exc.strerror or exc}{where}",
+            span=span,
         ) from None
     finally:
         if own_fetcher:

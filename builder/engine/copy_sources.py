@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import assert_never
 
 from builder.context.checksum import ContentCache
 from builder.context.ignore import (
@@ -32,79 +32,44 @@ from builder.context.ignore import (
 from builder.context.sourcefs import FileSource, IgnoreState, Node, SourceFS, scan
 from builder.digest import Digest
 from builder.engine.copy_dest import DIR_FLAGS, show_path
-from builder.engine.fetch import UrlFetcher, is_git_source, is_url, parse_checksum
-from builder.errors import ContextError, Span
+from builder.engine.fetch import UrlFetcher
+from builder.errors import ContextError
+from builder.plan.steps import CopySource, CopyStep, GitSource, InlineFile, PathSource, UrlSource
 
-if TYPE_CHECKING:
-    from builder.plan.steps import CopyStep
-
-
-# --- what the engine needs from a planned COPY/ADD ---------------------------------------------
+# --- what a copy reads -------------------------------------------------------------------------
 
 
-class InlineFileLike(Protocol):
-    """A heredoc source (``COPY <<EOF /dest``): file name, content (expanded), mode."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Selection:
+    """What a copy reads: a COPY/ADD step's sources and the flags that filter them, or the
+    source path of a RUN bind mount, which reads like a plain COPY of it."""
 
-    @property
-    def name(self) -> str: ...
+    command: str  # COPY or ADD, for messages
+    sources: tuple[CopySource, ...]
+    inline_files: tuple[InlineFile, ...] = ()
+    parents: bool = False
+    excludes: tuple[str, ...] = ()
+    unpack_local: bool = False  # ADD extracts local archives unless --unpack=false
+    unpack_remote: bool = False  # downloads only with --unpack=true
 
-    @property
-    def data(self) -> str | bytes: ...
+    @classmethod
+    def of(cls, step: CopyStep) -> Selection:
+        return cls(
+            command=command_name(step),
+            sources=step.sources,
+            inline_files=step.inline_files,
+            parents=step.parents,
+            excludes=step.excludes,
+            unpack_local=step.is_add if step.unpack is None else step.unpack,
+            unpack_remote=step.unpack is True,
+        )
 
-    @property
-    def mode(self) -> int: ...
-
-
-class CopyStepLike(Protocol):
-    """The fields of the planner's ``CopyStep`` that copying uses."""
-
-    @property
-    def is_add(self) -> bool: ...
-
-    @property
-    def sources(self) -> Sequence[str]: ...
-
-    @property
-    def inline_files(self) -> Sequence[InlineFileLike]: ...
-
-    @property
-    def dest(self) -> str: ...
-
-    @property
-    def workdir(self) -> str: ...
-
-    @property
-    def chown(self) -> str | None: ...
-
-    @property
-    def chmod(self) -> str | None: ...
-
-    @property
-    def link(self) -> bool: ...
-
-    @property
-    def parents(self) -> bool: ...
-
-    @property
-    def excludes(self) -> Sequence[str]: ...
-
-    @property
-    def checksum(self) -> str | None: ...
-
-    @property
-    def unpack(self) -> bool | None: ...
-
-    @property
-    def span(self) -> Span | None: ...
+    @classmethod
+    def of_mount(cls, path: str) -> Selection:
+        return cls(command="COPY", sources=(PathSource(path=path),))
 
 
-if TYPE_CHECKING:
-
-    def _planner_step_conforms(step: CopyStep) -> CopyStepLike:
-        return step
-
-
-def command_name(step: CopyStepLike) -> str:
+def command_name(step: CopyStep) -> str:
     return "ADD" if step.is_add else "COPY"
 
 
@@ -223,15 +188,16 @@ def _glob(fs: SourceFS, path: str, source: FileSource) -> list[tuple[str, str, N
 
 def collect_sources(
     source: FileSource,
-    step: CopyStepLike,
+    selection: Selection,
     *,
     fetcher: UrlFetcher,
     download: bool,
 ) -> Sources:
-    """Resolve every source of ``step``; ``download`` False leaves checksum-pinned URLs alone."""
+    """Resolve every source of ``selection``; ``download`` False leaves checksum-pinned URLs
+    alone (their checksum stands for their content)."""
     out = Sources()
     try:
-        _collect_into(out, source, step, fetcher=fetcher, download=download)
+        _collect_into(out, source, selection, fetcher=fetcher, download=download)
     except BaseException:
         out.close()
         raise
@@ -241,66 +207,62 @@ def collect_sources(
 def _collect_into(
     out: Sources,
     source: FileSource,
-    step: CopyStepLike,
+    selection: Selection,
     *,
     fetcher: UrlFetcher,
     download: bool,
 ) -> None:
-    cmd = command_name(step)
-    excludes = exclude_matcher(step)
-    checksum = parse_checksum(step.checksum) if step.checksum else None
-    if checksum is not None:
-        if not step.is_add:
-            raise ContextError("checksum can't be specified for COPY")
-        if len(step.sources) != 1:
-            raise ContextError("checksum can't be specified for multiple sources")
-        if not is_url(step.sources[0]):
-            raise ContextError("checksum requires HTTP(S) or Git sources")
+    excludes = exclude_matcher(selection)
     fs: SourceFS | None = None
-    unpack_local = step.is_add if step.unpack is None else step.unpack
-    for group, src in enumerate(step.sources):
-        if is_git_source(src):
-            if not step.is_add:
-                raise ContextError("source can't be a git ref for COPY")
-            raise ContextError(f"{cmd} {src}: git sources are not supported by pybuild yet")
-        if is_url(src):
-            if not step.is_add:
-                raise ContextError("source can't be a URL for COPY")
-            if checksum is not None and not download:
-                out.pinned.append((src, checksum))
-                continue
-            got = fetcher.fetch(src, checksum=checksum)
-            directory = out.staging_dir() / f"url-{group}"
-            directory.mkdir()
-            fetcher.stage(got, directory)
-            dfs = SourceFS(_StagedSource(root=directory, name=src))
-            out.closers.append(dfs)
-            node = dfs.resolve(got.filename, follow=False)
-            assert node is not None
-            out.items.append(
-                SourceItem(
-                    label=src,
-                    base=got.filename,
-                    node=node,
-                    fs=dfs,
-                    contents=False,
-                    unpack=step.unpack is True,
-                    group=group,
+    for group, src in enumerate(selection.sources):
+        match src:
+            case PathSource():
+                if fs is None:
+                    fs = SourceFS(source)
+                    out.closers.append(fs)
+                _local(out, fs, source, src.path, selection, group=group, excludes=excludes)
+            case UrlSource():
+                if src.checksum is not None and not download:
+                    out.pinned.append((src.url, src.checksum))
+                    continue
+                _url(out, src, selection, fetcher=fetcher, group=group)
+            case GitSource():
+                raise ContextError(
+                    f"{selection.command} {src.url}: git sources are not supported by pybuild yet"
                 )
-            )
-            continue
-        if fs is None:
-            fs = SourceFS(source)
-            out.closers.append(fs)
-        _local(out, fs, source, src, step=step, group=group, excludes=excludes, unpack=unpack_local)
-    if step.inline_files:
-        _inline(out, step)
+            case _:
+                assert_never(src)
+    _inline(out, selection.inline_files)
 
 
-def exclude_matcher(step: CopyStepLike) -> PatternMatcher | None:
-    if not step.excludes:
+def _url(
+    out: Sources, src: UrlSource, selection: Selection, *, fetcher: UrlFetcher, group: int
+) -> None:
+    got = fetcher.fetch(src.url, checksum=src.checksum)
+    directory = out.staging_dir() / f"url-{group}"
+    directory.mkdir()
+    fetcher.stage(got, directory)
+    dfs = SourceFS(_StagedSource(root=directory, name=src.url))
+    out.closers.append(dfs)
+    node = dfs.resolve(got.filename, follow=False)
+    assert node is not None
+    out.items.append(
+        SourceItem(
+            label=src.url,
+            base=got.filename,
+            node=node,
+            fs=dfs,
+            contents=False,
+            unpack=selection.unpack_remote,
+            group=group,
+        )
+    )
+
+
+def exclude_matcher(selection: Selection) -> PatternMatcher | None:
+    if not selection.excludes:
         return None
-    return PatternMatcher.compile(step.excludes, what="--exclude") or None
+    return PatternMatcher.compile(selection.excludes, what="--exclude") or None
 
 
 def _local(
@@ -308,14 +270,14 @@ def _local(
     fs: SourceFS,
     source: FileSource,
     src: str,
+    selection: Selection,
     *,
-    step: CopyStepLike,
     group: int,
     excludes: PatternMatcher | None,
-    unpack: bool,
 ) -> None:
     include: PatternMatcher | None = None
-    if step.parents:
+    unpack = selection.unpack_local
+    if selection.parents:
         parent, sep, pattern = src.partition("/./")
         if not sep:
             parent, pattern = "/", src
@@ -331,7 +293,7 @@ def _local(
             node = fs.resolve(label, follow=True) if stat.S_ISLNK(found.st.st_mode) else found
             if node is None:
                 raise not_found(source, label)
-            skip = excludes is not None and not node.is_dir and not step.parents
+            skip = excludes is not None and not node.is_dir and not selection.parents
             if skip and excludes is not None and excludes.match(rel)[0]:
                 continue  # the documented --exclude behaviour (moby/buildkit#5489)
             out.items.append(
@@ -362,17 +324,14 @@ def _local(
     )
 
 
-def _inline(out: Sources, step: CopyStepLike) -> None:
+def _inline(out: Sources, inline_files: Sequence[InlineFile]) -> None:
     now = time.time_ns()
-    for index, inline in enumerate(step.inline_files):
+    for index, inline in enumerate(inline_files):
         base = go_clean("/" + inline.name).rsplit("/", 1)[-1] or "heredoc"
         directory = out.staging_dir() / f"inline-{index}"
         directory.mkdir()
-        data = inline.data
-        if isinstance(data, str):
-            data = data.encode("utf-8", "surrogateescape")
         path = directory / base
-        path.write_bytes(data)
+        path.write_bytes(inline.data.encode("utf-8", "surrogateescape"))
         os.chmod(path, inline.mode & 0o7777)
         os.utime(path, ns=(now, now))
         ifs = SourceFS(_StagedSource(root=directory))

@@ -1,4 +1,4 @@
-"""Remote sources of ADD: URLs fetched over HTTP(S), and how a source string is classified.
+"""Remote sources of ADD: URLs fetched over HTTP(S) (the planner classified the sources).
 
 The file is named after the last element of the URL path (``__unnamed__`` if there is none),
 has mode 0600 and the ``Last-Modified`` time, and ``--checksum`` is verified. ``UrlFetcher``
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from builder.digest import Digest
-from builder.errors import ContextError, DigestMismatchError, StoreError
+from builder.errors import ContextError, DigestMismatchError
 from builder.oci.descriptor import Descriptor
 from builder.store.cas import BlobWriter, ContentStore
 
@@ -26,34 +26,11 @@ _CHUNK: Final = 1 << 20
 _MEDIA_TYPE: Final = "application/octet-stream"
 
 
-def is_url(src: str) -> bool:
-    return src.startswith(("http://", "https://"))
-
-
-def is_git_source(src: str) -> bool:
-    """Sources BuildKit treats as git repositories (not supported by pybuild)."""
-    if src.startswith(("git://", "git@", "ssh://")):
-        return True
-    if not is_url(src):
-        return False
-    path = urllib.parse.urlsplit(src).path
-    return path.endswith((".git", ".git/"))
-
-
 def url_filename(url: str) -> str:
     """The file name ADD gives a download: ``path.Base`` of the URL path."""
     path = urllib.parse.unquote(urllib.parse.urlsplit(url).path).rstrip("/")
     base = path.rsplit("/", 1)[-1]
     return base if base not in ("", ".", "..") else UNNAMED
-
-
-def parse_checksum(text: str) -> Digest:
-    try:
-        return Digest.parse(text)
-    except StoreError:
-        raise ContextError(
-            f"invalid checksum {text!r}: want sha256:<64 lowercase hex digits>"
-        ) from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

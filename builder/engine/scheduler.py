@@ -32,7 +32,7 @@ from builder.engine.events import (
 from builder.engine.explain import StepRecord, explain_miss
 from builder.engine.fetch import UrlFetcher
 from builder.engine.reuse import CopyReuse
-from builder.errors import BuildError, ExecutionError, Span, with_span
+from builder.errors import BuildError, ExecutionError, with_span
 from builder.oci.image import ImageValue, Layer, image_from
 from builder.oci.mediatype import MediaType
 from builder.oci.types import Descriptor, History, ImageConfig, Manifest, canonical_json
@@ -45,7 +45,6 @@ from builder.plan import (
     FromScratch,
     FromStage,
     ImageBase,
-    InlineFile,
     RunStep,
     ScratchBase,
     Source,
@@ -329,7 +328,7 @@ class Scheduler:
 
     def _inputs(self, step: Step) -> tuple[tuple[Digest, ...], tuple[tuple[str, str], ...]]:
         """Content digests of what the step reads (COPY sources, bind-mount sources)."""
-        from builder.engine.copy_digest import copy_source_digest
+        from builder.engine.copy_digest import copy_source_digest, mount_source_digest
 
         if isinstance(step, CopyStep):
             with self._file_source(step.source) as source:
@@ -345,7 +344,7 @@ class Scheduler:
                     continue
                 if isinstance(m.source, FromContext | FromStage):
                     with self._file_source(m.source) as source:
-                        result = copy_source_digest(source, _MountRead(sources=(m.source_path,)))
+                        result = mount_source_digest(source, m.source_path)
                     digests.append(result.digest)
                     named += ((p, str(d)) for p, d in result.files)
             return tuple(digests), tuple(named)
@@ -527,25 +526,6 @@ class _Machinery:
             runtime=runtime,
             resources=Resources(memory=settings.memory, cpus=settings.cpus),
         )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _MountRead:
-    """A bind mount's source seen as a plain COPY, to hash what the mount exposes."""
-
-    sources: tuple[str, ...]
-    is_add: bool = False
-    inline_files: tuple[InlineFile, ...] = ()
-    dest: str = "/"
-    workdir: str = "/"
-    chown: str | None = None
-    chmod: str | None = None
-    link: bool = False
-    parents: bool = False
-    excludes: tuple[str, ...] = ()
-    checksum: str | None = None
-    unpack: bool | None = None
-    span: Span | None = None
 
 
 def history_diff_ids(layers: Sequence[Layer]) -> tuple[Digest, ...]:

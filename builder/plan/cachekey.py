@@ -23,11 +23,14 @@ from builder.plan.steps import (
     FromImage,
     FromScratch,
     FromStage,
+    GitSource,
     RunMount,
     RunStep,
     Source,
     Step,
+    UrlSource,
     WorkdirStep,
+    source_text,
 )
 from builder.syntax import ir
 
@@ -52,6 +55,17 @@ def _source(source: Source | None) -> Json | None:
             return {"kind": "scratch"}
         case _:
             assert_never(source)
+
+
+def _checksum(step: CopyStep) -> str | None:
+    """ADD's ``--checksum`` as written (it pins the one URL or git source)."""
+    for source in step.sources:
+        match source:
+            case UrlSource() if source.checksum is not None:
+                return str(source.checksum)
+            case GitSource() if source.checksum is not None:
+                return source.checksum
+    return None
 
 
 def _mount(m: RunMount) -> Json:
@@ -115,7 +129,7 @@ def step_cache_payload(step: Step) -> Json:
             return {
                 "v": PAYLOAD_VERSION,
                 "kind": "add" if step.is_add else "copy",
-                "sources": list(step.sources),
+                "sources": [source_text(s) for s in step.sources],
                 "inline": [[f.name, f.data, f.mode] for f in step.inline_files],
                 "dest": step.dest,
                 "workdir": step.workdir,
@@ -125,7 +139,7 @@ def step_cache_payload(step: Step) -> Json:
                 "link": step.link,
                 "parents": step.parents,
                 "excludes": list(step.excludes),
-                "checksum": step.checksum,
+                "checksum": _checksum(step),
                 "unpack": step.unpack,
                 "keep_git_dir": step.keep_git_dir,
             }

@@ -1,9 +1,10 @@
 """Value checks BuildKit makes when it dispatches an instruction, with its messages.
 
 EXPOSE port specs (``convert_expose.go``), STOPSIGNAL names (``moby/sys/signal``), ``--chmod``
-values, ``--platform`` values, working-directory normalisation and the URL/git source tests of
-COPY/ADD. Every failure raises :class:`~builder.errors.InvalidInstructionError` without a span;
-the planner adds the instruction's.
+values, ``--platform`` values and working-directory normalisation (COPY/ADD sources are
+classified in :mod:`builder.plan.sources`). Every failure raises
+:class:`~builder.errors.InvalidInstructionError` without a span; the planner adds the
+instruction's.
 """
 
 from __future__ import annotations
@@ -174,25 +175,6 @@ def check_chmod(raw: str) -> None:
         raise InvalidInstructionError(message)
 
 
-# --------------------------------------------------------------------------- sources
-
-_SCP_LIKE = re.compile(r"[A-Za-z0-9_.+-]+@[A-Za-z0-9.-]+:")
-
-
-def is_git_source(src: str) -> bool:
-    """What BuildKit's ``dfgitutil.ParseGitRef`` accepts as a remote git repository."""
-    if src.startswith(("git://", "ssh://")) or _SCP_LIKE.match(src) is not None:
-        return True
-    if src.startswith(("http://", "https://")):
-        path = re.split(r"[?#]", src, maxsplit=1)[0]
-        return path.endswith(".git")
-    return False
-
-
-def is_http_source(src: str) -> bool:
-    return src.startswith(("http://", "https://")) and not is_git_source(src)
-
-
 # --------------------------------------------------------------------------- platforms
 
 _KNOWN_OS: Final = frozenset(
@@ -313,8 +295,6 @@ __all__ = [
     "check_chmod",
     "check_signal",
     "clean_path",
-    "is_git_source",
-    "is_http_source",
     "join_path",
     "normalize_workdir",
     "parse_platform",

@@ -39,13 +39,12 @@ from builder.plan.checks import (
     check_chmod,
     check_signal,
     clean_path,
-    is_git_source,
-    is_http_source,
     join_path,
     normalize_workdir,
     parse_platform,
     parse_port,
 )
+from builder.plan.sources import classify_sources
 from builder.plan.steps import (
     Base,
     BuildPlan,
@@ -948,18 +947,11 @@ class _Planner:
                 source = FromImage(image=self._resolve(ref, self.request.platform, node.span))
         if node.chmod:
             check_chmod(node.chmod)
-        checksum = node.checksum if isinstance(node, ir.Add) else None
-        if checksum:
-            if len(node.sources) != 1:
-                raise InvalidInstructionError("checksum can't be specified for multiple sources")
-            if not is_http_source(node.sources[0]) and not is_git_source(node.sources[0]):
-                raise InvalidInstructionError("checksum requires HTTP(S) or Git sources")
-        if not is_add:
-            for src in node.sources:
-                if is_git_source(src):
-                    raise InvalidInstructionError("source can't be a git ref for COPY")
-                if is_http_source(src):
-                    raise InvalidInstructionError("source can't be a URL for COPY")
+        sources = classify_sources(
+            node.sources,
+            is_add=is_add,
+            checksum=node.checksum if isinstance(node, ir.Add) else None,
+        )
         created_by = hist.copy_created_by(
             is_add=is_add,
             parents=isinstance(node, ir.Copy) and node.parents,
@@ -977,7 +969,7 @@ class _Planner:
             onbuild=onbuild,
             history=history,
             is_add=is_add,
-            sources=node.sources,
+            sources=sources,
             inline_files=tuple(InlineFile(name=h.path, data=h.data) for h in node.heredocs),
             dest=node.dest,
             workdir=state.workdir or "/",
@@ -987,7 +979,6 @@ class _Planner:
             link=node.link,
             parents=isinstance(node, ir.Copy) and node.parents,
             excludes=node.exclude,
-            checksum=checksum,
             unpack=node.unpack if isinstance(node, ir.Add) else None,
             keep_git_dir=node.keep_git_dir if isinstance(node, ir.Add) else None,
         )

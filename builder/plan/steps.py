@@ -18,7 +18,7 @@ left to the scheduler). ONBUILD is the one instruction BuildKit records no histo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias
+from typing import Protocol, TypeAlias, assert_never
 
 from builder.digest import Digest
 from builder.errors import Diagnostic, Span
@@ -154,6 +154,44 @@ class RunFile:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PathSource:
+    """A COPY/ADD source path or glob (expanded, as written) in the step's file source."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UrlSource:
+    """An HTTP(S) file (ADD only); ``checksum`` is ``--checksum``, checked when fetched."""
+
+    url: str
+    checksum: Digest | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GitSource:
+    """A git repository (ADD only), as BuildKit's ``dfgitutil.ParseGitRef`` recognises it;
+    ``checksum`` is ``--checksum`` (a commit SHA or a prefix of one)."""
+
+    url: str
+    checksum: str | None = None
+
+
+CopySource: TypeAlias = PathSource | UrlSource | GitSource
+
+
+def source_text(source: CopySource) -> str:
+    """The source as the Dockerfile wrote it (after expansion)."""
+    match source:
+        case PathSource():
+            return source.path
+        case UrlSource() | GitSource():
+            return source.url
+        case _:
+            assert_never(source)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InlineFile:
     """A heredoc source of COPY/ADD: a file ``name`` with ``data`` (already expanded)."""
 
@@ -213,14 +251,15 @@ class RunStep(_StepBase):
 class CopyStep(_StepBase):
     """COPY (``is_add`` false) or ADD. ``dest`` is expanded but not joined with ``workdir``.
 
-    ``sources`` are the expanded source paths/URLs, ``inline_files`` the heredoc sources.
+    ``sources`` are the expanded sources, classified by kind (the planner has checked them),
+    ``inline_files`` the heredoc sources.
     ``unpack`` is ``None`` when ``--unpack`` was not given (BuildKit: local archives are
     unpacked by ADD, remote ones are not).
     """
 
     history: History
     is_add: bool
-    sources: tuple[str, ...]
+    sources: tuple[CopySource, ...]
     dest: str
     workdir: str
     source: Source
@@ -230,7 +269,6 @@ class CopyStep(_StepBase):
     link: bool = False
     parents: bool = False
     excludes: tuple[str, ...] = ()
-    checksum: str | None = None
     unpack: bool | None = None
     keep_git_dir: bool | None = None
 
@@ -315,14 +353,17 @@ __all__ = [
     "Base",
     "BuildPlan",
     "ConfigStep",
+    "CopySource",
     "CopyStep",
     "FromContext",
     "FromImage",
     "FromScratch",
     "FromStage",
+    "GitSource",
     "ImageBase",
     "ImageConfigResolver",
     "InlineFile",
+    "PathSource",
     "PlanRequest",
     "ResolvedImage",
     "RunFile",
@@ -333,5 +374,7 @@ __all__ = [
     "StageBase",
     "StagePlan",
     "Step",
+    "UrlSource",
     "WorkdirStep",
+    "source_text",
 ]

@@ -1,10 +1,9 @@
-"""Helpers for the COPY/ADD tests: a minimal CopyStep, tree builders and readers."""
+"""Helpers for the COPY/ADD tests: planner-made CopySteps, tree builders and readers."""
 
 from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.context.local import LocalContext
@@ -12,32 +11,51 @@ from builder.context.sourcefs import DirectorySource, FileSource
 from builder.engine.chown import ChownResolver
 from builder.engine.copy import CopyResult, apply_copy
 from builder.errors import Span
+from builder.oci.config import History
+from builder.plan.sources import classify_sources
+from builder.plan.steps import CopyStep, FromContext, InlineFile
 
 SPAN = Span(file="Dockerfile", line=3)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Inline:
-    name: str
-    data: str | bytes
-    mode: int = 0o644
+Inline = InlineFile
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Step:
-    sources: tuple[str, ...] = ()
-    dest: str = "/"
-    workdir: str = "/"
-    is_add: bool = False
-    inline_files: tuple[Inline, ...] = ()
-    chown: str | None = None
-    chmod: str | None = None
-    link: bool = False
-    parents: bool = False
-    excludes: tuple[str, ...] = ()
-    checksum: str | None = None
-    unpack: bool | None = None
-    span: Span | None = field(default=SPAN)
+def Step(  # a CopyStep as the planner makes it, with defaults for what a test leaves out
+    *,
+    sources: tuple[str, ...] = (),
+    dest: str = "/",
+    workdir: str = "/",
+    is_add: bool = False,
+    inline_files: tuple[InlineFile, ...] = (),
+    chown: str | None = None,
+    chmod: str | None = None,
+    link: bool = False,
+    parents: bool = False,
+    excludes: tuple[str, ...] = (),
+    checksum: str | None = None,
+    unpack: bool | None = None,
+    span: Span = SPAN,
+) -> CopyStep:
+    keyword = "ADD" if is_add else "COPY"
+    text = " ".join([keyword, *sources, dest])
+    return CopyStep(
+        span=span,
+        text=text,
+        history=History(created_by=text),
+        is_add=is_add,
+        sources=classify_sources(sources, is_add=is_add, checksum=checksum),
+        dest=dest,
+        workdir=workdir,
+        source=FromContext(),
+        inline_files=inline_files,
+        chown=chown,
+        chmod=chmod,
+        link=link,
+        parents=parents,
+        excludes=excludes,
+        unpack=unpack,
+    )
 
 
 def write(root: Path, rel: str, data: str | bytes = "x", *, mode: int = 0o644) -> Path:

@@ -130,20 +130,6 @@ def test_checksum_verified(server: tuple[str, Path, list[str]], ctx: Path, tmp_p
     assert url in message
     assert bad in message
     assert good in message
-    with pytest.raises(ContextError, match="invalid checksum"):
-        run(ctx, Step(sources=(url,), dest="/f", is_add=True, checksum="md5:abc"), tmp_path / "o3")
-
-
-def test_checksum_rules(ctx: Path, tmp_path: Path) -> None:
-    write(ctx, "local", "x")
-    digest = "sha256:" + "a" * 64
-    with pytest.raises(ContextError, match="checksum can't be specified for COPY"):
-        run(ctx, Step(sources=("http://h/x",), dest="/", checksum=digest), tmp_path / "o1")
-    with pytest.raises(ContextError, match="checksum requires HTTP"):
-        run(ctx, Step(sources=("local",), dest="/", checksum=digest, is_add=True), tmp_path / "o2")
-    step = Step(sources=("http://h/x", "http://h/y"), dest="/d/", checksum=digest, is_add=True)
-    with pytest.raises(ContextError, match="multiple sources"):
-        run(ctx, step, tmp_path / "o3")
 
 
 def test_http_errors(server: tuple[str, Path, list[str]], ctx: Path, tmp_path: Path) -> None:
@@ -154,15 +140,11 @@ def test_http_errors(server: tuple[str, Path, list[str]], ctx: Path, tmp_path: P
         run(ctx, Step(sources=("http://127.0.0.1:1/x",), dest="/m", is_add=True), tmp_path / "o")
 
 
-def test_copy_refuses_urls_and_git(ctx: Path, tmp_path: Path) -> None:
-    with pytest.raises(ContextError, match="source can't be a URL for COPY"):
-        run(ctx, Step(sources=("https://example.com/x",), dest="/"), tmp_path / "o")
-    with pytest.raises(ContextError, match="git sources are not supported"):
-        run(
-            ctx,
-            Step(sources=("https://github.com/o/r.git",), dest="/", is_add=True),
-            tmp_path / "o",
-        )
+def test_git_sources_are_not_supported_yet(ctx: Path, tmp_path: Path) -> None:
+    step = Step(sources=("https://github.com/o/r.git",), dest="/", is_add=True)
+    with pytest.raises(ContextError, match="git sources are not supported") as info:
+        run(ctx, step, tmp_path / "o")
+    assert info.value.span == step.span
 
 
 def test_url_filename() -> None:

@@ -319,7 +319,7 @@ def test_heredoc_sources(tmp_path: Path) -> None:
     assert item is not None
     assert (item.uid, item.gid) == (0, 0)
     two = Step(
-        inline_files=(Inline(name="a.sh", data="a", mode=0o755), Inline(name="b", data=b"\xff")),
+        inline_files=(Inline(name="a.sh", data="a", mode=0o755), Inline(name="b", data="\udcff")),
         dest="/d/",
     )
     run(root, two, tmp_path / "o2")

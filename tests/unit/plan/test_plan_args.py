@@ -7,7 +7,14 @@ from planfixtures import AMD64, ARM64, FakeResolver, created_by, make_plan, targ
 
 from builder.errors import ExpansionError
 from builder.oci.types import Platform
-from builder.plan import ConfigStep, CopyStep, RunStep, StagePlan, step_cache_payload
+from builder.plan import (
+    ConfigStep,
+    CopyStep,
+    PathSource,
+    RunStep,
+    StagePlan,
+    step_cache_payload,
+)
 
 
 def runs(stage: StagePlan) -> list[RunStep]:
@@ -225,5 +232,5 @@ def test_copy_words_expand_with_args_and_env() -> None:
     stage = target("FROM alpine\nARG SRC=app\nENV DST=/srv\nCOPY --chown=$SRC ${SRC}/ $DST/\n")
     step = stage.steps[-1]
     assert isinstance(step, CopyStep)
-    assert (step.sources, step.dest, step.chown) == (("app/",), "/srv/", "app")
+    assert (step.sources, step.dest, step.chown) == ((PathSource(path="app/"),), "/srv/", "app")
     assert created_by(step) == "COPY --chown=app app/ /srv/ # buildkit"

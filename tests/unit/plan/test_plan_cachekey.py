@@ -19,9 +19,12 @@ from builder.plan import (
     CopyStep,
     FromContext,
     FromStage,
+    GitSource,
     InlineFile,
+    PathSource,
     RunMount,
     RunStep,
+    UrlSource,
     WorkdirStep,
     cache_key,
     describe_inputs,
@@ -134,24 +137,23 @@ def test_run_key_ignores_span_text_history_and_process_only_env() -> None:
     assert step_cache_payload(other) == step_cache_payload(base)
 
 
-def copy_step(**kw: object) -> CopyStep:
-    fields: dict[str, object] = {
-        "span": SPAN,
-        "text": "COPY a /b",
-        "history": HIST,
-        "is_add": False,
-        "sources": ("a",),
-        "dest": "/b",
-        "workdir": "/",
-        "source": FromContext(),
-    }
-    fields.update(kw)
-    return CopyStep(**fields)  # type: ignore[arg-type]
+def copy_step(**kw: Any) -> CopyStep:
+    base = CopyStep(
+        span=SPAN,
+        text="COPY a /b",
+        history=HIST,
+        is_add=False,
+        sources=(PathSource(path="a"),),
+        dest="/b",
+        workdir="/",
+        source=FromContext(),
+    )
+    return replace(base, **kw)
 
 
 COPY_CHANGES: dict[str, Any] = {
     "is_add": True,
-    "sources": ("a", "c"),
+    "sources": (PathSource(path="a"), PathSource(path="c")),
     "dest": "/c",
     "workdir": "/w",
     "source": FromStage(index=0),
@@ -161,7 +163,6 @@ COPY_CHANGES: dict[str, Any] = {
     "link": True,
     "parents": True,
     "excludes": ("*.md",),
-    "checksum": "sha256:00",
     "unpack": False,
     "keep_git_dir": True,
 }
@@ -175,6 +176,18 @@ def test_copy_key_changes_when_any_field_changes(field: str) -> None:
     assert cache_key(step_cache_payload(changed), None, ()) != cache_key(
         step_cache_payload(base), None, ()
     )
+
+
+def test_source_kind_and_checksum_are_part_of_the_key() -> None:
+    url = "https://example.com/f"
+    pinned = UrlSource(url=url, checksum=Digest.of_bytes(b"f"))
+    payloads = [
+        step_cache_payload(copy_step(is_add=True, sources=(source,)))
+        for source in (PathSource(path=url), UrlSource(url=url), pinned, GitSource(url=url))
+    ]
+    assert payloads[1]["checksum"] is None
+    assert payloads[2]["checksum"] == str(pinned.checksum)
+    assert len({cache_key(p, None, ()) for p in payloads[1:3]}) == 2
 
 
 def test_inline_file_content_is_part_of_the_key() -> None:

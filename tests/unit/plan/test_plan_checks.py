@@ -9,13 +9,12 @@ from builder.oci.types import Platform
 from builder.plan.checks import (
     check_chmod,
     clean_path,
-    is_git_source,
-    is_http_source,
     join_path,
     normalize_workdir,
     parse_platform,
     parse_port,
 )
+from builder.plan.sources import is_git_source, is_http_source
 
 AMD64 = Platform(os="linux", architecture="amd64")
 

@@ -13,13 +13,17 @@ from planfixtures import (
     target,
 )
 
+from builder.digest import Digest
 from builder.errors import InvalidInstructionError, UnknownInstructionError
 from builder.oci.types import Healthcheck, Platform
 from builder.plan import (
     DEFAULT_PATH,
     ConfigStep,
     CopyStep,
+    GitSource,
+    PathSource,
     RunStep,
+    UrlSource,
     WorkdirStep,
 )
 
@@ -336,6 +340,13 @@ def test_expose_volume_stopsignal_healthcheck_maintainer() -> None:
         ("COPY https://github.com/o/r.git /x", "source can't be a git ref for COPY"),
         ("ADD --checksum=sha256:00 a b /x/", "checksum can't be specified for multiple sources"),
         ("ADD --checksum=sha256:00 local /x", "checksum requires HTTP(S) or Git sources"),
+        ("ADD --checksum=md5:abc https://e.com/f /x", "unsupported digest algorithm"),
+        ("ADD --checksum=abc https://e.com/f /x", "invalid checksum digest format"),
+        ("ADD --checksum=sha256:00 https://e.com/f /x", "invalid checksum digest length"),
+        (
+            "ADD --checksum=sha256:" + "G" * 64 + " https://e.com/f /x",
+            "invalid checksum digest format",
+        ),
         ("RUN --mount=type=bind,target=/ true", 'invalid mount target "/"'),
     ],
 )
@@ -345,6 +356,25 @@ def test_dispatch_errors_are_located(line: str, message: str) -> None:
     assert err.value.message == message
     assert err.value.span is not None
     assert err.value.span.line == 3
+
+
+def test_copy_sources_are_classified_once() -> None:
+    digest = "sha256:" + "a" * 64
+    steps = target(
+        "FROM alpine\n"
+        "COPY a b* /d/\n"
+        f"ADD --checksum={digest} https://example.com/f.tgz /x\n"
+        "ADD https://github.com/o/r.git git@github.com:o/r.git /src/\n"
+    ).steps
+    kinds = [s.sources for s in steps if isinstance(s, CopyStep)]
+    assert kinds == [
+        (PathSource(path="a"), PathSource(path="b*")),
+        (UrlSource(url="https://example.com/f.tgz", checksum=Digest.parse(digest)),),
+        (
+            GitSource(url="https://github.com/o/r.git"),
+            GitSource(url="git@github.com:o/r.git"),
+        ),
+    ]
 
 
 @pytest.mark.parametrize("line", ["STOPSIGNAL 9", "STOPSIGNAL kill", "STOPSIGNAL SIGRTMIN+3"])

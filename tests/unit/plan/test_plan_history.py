@@ -30,11 +30,11 @@ RUN ["ls", "-l"]
 COPY --chown=1:2 --chmod=644 a b /dst/
 COPY --link --from=alpine /etc/passwd /p
 COPY --parents src/./x /y/
-ADD --checksum=sha256:abc https://example.com/f.tgz /f
+ADD --checksum=SHA https://example.com/f.tgz /f
 COPY <<EOF /inline
 data
 EOF
-"""
+""".replace("SHA", "sha256:" + "a" * 64)
 
 EXPECTED = [
     ("ARG A=1 B", True),

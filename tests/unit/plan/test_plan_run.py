@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from planfixtures import created_by, make_plan, target
 
-from builder.plan import CopyStep, FromContext, FromScratch, RunFile, RunStep
+from builder.digest import Digest
+from builder.plan import (
+    CopyStep,
+    FromContext,
+    FromScratch,
+    GitSource,
+    PathSource,
+    RunFile,
+    RunStep,
+    UrlSource,
+)
 from builder.syntax import ir
 
 
@@ -97,12 +107,15 @@ def test_step_text_is_the_instruction_with_the_keyword_upper_cased() -> None:
     assert [s.text for s in p.target.steps] == ["RUN echo $HOME", "COPY a b"]
 
 
+DIGEST = "sha256:" + "0123" * 16
+
+
 def test_copy_step_fields() -> None:
     stage = target(
         "FROM alpine\nWORKDIR /w\n"
         "COPY --link --parents --exclude=*.md --exclude=tmp --chmod=0644 src/./a dest/\n"
         "ADD --unpack=false --keep-git-dir=true https://github.com/o/r.git#main /r\n"
-        "ADD --checksum=sha256:0123 https://example.com/a.tgz /a\n"
+        f"ADD --checksum={DIGEST} https://example.com/a.tgz /a\n"
     )
     copy, add_git, add_http = stage.steps[1:]
     assert isinstance(copy, CopyStep)
@@ -110,9 +123,13 @@ def test_copy_step_fields() -> None:
     assert isinstance(add_http, CopyStep)
     assert (copy.is_add, copy.link, copy.parents, copy.chmod) == (False, True, True, "0644")
     assert copy.excludes == ("*.md", "tmp")
-    assert (copy.dest, copy.workdir, copy.sources) == ("dest/", "/w", ("src/./a",))
+    assert (copy.dest, copy.workdir) == ("dest/", "/w")
+    assert copy.sources == (PathSource(path="src/./a"),)
     assert add_git.is_add
     assert add_git.unpack is False
     assert add_git.keep_git_dir is True
-    assert add_http.checksum == "sha256:0123"
+    assert add_git.sources == (GitSource(url="https://github.com/o/r.git#main"),)
+    assert add_http.sources == (
+        UrlSource(url="https://example.com/a.tgz", checksum=Digest.parse(DIGEST)),
+    )
     assert add_http.unpack is None
