@@ -9,18 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from builder.commands._store import (
-    Catalog,
-    about,
-    add_root_argument,
-    created_rfc3339,
-    created_since,
-    ellipsis,
-    layer_size,
-    open_store,
-    short_id,
-    table,
-)
+from builder.commands._format import created_rfc3339, created_since, ellipsis, short_id, table
+from builder.commands._store import about, add_root_argument, layer_size, open_store
 from builder.errors import BuildError, StoreError
 from builder.units import human_size
 
@@ -66,8 +56,7 @@ def _human_and_image(args: argparse.Namespace) -> tuple[bool, str]:
 def run(args: argparse.Namespace) -> int:
     human, name = _human_and_image(args)
     store = open_store(args)
-    catalog = Catalog(store)
-    entry = catalog.find(name)
+    entry, _ = store.lookup(name)
     rows: list[tuple[str, str, str, int, str]] = []
     with about(name):
         image = store.load_image(entry.descriptor)

@@ -13,19 +13,15 @@ import re
 import sys
 from dataclasses import dataclass, replace
 
-from builder.commands._store import (
-    Catalog,
-    about,
-    add_root_argument,
+from builder.commands._format import (
     created_at,
     created_since,
     go_json_escape,
-    image_size,
-    open_store,
     parse_created,
     short_id,
     table,
 )
+from builder.commands._store import about, add_root_argument, image_size, open_store
 from builder.errors import BuildError, InvalidReferenceError
 from builder.reference import parse_normalized
 from builder.units import human_size
@@ -99,11 +95,10 @@ def _matches(pattern: re.Pattern[str], name: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     store = open_store(args)
-    catalog = Catalog(store)
     pattern = _go_glob(args.reference) if args.reference else None
     rows: list[_Row] = []
     failed = False
-    for entry in catalog.entries:
+    for entry in store.entries():
         names = entry.names
         if pattern is not None:
             names = tuple(n for n in names if _matches(pattern, n))

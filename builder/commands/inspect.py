@@ -12,14 +12,8 @@ import argparse
 import json
 import sys
 
-from builder.commands._store import (
-    Catalog,
-    about,
-    add_root_argument,
-    go_json_escape,
-    image_size,
-    open_store,
-)
+from builder.commands._format import go_json_escape
+from builder.commands._store import about, add_root_argument, image_size, open_store
 from builder.errors import BuildError, InvalidReferenceError
 from builder.oci.image import Image
 from builder.reference import parse_normalized
@@ -80,12 +74,11 @@ def describe(store: Store, image: Image, names: tuple[str, ...], manifest_digest
 
 def run(args: argparse.Namespace) -> int:
     store = open_store(args)
-    catalog = Catalog(store)
     found: list[object] = []
     errors: list[str] = []
     for name in args.images:
         try:
-            entry = catalog.find(name)
+            entry, _ = store.lookup(name)
             with about(name):
                 image = store.load_image(entry.descriptor)
                 found.append(describe(store, image, entry.names, str(entry.digest)))

@@ -11,12 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from builder.commands._store import (
-    Catalog,
-    add_root_argument,
-    forget_sizes,
-    open_store,
-)
+from builder.commands._store import add_root_argument, forget_sizes, open_store
 from builder.digest import Digest
 from builder.errors import StoreError
 from builder.store import Store
@@ -46,7 +41,7 @@ def _confirm(warning: str) -> bool:
 
 def _used_diff_ids(store: Store) -> set[Digest]:
     used: set[Digest] = set()
-    for entry in Catalog(store).entries:
+    for entry in store.entries():
         try:
             used.update(store.load_image(entry.descriptor).config.diff_ids)
         except StoreError:
@@ -59,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
         print("image prune has been cancelled", file=sys.stderr)
         return 0
     store = open_store(args)
-    catalog = Catalog(store)
-    dangling = [catalog.image_id(e) or e.digest for e in catalog.entries if not e.names]
+    dangling = [store.image_id(e) or e.digest for e in store.entries() if not e.names]
     if args.all:
         with store.exclusive():
             for record in list(store.cache.records()):

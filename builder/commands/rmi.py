@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from builder.commands._store import Catalog, add_root_argument, familiar, open_store, short_id
+from builder.commands._format import familiar, short_id
+from builder.commands._store import add_root_argument, open_store
 from builder.errors import BuildError, StoreError
 from builder.reference import parse
 from builder.store import Store
@@ -27,9 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _remove(store: Store, text: str, *, force: bool) -> list[str]:
-    catalog = Catalog(store)
-    entry, by_id = catalog.lookup(text)
-    image_id = catalog.image_id(entry) or entry.digest
+    entry, by_id = store.lookup(text)
+    image_id = store.image_id(entry) or entry.digest
     records: list[str] = []
     if not by_id:
         name = str(parse(text))

@@ -14,10 +14,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from builder.commands._store import Catalog, add_root_argument, open_store
+from builder.commands._store import add_root_argument, open_store
 from builder.errors import BuildError, InvalidReferenceError
 from builder.oci.descriptor import Platform
 from builder.reference import parse_normalized
+from builder.store import Store
 from builder.store.archive import ArchiveFormat, save_archive
 
 HELP = "Save one or more images to a tar archive (like `docker save`)."
@@ -38,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_root_argument(parser)
 
 
-def _expand(catalog: Catalog, text: str) -> list[str]:
+def _expand(store: Store, text: str) -> list[str]:
     """A bare repository name means all of its tags; anything else is looked up as is."""
     try:
         ref = parse_normalized(text)
@@ -47,13 +48,13 @@ def _expand(catalog: Catalog, text: str) -> list[str]:
     if ref is not None and not ref.tag and not ref.digest:
         tags = sorted(
             name
-            for entry in catalog.entries
+            for entry in store.entries()
             for name in entry.names
             if parse_normalized(name).name == ref.name
         )
         if tags:
             return tags
-    catalog.find(text)  # "No such image" before any output is written
+    store.lookup(text)  # "No such image" before any output is written
     return [text]
 
 
@@ -62,10 +63,9 @@ def run(args: argparse.Namespace) -> int:
         raise BuildError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
     platform = Platform.parse(args.platform) if args.platform else None
     store = open_store(args)
-    catalog = Catalog(store)
     refs: list[str] = []
     for text in args.images:
-        for ref in _expand(catalog, text):
+        for ref in _expand(store, text):
             if ref not in refs:
                 refs.append(ref)
     fmt = _FORMATS[args.format]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from builder.commands._store import Catalog, add_root_argument, open_store
+from builder.commands._store import add_root_argument, open_store
 from builder.errors import InvalidReferenceError
 from builder.reference import parse
 
@@ -27,6 +27,6 @@ def run(args: argparse.Namespace) -> int:
     if target.digest:
         raise InvalidReferenceError("refusing to create a tag with a digest reference")
     store = open_store(args)
-    entry = Catalog(store).find(args.source)
+    entry, _ = store.lookup(args.source)
     store.add_index_entry(entry.descriptor, (str(target),))
     return 0

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from builder.store.cache import CacheIndex, CacheRecord
     from builder.store.fsck import FsckProblem, FsckReport
     from builder.store.gc import PruneReport
-    from builder.store.layout import ImageRecord, Store, StoreLayer
+    from builder.store.layout import ImageRecord, IndexEntry, Store, StoreLayer
 
 _LAZY: Final = (
     ("CacheIndex", "cache"),
@@ -26,6 +26,7 @@ _LAZY: Final = (
     ("FsckReport", "fsck"),
     ("PruneReport", "gc"),
     ("ImageRecord", "layout"),
+    ("IndexEntry", "layout"),
     ("Store", "layout"),
     ("StoreLayer", "layout"),
 )
@@ -46,6 +47,7 @@ __all__ = [
     "FsckProblem",
     "FsckReport",
     "ImageRecord",
+    "IndexEntry",
     "PruneReport",
     "Store",
     "StoreLayer",

@@ -46,6 +46,7 @@ __all__ = [
     "CONTAINERD_NAME",
     "REF_NAME",
     "ImageRecord",
+    "IndexEntry",
     "Store",
     "StoreLayer",
     "default_store_root",
@@ -72,6 +73,18 @@ class ImageRecord:
     @property
     def id(self) -> Digest:
         return self.config_digest
+
+    @property
+    def digest(self) -> Digest:
+        return self.descriptor.digest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndexEntry:
+    """One image of index.json: its manifest (or index) descriptor and every name it has."""
+
+    descriptor: Descriptor  # without the name annotations
+    names: tuple[str, ...] = ()
 
     @property
     def digest(self) -> Digest:
@@ -371,21 +384,90 @@ class Store:
             raw_manifest=raw_manifest, raw_config=raw_config, layers=layers
         )
 
+    def entries(self) -> tuple[IndexEntry, ...]:
+        """The images of index.json in order, each with all its names; reads no blob."""
+        order: list[Digest] = []
+        found: dict[Digest, tuple[Descriptor, list[str]]] = {}
+        for desc in self.read_index().manifests:
+            if desc.digest not in found:
+                order.append(desc.digest)
+                plain = Descriptor(media_type=desc.media_type, digest=desc.digest, size=desc.size)
+                found[desc.digest] = (plain, [])
+            names = found[desc.digest][1]
+            names.extend(n for n in _names(desc) if n not in names)
+        return tuple(
+            IndexEntry(descriptor=found[d][0], names=tuple(sorted(found[d][1]))) for d in order
+        )
+
+    def image_id(self, entry: IndexEntry) -> Digest | None:
+        """The image ID: the config digest (an index's own digest); None if unreadable."""
+        if not is_manifest(entry.descriptor.media_type):
+            return entry.digest
+        try:
+            return self.read_manifest(entry.descriptor).config.digest
+        except StoreError:
+            return None
+
+    def lookup(self, text: str) -> tuple[IndexEntry, bool]:
+        """Docker's image lookup: name[:tag], name@digest, a digest, or an image ID prefix.
+
+        Returns the entry and whether ``text`` named it by digest or ID rather than by a name.
+        Names and manifest digests come from index.json alone, so a damaged image can still be
+        found (and untagged); digests and ID prefixes read manifests, skipping unreadable ones.
+        """
+        ref = text.strip()
+        entries = self.entries()
+        ids: dict[Digest, Digest | None] = {}
+
+        def image_id(entry: IndexEntry) -> Digest | None:
+            if entry.digest not in ids:
+                ids[entry.digest] = self.image_id(entry)
+            return ids[entry.digest]
+
+        if is_digest(ref):
+            digest = Digest.parse(ref)
+            hit = next((e for e in entries if e.digest == digest), None)
+            hit = hit or next((e for e in entries if image_id(e) == digest), None)
+            if hit is None:
+                raise StoreError(f"No such image: {text}")
+            return hit, True
+        parsed: Reference | None
+        try:
+            parsed = parse(ref)
+        except InvalidReferenceError:
+            parsed = None
+        if parsed is not None:
+            if parsed.digest:
+                digest = Digest.parse(parsed.digest)
+                hit = next((e for e in entries if e.digest == digest), None)
+                if hit is not None:
+                    return hit, True
+            else:
+                full = str(parsed)
+                hit = next((e for e in entries if full in e.names), None)
+                if hit is not None:
+                    return hit, False
+        hexpart = ref.removeprefix("sha256:")
+        if hexpart and len(hexpart) <= 64 and all(c in "0123456789abcdef" for c in hexpart):
+            hits = [
+                e for e in entries if (i := image_id(e)) is not None and i.hex.startswith(hexpart)
+            ]
+            if len({image_id(e) for e in hits}) == 1:
+                return hits[0], True
+            if hits:
+                raise StoreError(f"image ID prefix {hexpart!r} is ambiguous")
+        if parsed is None:
+            parse(ref)  # raises the reference error in Docker's words
+        raise StoreError(f"No such image: {text}")
+
+    def resolve(self, ref: str) -> ImageRecord:
+        """The image ``ref`` names (see :meth:`lookup`), described from its manifest and config."""
+        entry, _ = self.lookup(ref)
+        return self._describe(entry.descriptor, entry.names)
+
     def list_images(self) -> tuple[ImageRecord, ...]:
         """One record per distinct manifest in index.json, with all its names."""
-        index = self.read_index()
-        order: list[Digest] = []
-        by_digest: dict[Digest, tuple[Descriptor, list[str]]] = {}
-        for desc in index.manifests:
-            if desc.digest not in by_digest:
-                order.append(desc.digest)
-                by_digest[desc.digest] = (desc, [])
-            by_digest[desc.digest][1].extend(_names(desc))
-        out: list[ImageRecord] = []
-        for digest in order:
-            desc, names = by_digest[digest]
-            out.append(self._describe(desc, tuple(sorted(set(names)))))
-        return tuple(out)
+        return tuple(self._describe(e.descriptor, e.names) for e in self.entries())
 
     def _describe(self, desc: Descriptor, names: tuple[str, ...]) -> ImageRecord:
         if is_index(desc.media_type):
@@ -396,69 +478,6 @@ class Store:
         raw_config = self.cas.read_bytes(manifest.config, limit=MAX_CONFIG_BYTES)
         config = ImageConfig.from_bytes(raw_config, what=f"config {manifest.config.digest}")
         return self._record(desc, names, manifest, config)
-
-    def resolve(self, ref: str) -> ImageRecord:
-        """Find an image by name[:tag], name@digest, manifest digest, or (short) image ID."""
-        text = ref.strip()
-        named = self._resolve_name(text)
-        if named is not None:
-            return named
-        images = self.list_images()
-        if is_digest(text):
-            digest = Digest.parse(text)
-            for rec in images:
-                if digest in (rec.digest, rec.config_digest):
-                    return rec
-            raise StoreError(f"no such image: {text}")
-        parsed: Reference | None
-        try:
-            parsed = parse(text)
-        except InvalidReferenceError:
-            parsed = None
-        if parsed is not None:
-            if parsed.digest:
-                digest = Digest.parse(parsed.digest)
-                for rec in images:
-                    if rec.digest == digest:
-                        return rec
-            else:
-                full = str(parsed)
-                for rec in images:
-                    if full in rec.names:
-                        return rec
-        hexpart = text.removeprefix("sha256:")
-        if hexpart and all(c in "0123456789abcdef" for c in hexpart):
-            found = [rec for rec in images if rec.config_digest.hex.startswith(hexpart)]
-            if len({r.config_digest for r in found}) == 1:
-                return found[0]
-            if found:
-                raise StoreError(f"image ID prefix {hexpart!r} is ambiguous")
-        if parsed is None:
-            parse(text)  # re-raise the reference error with Docker's wording
-        raise StoreError(f"no such image: {text}")
-
-    def _resolve_name(self, text: str) -> ImageRecord | None:
-        """The image tagged ``text`` (a name[:tag]), reading only index.json and that image.
-
-        None when ``text`` is not a plain name or no entry has it (``resolve`` then goes on to
-        digests and ID prefixes, which need every image).
-        """
-        if is_digest(text):
-            return None
-        try:
-            parsed = parse(text)
-        except InvalidReferenceError:
-            return None
-        if parsed.digest:
-            return None
-        full = str(parsed)
-        index = self.read_index()
-        match = next((d for d in index.manifests if d.annotation(REF_NAME) == full), None)
-        if match is None:
-            return None
-        same = [d for d in index.manifests if d.digest == match.digest]
-        names = sorted({n for d in same for n in _names(d)})
-        return self._describe(same[0], tuple(names))  # as list_images() describes it
 
     def tag(self, source: str, target: str) -> ImageRecord:
         """Give the image ``source`` resolves to the additional name ``target``."""

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from builder.commands._store import (
+from builder.commands._format import (
     created_since,
     ellipsis,
     familiar,

@@ -109,7 +109,7 @@ def test_tag_and_untag(store: Store) -> None:
     assert rec.names == ("registry.example.com/app:1.0",)
     assert store.untag("registry.example.com/app:1.0")
     assert not store.untag("registry.example.com/app:1.0")
-    with pytest.raises(StoreError, match=r"no such image: registry\.example\.com/app:1\.0"):
+    with pytest.raises(StoreError, match=r"No such image: registry\.example\.com/app:1\.0"):
         store.resolve("registry.example.com/app:1.0")
 
 
@@ -121,12 +121,49 @@ def test_untagged_write_is_dangling_but_listed(store: Store) -> None:
 
 
 def test_resolve_errors(store: Store) -> None:
-    with pytest.raises(StoreError, match="no such image: nothing"):
+    with pytest.raises(StoreError, match="No such image: nothing"):
         store.resolve("nothing")
     with pytest.raises(InvalidReferenceError, match="must be lowercase"):
         store.resolve("BusyBox")
     with pytest.raises(InvalidReferenceError, match="digest reference"):
         store.write_image(image({"a": b"1"}), (f"x@sha256:{'a' * 64}",))
+
+
+def test_lookup_tells_names_from_ids_and_digests(store: Store) -> None:
+    img = image({"a": b"1"})
+    store.write_image(img, ("app:1", "app:2"))
+    (entry,) = store.entries()
+    assert entry.names == ("docker.io/library/app:1", "docker.io/library/app:2")
+    assert entry.descriptor.annotations == ()  # one descriptor per image, whatever its names
+    assert store.lookup("app:1") == (entry, False)
+    assert store.lookup(str(img.digest)) == (entry, True)
+    assert store.lookup(f"app@{img.digest}") == (entry, True)
+    assert store.lookup(str(img.id)) == (entry, True)
+    assert store.lookup(img.id.hex[:7]) == (entry, True)
+    assert store.image_id(entry) == img.id
+
+
+def test_lookup_by_name_survives_a_damaged_image(store: Store) -> None:
+    img = image({"a": b"1"})
+    rec = store.write_image(img, ("broken:1",))
+    (store.root / "blobs" / "sha256" / rec.digest.hex).unlink()  # the manifest
+    entry, by_id = store.lookup("broken:1")
+    assert (entry.digest, by_id) == (img.digest, False)
+    assert store.image_id(entry) is None
+    with pytest.raises(StoreError, match="No such image: " + img.id.hex[:12]):
+        store.lookup(img.id.hex[:12])  # an ID needs the manifest
+    with pytest.raises(StoreError):
+        store.resolve("broken:1")  # describing it needs the manifest too
+
+
+def test_ambiguous_id_prefix_is_an_error(store: Store) -> None:
+    ids = [store.write_image(image({"n": str(i).encode()})).id for i in range(17)]
+    first = [d.hex[0] for d in ids]
+    shared = next(c for c in first if first.count(c) > 1)  # 17 IDs, 16 hex digits
+    with pytest.raises(StoreError, match=f"image ID prefix '{shared}' is ambiguous"):
+        store.lookup(shared)
+    unique = ids[first.index(shared)].hex[:40]
+    assert store.image_id(store.lookup(unique)[0]) == ids[first.index(shared)]
 
 
 def test_snapshot_dir_is_keyed_by_chain_id(store: Store) -> None:
