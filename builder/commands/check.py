@@ -1,33 +1,105 @@
 """``pybuild check``: report every problem of a Dockerfile without building it.
 
 Parses the file (a parse error is reported like any other problem), runs the instruction and
-stage checks, and prints each problem, errors and warnings alike, to stderr as a compiler-style
-diagnostic with the offending source line. Exit status 1 when there is an error; otherwise 0,
-with ``OK: N instructions, S stages`` on stdout (warnings, if any, still go to stderr).
+stage checks and BuildKit's build checks (``builder.lint``), and prints each problem:
+
+* ``--format human`` (default): compiler-style diagnostics on stderr, each with the offending
+  source line, a caret, the rule name and its documentation URL; ``OK: N instructions, S stages``
+  on stdout when nothing failed.
+* ``--format json``: pybuild's JSON document on stdout (schema in ``builder.lint.report``).
+* ``--format sarif``: SARIF 2.1.0 on stdout, for code-scanning tools.
+
+Exit status 1 when there is an error, or a warning under ``# check=error=true``; otherwise 0.
+
+The optional CONTEXT (default: the Dockerfile's directory) gives the ``.dockerignore`` that
+CopyIgnoredFile reads; base images already in the store tell InvalidBaseImagePlatform and
+UndefinedVar their platform and environment. Nothing is pulled and nothing is built.
+``pybuild build --check`` runs the same checks with the build's arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.commands._io import read_dockerfile
+from builder.commands._store import add_root_argument
 from builder.errors import BuildError, Diagnostic, ParseError, Span
-from builder.lint.runner import lint
-from builder.syntax.parser import parse
-from builder.syntax.source import SourceFile, render
-from builder.syntax.transform import analyze
 
-HELP = "Check a Dockerfile for errors (parse, instructions, flags, stages) without building it."
+if TYPE_CHECKING:
+    from builder.lint.inputs import LintInputs
+
+HELP = "Check a Dockerfile for errors and BuildKit's build-check warnings without building it."
+FORMATS = ("human", "json", "sarif")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "context",
+        metavar="CONTEXT",
+        nargs="?",
+        help="the build context, for .dockerignore (default: the Dockerfile's directory)",
+    )
     parser.add_argument(
         "-f",
         "--file",
         default="Dockerfile",
         help="the Dockerfile, or - for stdin (default: %(default)s)",
     )
+    add_check_arguments(parser)
+    parser.add_argument(
+        "--build-arg",
+        action="append",
+        default=[],
+        metavar="KEY[=VALUE]",
+        help="a build argument, as the build would get it (BUILDKIT_DOCKERFILE_CHECK included)",
+    )
+    parser.add_argument("--target", metavar="STAGE", help="the stage a build would build")
+    parser.add_argument("--platform", metavar="OS/ARCH", help="target platform (default: host)")
+    add_root_argument(parser)
+
+
+def add_check_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--format``, shared with ``pybuild build --check``."""
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="human",
+        help="output: human (stderr), json or sarif (stdout) (default: %(default)s)",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """One check: the Dockerfile and what a build would be given."""
+
+    dockerfile: str
+    context: str | None = None
+    build_args: tuple[tuple[str, str], ...] = ()
+    target: str | None = None
+    platform: str | None = None
+    root: str | None = None
+    output: str = "human"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    path: str
+    text: str
+    problems: tuple[BuildError | Diagnostic, ...]
+    failure: str | None
+    errors: int
+    instructions: int = 0
+    stages: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0 and self.failure is None
 
 
 def _plural(n: int, word: str) -> str:
@@ -55,29 +127,134 @@ def _widen(span: Span | None, line: str | None) -> Span | None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    path, text = read_dockerfile(args.file)
-    source = SourceFile.from_text(path, text)
+def _key_values(pairs: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    out: list[tuple[str, str]] = []
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq:
+            env = os.environ.get(key)
+            if env is None:
+                continue
+            value = env
+        out.append((key, value))
+    return tuple(out)
+
+
+def _context_dir(request: Request, path: str) -> Path | None:
+    if request.context is not None:
+        return Path(request.context)
+    if request.dockerfile == "-":
+        return None
+    return Path(path).parent
+
+
+def _inputs(request: Request, path: str) -> LintInputs:
+    """The LintInputs of ``request``: build args, platforms, .dockerignore, the store."""
+    from builder.context.local import LocalContext
+    from builder.engine.checks import base_images
+    from builder.lint.inputs import LintInputs
+    from builder.oci.types import Platform
+    from builder.store import Store, default_store_root
+
+    args = dict(request.build_args)
+    context = _context_dir(request, path)
+    ignore = None
+    if context is not None and context.is_dir():
+        dockerfile = Path(path) if request.dockerfile != "-" else None
+        ignore = LocalContext.open(context, dockerfile).matcher
+    root = Path(request.root) if request.root else default_store_root()
+    lookup = base_images(Store.open(root)) if (root / "oci-layout").is_file() else None
+    return LintInputs(
+        check=args.get("BUILDKIT_DOCKERFILE_CHECK"),
+        build_args=args,
+        target=request.target,
+        target_platform=Platform.parse(request.platform) if request.platform else Platform.host(),
+        ignore=ignore,
+        base_image=lookup,
+    )
+
+
+def evaluate(request: Request) -> Outcome:
+    """Parse, analyse and lint ``request.dockerfile``; every problem, in file order."""
+    from builder.lint.config import CheckOptionError
+    from builder.lint.runner import lint
+    from builder.syntax.parser import parse
+    from builder.syntax.source import SourceFile
+    from builder.syntax.transform import analyze
+
+    path, text = read_dockerfile(request.dockerfile)
     try:
         ast = parse(text, path=path)
     except ParseError as err:
         if err.span is not None:
-            err.span = _widen(err.span, source.line(err.span.line))
-        sys.stderr.write(render(err, source))
-        sys.stderr.write("\ncheck failed: 1 error\n")
-        return 1
+            err.span = _widen(err.span, SourceFile.from_text(path, text).line(err.span.line))
+        return Outcome(path=path, text=text, problems=(err,), failure=None, errors=1)
     result = analyze(ast)
-    warnings = lint(ast, result).findings
-    problems: list[BuildError | Diagnostic] = [*result.errors, *warnings]
+    inputs = _inputs(request, path)
+    errors: list[BuildError] = list(result.errors)
+    try:
+        checked = lint(ast, result, inputs)
+        findings, failure = checked.findings, checked.failure()
+    except CheckOptionError as err:
+        errors.append(BuildError(f"failed to parse check options: {err.message}"))
+        findings, failure = (), None
+    problems: list[BuildError | Diagnostic] = [*errors, *findings]
     problems.sort(key=_position)
-    if problems:
-        sys.stderr.write("\n".join(render(p, source) for p in problems))
-    if result.errors or result.dockerfile is None:
-        summary = _plural(len(result.errors), "error")
+    stages = len(result.dockerfile.stages) if result.dockerfile is not None else 0
+    return Outcome(
+        path=path,
+        text=text,
+        problems=tuple(problems),
+        failure=failure,
+        errors=len(errors),
+        instructions=result.instruction_count,
+        stages=stages,
+    )
+
+
+def report(request: Request, outcome: Outcome) -> int:
+    """Print ``outcome`` in ``request.output``'s format; the exit status."""
+    from builder import __version__
+    from builder.lint.report import to_json, to_sarif
+
+    match request.output:
+        case "json":
+            sys.stdout.write(
+                to_json(outcome.path, outcome.problems, ok=outcome.ok, failure=outcome.failure)
+            )
+        case "sarif":
+            sys.stdout.write(to_sarif(outcome.path, outcome.problems, version=__version__))
+        case _:
+            _human(outcome)
+    return 0 if outcome.ok else 1
+
+
+def _human(outcome: Outcome) -> None:
+    from builder.syntax.source import SourceFile, render
+
+    source = SourceFile.from_text(outcome.path, outcome.text)
+    if outcome.problems:
+        sys.stderr.write("\n".join(render(p, source) for p in outcome.problems))
+    if outcome.failure is not None:
+        sys.stderr.write(f"\nerror: {outcome.failure}\n")
+    warnings = len(outcome.problems) - outcome.errors
+    if not outcome.ok:
+        summary = _plural(outcome.errors, "error") if outcome.errors else ""
         if warnings:
-            summary += ", " + _plural(len(warnings), "warning")
+            summary += (", " if summary else "") + _plural(warnings, "warning")
         sys.stderr.write(f"\ncheck failed: {summary}\n")
-        return 1
-    stages = len(result.dockerfile.stages)
-    print(f"OK: {_plural(result.instruction_count, 'instruction')}, {_plural(stages, 'stage')}")
-    return 0
+        return
+    print(f"OK: {_plural(outcome.instructions, 'instruction')}, {_plural(outcome.stages, 'stage')}")
+
+
+def run(args: argparse.Namespace) -> int:
+    request = Request(
+        dockerfile=args.file,
+        context=args.context,
+        build_args=_key_values(args.build_arg),
+        target=args.target,
+        platform=args.platform,
+        root=args.root,
+        output=args.format,
+    )
+    return report(request, evaluate(request))
