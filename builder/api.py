@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,19 +21,25 @@ from builder.engine.events import (
     VertexStatus,
     Warning_,
 )
-from builder.errors import BuildError, ContextError, StoreError
+from builder.errors import BuildError, ContextError, DockerfileError, StoreError
 
 # Everything else loads inside build(), after the no-op check: a rebuild whose inputs did not
 # change is answered without the parser, planner, store or engine (see builder.engine.noop).
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from builder.context.ignore import PatternMatcher
     from builder.engine import noop
+    from builder.lint.inputs import LintInputs
     from builder.oci.descriptor import Platform
     from builder.oci.image import ImageValue
     from builder.plan import BuildPlan, Step
     from builder.registry.client import RegistryClient
     from builder.store import ImageRecord, Store
+    from builder.syntax.transform import Analysis
+    from builder.syntax.tree import AST
+
+CHECK_ARG = "BUILDKIT_DOCKERFILE_CHECK"  # build arg: replaces the # check= directive
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -242,7 +248,6 @@ def _build(
 ) -> _Built:
     from builder.context.local import LocalContext
     from builder.engine.scheduler import EngineSettings, Scheduler, final_image, timestamp
-    from builder.lint.runner import lint
     from builder.oci.descriptor import Platform
     from builder.plan import PlanRequest, entitlements, plan
     from builder.reference import parse as parse_ref
@@ -271,8 +276,6 @@ def _build(
         sink.emit(VertexDone(vertex=n, error=str(err)))
         raise
     sink.emit(VertexDone(vertex=n))
-    for warning in lint(ast, analysis).findings:
-        sink.emit(Warning_(message=f"{warning.message} ({warning.span})"))
 
     store = Store.open(Path(options.root) if options.root else default_store_root())
     platform = Platform.parse(options.platform) if options.platform else Platform.host()
@@ -293,7 +296,14 @@ def _build(
                 no_cache=options.no_cache,
                 platform_explicit=options.platform is not None,
             )
-            build_plan = plan(dockerfile, request, resolver)  # type: ignore[arg-type]
+            checks = _check_inputs(options, platform, context.matcher, store)
+            try:
+                build_plan = plan(dockerfile, request, resolver)  # type: ignore[arg-type]
+            except BuildError:
+                _lint(ast, analysis, checks, sink, fail=False)  # shown before the error
+                raise
+            reachable = frozenset(stage.index for stage in build_plan.stages)
+            _lint(ast, analysis, replace(checks, reachable=reachable), sink)
             entitlements.check(
                 build_plan,
                 entitlements.parse_entitlements(options.allow),
@@ -346,6 +356,45 @@ def _build(
             uses_context=_reads_context(build_plan),
         )
     return _Built(result=built, outcome=outcome)
+
+
+def _check_inputs(
+    options: BuildOptions, platform: Platform, matcher: PatternMatcher | None, store: Store
+) -> LintInputs:
+    from builder.engine.checks import base_images
+    from builder.lint.inputs import LintInputs
+    from builder.oci.descriptor import Platform
+
+    args = dict(_build_args(options))
+    return LintInputs(
+        check=args.get(CHECK_ARG),
+        build_args=args,
+        target=options.target,
+        target_platform=platform,
+        build_platform=Platform.host(),
+        ignore=matcher,
+        base_image=base_images(store),
+    )
+
+
+def _lint(
+    ast: AST, analysis: Analysis, inputs: LintInputs, sink: EventSink, *, fail: bool = True
+) -> None:
+    """Emit the build-check warnings (BuildKit's short form); raise when they fail the build."""
+    from builder.lint.config import CheckOptionError
+    from builder.lint.runner import lint
+
+    try:
+        result = lint(ast, analysis, inputs)
+    except CheckOptionError as err:
+        where = f"build-arg:{CHECK_ARG}" if inputs.check is not None else "check options"
+        raise DockerfileError(f"failed to parse {where}: {err.message}") from None
+    for finding in result.findings:
+        line = f" (line {finding.span.line})" if finding.span is not None else ""
+        sink.emit(Warning_(message=f"{finding.rule}: {finding.message}{line}"))
+    failure = result.failure()
+    if fail and failure is not None:
+        raise DockerfileError(failure, span=result.findings[0].span)
 
 
 def _steps(build_plan: BuildPlan) -> Iterator[Step]:

@@ -42,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--build-arg", action="append", default=[], metavar="KEY=VALUE", help="set a build arg"
     )
     parser.add_argument("--target", metavar="STAGE", help="build this stage")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="run the build checks and build nothing (like docker build --check)",
+    )
     parser.add_argument("--no-cache", action="store_true", help="do not use the layer cache")
     parser.add_argument("--pull", action="store_true", help="always pull the base images")
     parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
@@ -74,6 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.check:
+        return _check(args)
     build_args = tuple(_key_value(a) if "=" in a else (a, None) for a in args.build_arg)
     options = BuildOptions(
         context=args.context,
@@ -106,3 +113,26 @@ def run(args: argparse.Namespace) -> int:
     if quiet:
         print(result.image_id)
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    """``--check``: ``pybuild check`` with this build's Dockerfile, arguments and context."""
+    from pathlib import Path
+
+    from builder.commands.check import Request, evaluate, key_values, report
+
+    dockerfile = args.file
+    if dockerfile is None:
+        dockerfile = str(Path(args.context) / "Dockerfile")
+        lower = Path(args.context) / "dockerfile"
+        if not Path(dockerfile).exists() and lower.exists():
+            dockerfile = str(lower)
+    request = Request(
+        dockerfile=dockerfile,
+        context=args.context,
+        build_args=key_values(args.build_arg),
+        target=args.target,
+        platform=args.platform,
+        root=args.root,
+    )
+    return report(request, evaluate(request))

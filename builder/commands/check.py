@@ -127,7 +127,7 @@ def _widen(span: Span | None, line: str | None) -> Span | None:
     )
 
 
-def _key_values(pairs: Sequence[str]) -> tuple[tuple[str, str], ...]:
+def key_values(pairs: Sequence[str]) -> tuple[tuple[str, str], ...]:
     out: list[tuple[str, str]] = []
     for pair in pairs:
         key, eq, value = pair.partition("=")
@@ -251,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     request = Request(
         dockerfile=args.file,
         context=args.context,
-        build_args=_key_values(args.build_arg),
+        build_args=key_values(args.build_arg),
         target=args.target,
         platform=args.platform,
         root=args.root,

@@ -35,6 +35,14 @@ class _Vertex:
     partial: bytes = b""
 
 
+def warnings_block(messages: list[str]) -> str:
+    """The build's warnings, printed once at its end as BuildKit's clients do."""
+    if not messages:
+        return ""
+    count = f"{len(messages)} warning" + ("s" if len(messages) > 1 else "")
+    return f"\n{count} found:\n" + "".join(f" - {m}\n" for m in messages)
+
+
 class PlainProgress:
     """BuildKit's ``--progress=plain``: ``#N name``, ``#N 0.123 output``, ``#N DONE 0.3s``."""
 
@@ -44,6 +52,7 @@ class PlainProgress:
         self._vertices: dict[int, _Vertex] = {}
         self._last: int | None = None
         self._started = time.monotonic()
+        self._warnings: list[str] = []
 
     def _header(self, v: _Vertex) -> None:
         if self._last != v.number:
@@ -99,10 +108,11 @@ class PlainProgress:
                 else:
                     self._out.write(f"#{n} ERROR: {error}\n")
             case Warning_(message=message):
-                self._out.write(f"WARNING: {message}\n")
+                self._warnings.append(message)
 
     def close(self, *, ok: bool) -> None:
         with self._lock:
+            self._out.write(warnings_block(self._warnings))
             self._out.flush()
 
 
@@ -145,7 +155,7 @@ class TtyProgress:
                     v.finished = at
                     v.error = error
                 case Warning_(message=message):
-                    self._messages.append(f"WARNING: {message}")
+                    self._messages.append(message)
             now = time.monotonic()
             if now - self._last_draw >= 0.1 or isinstance(event, VertexDone):
                 self._draw(final=False)
@@ -188,8 +198,7 @@ class TtyProgress:
     def close(self, *, ok: bool) -> None:
         with self._lock:
             self._draw(final=True, ok=ok)
-            for m in self._messages:
-                self._out.write(m + "\n")
+            self._out.write(warnings_block(self._messages))
             self._out.flush()
 
 
