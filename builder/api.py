@@ -7,7 +7,6 @@ overlayfs, the local context, the registry for base images that are not in the s
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,7 +20,7 @@ from builder.engine.events import (
     VertexStatus,
     Warning_,
 )
-from builder.errors import BuildError, ContextError, DockerfileError, StoreError
+from builder.errors import BuildError, DockerfileError, StoreError
 
 # Everything else loads inside build(), after the no-op check: a rebuild whose inputs did not
 # change is answered without the parser, planner, store or engine (see builder.engine.noop).
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from builder.context.ignore import PatternMatcher
+    from builder.context.prepare import PreparedContext
     from builder.engine import noop
     from builder.lint.inputs import LintInputs
     from builder.oci.descriptor import Platform
@@ -44,7 +44,7 @@ CHECK_ARG = "BUILDKIT_DOCKERFILE_CHECK"  # build arg: replaces the # check= dire
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BuildOptions:
-    context: str
+    context: str  # a directory, a git URL, a tarball or Dockerfile URL, or "-" (stdin)
     dockerfile: str | None = None  # None: CONTEXT/Dockerfile; "-": stdin
     tags: tuple[str, ...] = ()
     build_args: tuple[tuple[str, str | None], ...] = ()
@@ -141,25 +141,6 @@ class StoreResolver:
             return self._images[digest]
 
 
-def _read_dockerfile(options: BuildOptions, context_dir: Path) -> tuple[str, bytes, Path | None]:
-    """(display name, content, path for `<Dockerfile>.dockerignore` lookup)."""
-    if options.dockerfile == "-":
-        return "Dockerfile", sys.stdin.buffer.read(), None
-    if options.dockerfile:
-        path = Path(options.dockerfile)
-    else:
-        path = context_dir / "Dockerfile"
-        if not path.exists() and (context_dir / "dockerfile").exists():
-            path = context_dir / "dockerfile"
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ContextError(
-            f"failed to read dockerfile: open {path}: {err.strerror or err}"
-        ) from None
-    return path.name, data, path
-
-
 def _build_args(options: BuildOptions) -> tuple[tuple[str, str], ...]:
     out: list[tuple[str, str]] = []
     for key, value in options.build_args:
@@ -203,15 +184,72 @@ def _noop_request(
 
 def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
     """Build ``options.context`` and store (and tag) the resulting image."""
+    from builder.context.prepare import is_local, prepare
     from builder.store.paths import default_store_root
 
-    context_dir = Path(options.context)
-    name, data, dockerfile_path = _read_dockerfile(options, context_dir)
     build_args = _build_args(options)
     root = Path(options.root) if options.root else default_store_root()
-    request = _noop_request(options, root, context_dir, dockerfile_path, build_args)
+    if is_local(options.context):
+        prepared = prepare(options.context, options.dockerfile, store_root=root)
+        return _build_prepared(options, prepared, root=root, build_args=build_args, sink=sink)
+    from builder.store import Store
+
+    # A remote or streamed context lives in the store (git/ and tmp/): hold the store lease
+    # from the fetch to the end of the build, so that a concurrent prune leaves it alone.
+    store = Store.open(root)
+    with store.lease():
+        keep = dict(build_args).get("BUILDKIT_CONTEXT_KEEP_GIT_DIR", "") in _TRUE
+        n = _Vertices(sink).run(f"[internal] load remote build context {_display(options)}")
+        try:
+            prepared = prepare(
+                options.context, options.dockerfile, store_root=root, keep_git_dir=keep
+            )
+        except BuildError as err:
+            sink.emit(VertexDone(vertex=n, error=err.message))
+            raise
+        sink.emit(VertexDone(vertex=n))
+        try:
+            return _build_prepared(
+                options, prepared, root=root, build_args=build_args, sink=sink, vertex_offset=n
+            )
+        finally:
+            prepared.close()
+
+
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+
+
+def _display(options: BuildOptions) -> str:
+    from builder.urls import redact
+
+    return "from stdin" if options.context == "-" else redact(options.context)
+
+
+def _build_prepared(
+    options: BuildOptions,
+    prepared: PreparedContext,
+    *,
+    root: Path,
+    build_args: tuple[tuple[str, str], ...],
+    sink: EventSink,
+    vertex_offset: int = 0,
+) -> BuildResult:
+    name, data = prepared.dockerfile_name, prepared.dockerfile
+    dockerfile_path = prepared.dockerfile_path
+    context_dir = prepared.directory
+    request = None
+    if prepared.reusable:
+        request = _noop_request(options, root, context_dir, dockerfile_path, build_args)
     if request is None:
-        plain = _build(options, sink=sink, name=name, data=data, dockerfile_path=dockerfile_path)
+        plain = _build(
+            options,
+            sink=sink,
+            name=name,
+            data=data,
+            dockerfile_path=dockerfile_path,
+            context_dir=context_dir,
+            vertex_offset=vertex_offset,
+        )
         return plain.result
     from builder.engine import noop
 
@@ -226,7 +264,15 @@ def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
         )
     noop.forget(request)  # whatever this build ends as, the old record no longer holds
     recorder = noop.Recorder(sink=sink)
-    built = _build(options, sink=recorder, name=name, data=data, dockerfile_path=dockerfile_path)
+    built = _build(
+        options,
+        sink=recorder,
+        name=name,
+        data=data,
+        dockerfile_path=dockerfile_path,
+        context_dir=context_dir,
+        vertex_offset=vertex_offset,
+    )
     if built.outcome is not None:
         noop.record(request, seen, built.outcome, recorder)
     return built.result
@@ -245,6 +291,8 @@ def _build(
     name: str,
     data: bytes,
     dockerfile_path: Path | None,
+    context_dir: Path,
+    vertex_offset: int = 0,
 ) -> _Built:
     from builder.context.local import LocalContext
     from builder.engine.scheduler import EngineSettings, Scheduler, final_image, timestamp
@@ -259,8 +307,8 @@ def _build(
 
     for tag in options.tags:
         parse_ref(tag)  # reject a bad -t before doing any work
-    context_dir = Path(options.context)
     vertices = _Vertices(sink)
+    vertices.counter.value = vertex_offset  # after "[internal] load remote build context"
     text = data.decode("utf-8", "surrogateescape")
     n = vertices.run(
         f"[internal] load build definition from {name}",

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from builder.oci.layer_write import LayerEntry
 
 LAYOUT_VERSION: Final = b'{"imageLayoutVersion":"1.0.0"}'
-_PRIVATE_DIRS: Final = ("ingest", "locks", "cache", "snapshots", "tmp", "corrupt")
+_PRIVATE_DIRS: Final = ("ingest", "locks", "cache", "snapshots", "tmp", "corrupt", "git")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

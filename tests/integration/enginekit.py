@@ -320,6 +320,41 @@ class Builder:
             )
         return built
 
+    def build_context(
+        self,
+        context: str,
+        *,
+        args: Sequence[str] = (),
+        tag: str | None = None,
+        check: bool = True,
+        stdin: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Built:
+        """Build the CONTEXT argument ``context`` as given (a URL, ``-`` with ``stdin``...)."""
+        tag = tag or self.new_tag()
+        iid = self.workdir / f"iid-{next(_TAGS)}"
+        argv = [PYBUILD, "build", "-t", tag, "--progress=plain", "--iidfile", str(iid)]
+        proc = subprocess.run(
+            [*argv, *args, context],
+            input=stdin if stdin is not None else b"",
+            capture_output=True,
+            env={**self.environ(), **(env or {})},
+            timeout=BUILD_TIMEOUT,
+            check=False,
+            cwd=self.workdir,
+        )
+        built = Built(
+            store_root=self.store_root,
+            tag=tag,
+            returncode=proc.returncode,
+            stdout=proc.stdout.decode(errors="replace"),
+            stderr=proc.stderr.decode(errors="replace"),
+            image_id=iid.read_text() if iid.exists() else "",
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"build of {context} failed:\n{built.stderr}")
+        return built
+
     def tagged(self, tag: str) -> bool:
         """Whether ``tag`` names an image in the store."""
         from builder.errors import StoreError

@@ -1,0 +1,302 @@
+"""The CONTEXT argument of a build, made into a directory plus the Dockerfile to build.
+
+Detection follows the docker CLI (``cli/command/image/build.go``): ``-`` is stdin (a tar
+archive, optionally compressed, is the context; anything else is the Dockerfile with an empty
+context); an existing directory is a local context; a git URL (:mod:`builder.urls`) is a git
+context; any other ``http(s)://`` URL is downloaded, and is a tarball context when it holds an
+archive (compression detected by content) or else the Dockerfile, with an empty context. Anything
+else is taken as a local path (and fails as one).
+
+For remote and streamed contexts the Dockerfile (``-f`` is relative to the context root, and to
+the subdir of a git URL) is read in-root, so a symlinked ``Dockerfile`` cannot read the host.
+Tarballs are extracted into the store's ``tmp/`` with the layer extractor (in-root, entries that
+escape refused, decompressed size capped) and removed when the build ends; git checkouts stay in
+the store by commit ID (:mod:`builder.context.git`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from builder.context.base import DirectorySource, SourceFS
+from builder.context.download import DownloadLimits, download
+from builder.errors import ContextError
+from builder.urls import GitURL, is_git_url, is_http_url, parse_git_url, redact
+
+MAX_DOCKERFILE_BYTES: Final = 64 << 20
+_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreparedContext:
+    """A context directory and its Dockerfile; ``close`` removes a temporary directory."""
+
+    kind: str  # "local", "git", "tarball", "stdin" or "dockerfile" (no context: empty dir)
+    directory: Path
+    dockerfile_name: str
+    dockerfile: bytes
+    dockerfile_path: Path | None  # for the <Dockerfile>.dockerignore lookup and no-op records
+    reusable: bool  # the directory stays the same for the same input (no-op records may apply)
+    temporary: Path | None = None
+
+    def close(self) -> None:
+        if self.temporary is not None:
+            shutil.rmtree(self.temporary, ignore_errors=True)
+
+
+def prepare(
+    context: str,
+    dockerfile: str | None,
+    *,
+    store_root: Path,
+    stdin: BinaryIO | None = None,
+    keep_git_dir: bool = False,
+    limits: DownloadLimits | None = None,
+) -> PreparedContext:
+    """Turn ``context`` (the CONTEXT argument) and ``dockerfile`` (``-f``) into a directory."""
+    if context == "-":
+        if dockerfile == "-":
+            raise ContextError(
+                "invalid argument: can't use stdin for both build context and dockerfile"
+            )
+        return _from_stdin(stdin, dockerfile, store_root=store_root, limits=limits)
+    if is_local(context):
+        return _local(context, dockerfile, stdin=stdin)
+    if dockerfile == "-":
+        raise ContextError(
+            f"{redact(context)}: a Dockerfile from stdin needs a local context directory"
+        )
+    if is_git_url(context):
+        return _git(parse_git_url(context), dockerfile, store_root, keep_git_dir=keep_git_dir)
+    return _from_url(context, dockerfile, store_root=store_root, limits=limits)
+
+
+def is_local(context: str) -> bool:
+    """Whether ``context`` names a local directory (an existing directory wins over a URL)."""
+    if context == "-":
+        return False
+    return os.path.isdir(context) or not (is_git_url(context) or is_http_url(context))
+
+
+# --- local -------------------------------------------------------------------------------------
+
+
+def _local(context: str, dockerfile: str | None, *, stdin: BinaryIO | None) -> PreparedContext:
+    directory = Path(context)
+    if dockerfile == "-":
+        data = _read_stream(stdin, "Dockerfile from stdin", MAX_DOCKERFILE_BYTES)
+        return PreparedContext(
+            kind="local",
+            directory=directory,
+            dockerfile_name="Dockerfile",
+            dockerfile=data,
+            dockerfile_path=None,
+            reusable=False,
+        )
+    if dockerfile:
+        path = Path(dockerfile)
+    else:
+        path = directory / "Dockerfile"
+        if not path.exists() and (directory / "dockerfile").exists():
+            path = directory / "dockerfile"
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ContextError(
+            f"failed to read dockerfile: open {path}: {err.strerror or err}"
+        ) from None
+    return PreparedContext(
+        kind="local",
+        directory=directory,
+        dockerfile_name=path.name,
+        dockerfile=data,
+        dockerfile_path=path,
+        reusable=True,
+    )
+
+
+# --- git ---------------------------------------------------------------------------------------
+
+
+def _git(
+    url: GitURL, dockerfile: str | None, store_root: Path, *, keep_git_dir: bool
+) -> PreparedContext:
+    from builder.context.git import GitOptions, checkout
+
+    keep = url.keep_git_dir if url.keep_git_dir is not None else keep_git_dir
+    submodules = url.submodules if url.submodules is not None else True
+    done = checkout(url, store_root, GitOptions(keep_git_dir=keep, submodules=submodules))
+    directory = _subdir(done.path, url.subdir, label=url.display)
+    name, data, path = _read_in_root(directory, dockerfile, label=url.display)
+    return PreparedContext(
+        kind="git",
+        directory=directory,
+        dockerfile_name=name,
+        dockerfile=data,
+        dockerfile_path=path,
+        reusable=True,
+    )
+
+
+def _subdir(tree: Path, subdir: str, *, label: str) -> Path:
+    """``tree/subdir`` where every component is a real directory (no symlink is followed)."""
+    if not subdir:
+        return tree
+    fd = os.open(tree, _DIR_FLAGS)
+    try:
+        for comp in subdir.split("/"):
+            try:
+                nxt = os.open(comp, _DIR_FLAGS, dir_fd=fd)
+            except OSError:
+                raise ContextError(
+                    f"{label}: subdir {subdir!r} not found in the repository (or not a directory)"
+                ) from None
+            os.close(fd)
+            fd = nxt
+    finally:
+        os.close(fd)
+    return tree.joinpath(*subdir.split("/"))
+
+
+def _read_in_root(
+    directory: Path, dockerfile: str | None, *, label: str
+) -> tuple[str, bytes, Path]:
+    """The Dockerfile ``dockerfile`` (default ``Dockerfile``, then ``dockerfile``) in-root."""
+    names = [dockerfile] if dockerfile else ["Dockerfile", "dockerfile"]
+    with SourceFS(DirectorySource(root=directory, name="context")) as fs:
+        for name in names:
+            node = fs.resolve(name, follow=True)
+            if node is None or not node.comps or not stat.S_ISREG(node.st.st_mode):
+                continue
+            if node.st.st_size > MAX_DOCKERFILE_BYTES:
+                raise ContextError(f"{label}: {name} is larger than {MAX_DOCKERFILE_BYTES} bytes")
+            fd = fs.open_file(node.comps)
+            with open(fd, "rb") as fh:
+                data = fh.read(MAX_DOCKERFILE_BYTES + 1)
+            return node.comps[-1], data, directory.joinpath(*node.comps)
+    raise ContextError(f"{label}: failed to read dockerfile: {names[0]!r} not found in the context")
+
+
+# --- tarballs, remote Dockerfiles and stdin ----------------------------------------------------
+
+
+def _workdir(store_root: Path) -> Path:
+    tmp = store_root / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="context-", dir=tmp))
+
+
+def _from_url(
+    url: str, dockerfile: str | None, *, store_root: Path, limits: DownloadLimits | None
+) -> PreparedContext:
+    limits = limits or DownloadLimits.from_environment()
+    work = _workdir(store_root)
+    try:
+        body = work / "download"
+        with open(body, "wb") as out:
+            download(url, out, limits=limits, what="unable to prepare context:")
+        with open(body, "rb") as fh:
+            prepared = _from_bytes_or_archive(
+                fh, dockerfile, work=work, label=redact(url), limits=limits, kind="tarball"
+            )
+        body.unlink()
+        return prepared
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _from_stdin(
+    stdin: BinaryIO | None,
+    dockerfile: str | None,
+    *,
+    store_root: Path,
+    limits: DownloadLimits | None,
+) -> PreparedContext:
+    limits = limits or DownloadLimits.from_environment()
+    work = _workdir(store_root)
+    try:
+        body = work / "stdin"
+        source = stdin if stdin is not None else _stdin()
+        with open(body, "wb") as out:
+            total = 0
+            while chunk := source.read(1 << 20):
+                total += len(chunk)
+                if total > limits.max_bytes:
+                    raise ContextError(
+                        f"context from stdin: too large: more than {limits.max_bytes} bytes"
+                    )
+                out.write(chunk)
+        with open(body, "rb") as fh:
+            prepared = _from_bytes_or_archive(
+                fh, dockerfile, work=work, label="context from stdin", limits=limits, kind="stdin"
+            )
+        body.unlink()
+        return prepared
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _from_bytes_or_archive(
+    fh: BinaryIO,
+    dockerfile: str | None,
+    *,
+    work: Path,
+    label: str,
+    limits: DownloadLimits,
+    kind: str,
+) -> PreparedContext:
+    from builder.context.tarball import extract, is_archive
+
+    directory = work / "context"
+    directory.mkdir(mode=0o755)
+    if is_archive(fh):
+        fh.seek(0)
+        extract(fh, directory, label=label, max_bytes=limits.max_bytes)
+        name, data, path = _read_in_root(directory, dockerfile, label=label)
+        return PreparedContext(
+            kind=kind,
+            directory=directory,
+            dockerfile_name=name,
+            dockerfile=data,
+            dockerfile_path=path,
+            reusable=False,
+            temporary=work,
+        )
+    fh.seek(0)
+    data = fh.read(MAX_DOCKERFILE_BYTES + 1)
+    if len(data) > MAX_DOCKERFILE_BYTES:
+        raise ContextError(f"{label}: not an archive, and too large for a Dockerfile")
+    return PreparedContext(
+        kind="dockerfile",
+        directory=directory,
+        dockerfile_name="Dockerfile",
+        dockerfile=data,
+        dockerfile_path=None,
+        reusable=False,
+        temporary=work,
+    )
+
+
+def _stdin() -> BinaryIO:
+    import sys
+
+    return sys.stdin.buffer
+
+
+def _read_stream(stream: BinaryIO | None, what: str, limit: int) -> bytes:
+    source = stream if stream is not None else _stdin()
+    data = source.read(limit + 1)
+    if len(data) > limit:
+        raise ContextError(f"{what} is larger than {limit} bytes")
+    return data
+
+
+__all__ = ["PreparedContext", "prepare"]
