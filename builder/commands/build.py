@@ -28,7 +28,11 @@ def _memory(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("context", metavar="CONTEXT", help="the build context directory")
+    parser.add_argument(
+        "context",
+        metavar="CONTEXT",
+        help="the build context: a directory, a git URL, a tarball or Dockerfile URL, or - (stdin)",
+    )
     parser.add_argument(
         "-t", "--tag", action="append", default=[], metavar="NAME[:TAG]", help="name the image"
     )

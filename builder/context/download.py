@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 MAX_REDIRECTS: Final = 10
 DEFAULT_MAX_BYTES: Final = 4 << 30
-_CHUNK: Final = 1 << 20
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,7 +116,7 @@ def download(
         timeout=timeout, follow_redirects=False, transport=transport, trust_env=True
     ) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            headers = {"User-Agent": "pybuild"}
+            headers = {"User-Agent": "pybuild", "Accept-Encoding": "identity"}
             if auth is not None and _origin(current) == origin:
                 headers["Authorization"] = auth
             try:
@@ -137,7 +136,7 @@ def download(
                     if declared.isdigit() and int(declared) > limits.max_bytes:
                         raise fail(f"too large: {declared} bytes (limit {limits.max_bytes})")
                     hasher = Hasher()
-                    for chunk in resp.iter_raw(_CHUNK):
+                    for chunk in resp.iter_bytes():  # as it arrives, to check the deadline
                         if hasher.size + len(chunk) > limits.max_bytes:
                             raise fail(f"too large: more than {limits.max_bytes} bytes")
                         if time.monotonic() > deadline:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from builder.context.base import DirectorySource, SourceFS
 from builder.context.download import DownloadLimits, download
+from builder.context.sourcefs import DirectorySource, SourceFS
 from builder.errors import ContextError
 from builder.urls import GitURL, is_git_url, is_http_url, parse_git_url, redact
 

@@ -234,6 +234,14 @@ class Built:
     def layer_names(self, index: int) -> list[str]:
         return layer_names(self.image, index)
 
+    def error_line(self) -> str:
+        """The one ``ERROR:`` line of a failed build (no traceback, no second error)."""
+        assert self.returncode != 0, self.stderr
+        assert "Traceback" not in self.stderr
+        lines = [ln for ln in self.stderr.splitlines() if ln.startswith("ERROR: ")]
+        assert len(lines) == 1, self.stderr
+        return lines[0]
+
 
 @dataclass(slots=True)
 class Builder:

@@ -100,14 +100,6 @@ def files(built: Built, prefix: str) -> dict[str, str]:
     }
 
 
-def failure(built: Built) -> str:
-    assert built.returncode != 0, built.stderr
-    assert "Traceback" not in built.stderr
-    lines = [ln for ln in built.stderr.splitlines() if ln.startswith("ERROR: ")]
-    assert len(lines) == 1, built.stderr
-    return lines[0]
-
-
 # --- refs and subdirs over git:// ------------------------------------------------------------
 
 
@@ -179,7 +171,7 @@ def test_keep_git_dir_and_checksum(pb: Builder, daemon: GitDaemon, repos: Repos)
     ok = pb.build_context(f"{daemon.url}/repo.git?tag=v1&checksum={repos.v1[:12]}&subdir=app")
     assert ok.files["/app/hello.txt"].text == "v1\n"
     bad = pb.build_context(f"{daemon.url}/repo.git?tag=v1&checksum={repos.dev}", check=False)
-    assert f"expected checksum to match {repos.dev}, got {repos.v1}" in failure(bad)
+    assert f"expected checksum to match {repos.dev}, got {repos.v1}" in bad.error_line()
 
 
 def test_a_rebuild_of_the_same_commit_fetches_nothing(
@@ -225,7 +217,7 @@ def test_http_auth_required_then_credential_helper(
     publish(work, repos.base / "private", name)
     url = f"{http_git.url}/private/{name}#main"
     denied = pb.build_context(url, check=False)
-    assert failure(denied) == f"ERROR: {http_git.url}/private/{name}: authentication required"
+    assert denied.error_line() == f"ERROR: {http_git.url}/private/{name}: authentication required"
     helper = tmp_path / "credential-helper"
     helper.write_text(
         "#!/bin/sh\n"
@@ -262,13 +254,13 @@ def test_ssh_forms(pb: Builder, repos: Repos, tmp_path: Path, form: str) -> None
 
 def test_unknown_ref_missing_subdir_missing_dockerfile(pb: Builder, daemon: GitDaemon) -> None:
     repo = f"{daemon.url}/repo.git"
-    line = failure(pb.build_context(f"{repo}#nope", check=False))
+    line = pb.build_context(f"{repo}#nope", check=False).error_line()
     assert line == f"ERROR: {repo}: unknown ref 'nope'"
-    line = failure(pb.build_context(f"{repo}#v1:nope", check=False))
+    line = pb.build_context(f"{repo}#v1:nope", check=False).error_line()
     assert line == f"ERROR: {repo}: subdir 'nope' not found in the repository (or not a directory)"
-    line = failure(pb.build_context(f"{repo}#v1:app", args=["-f", "Nope"], check=False))
+    line = pb.build_context(f"{repo}#v1:app", args=["-f", "Nope"], check=False).error_line()
     assert line == f"ERROR: {repo}: failed to read dockerfile: 'Nope' not found in the context"
-    line = failure(pb.build_context(f"{daemon.url}/missing.git", check=False))
+    line = pb.build_context(f"{daemon.url}/missing.git", check=False).error_line()
     assert line.startswith(f"ERROR: {daemon.url}/missing.git: repository not found")
 
 
@@ -276,7 +268,7 @@ def test_unreachable_host(pb: Builder) -> None:
     from gitkit import free_port
 
     url = f"git://127.0.0.1:{free_port()}/repo.git"
-    line = failure(pb.build_context(url, check=False))
+    line = pb.build_context(url, check=False).error_line()
     assert line.startswith(f"ERROR: {url}: unreachable host")
 
 
@@ -284,10 +276,10 @@ def test_symlinked_subdir_and_dockerfile_stay_in_the_checkout(
     pb: Builder, daemon: GitDaemon
 ) -> None:
     repo = f"{daemon.url}/repo.git"
-    line = failure(pb.build_context(f"{repo}#v1:app-link", check=False))
+    line = pb.build_context(f"{repo}#v1:app-link", check=False).error_line()
     assert "subdir 'app-link' not found" in line
     # evil.Dockerfile -> /etc/passwd resolves inside the checkout, where there is no /etc/passwd
-    line = failure(pb.build_context(f"{repo}#v1", args=["-f", "evil.Dockerfile"], check=False))
+    line = pb.build_context(f"{repo}#v1", args=["-f", "evil.Dockerfile"], check=False).error_line()
     assert "'evil.Dockerfile' not found in the context" in line
 
 
@@ -306,7 +298,7 @@ def test_refs_and_subdirs_never_become_options(
     pwn = Path("/tmp") / f"pwn-{uuid.uuid4().hex}"
     url = f"{daemon.url}/repo.git{fragment.replace('PWN', str(pwn))}"
     before = daemon.requests()
-    assert message in failure(pb.build_context(url, check=False))
+    assert message in pb.build_context(url, check=False).error_line()
     assert not pwn.exists()
     assert daemon.requests() == before  # refused before git ran
 
@@ -327,7 +319,7 @@ def test_dangerous_submodule_transports_are_refused(
     git("commit", "-q", "-m", "submodule", cwd=work)
     name = f"evil-{transport}-{uuid.uuid4().hex[:8]}.git"
     publish(work, repos.base, name)
-    line = failure(pb.build_context(f"{daemon.url}/{name}", check=False))
+    line = pb.build_context(f"{daemon.url}/{name}", check=False).error_line()
     assert "not allowed" in line
     assert not pwn.exists()
     assert not list((pb.store_root / "git").glob("*/x/secret.txt"))
