@@ -202,10 +202,6 @@ class ModeSpec:
                     new = _copy_class(new, cmd)
         return new & 0o7777
 
-    def dir_mode(self) -> int:
-        """Mode of parent directories a COPY creates: the octal permissions, else 0755."""
-        return self.octal & 0o777 if self.octal is not None else 0o755
-
 
 def _copy_class(mode: int, cmd: _ModeCmd) -> int:
     shift = {"u": 6, "g": 3, "o": 0}

@@ -12,12 +12,13 @@ Semantics follow BuildKit's Dockerfile frontend (``dispatchCopy``) and file op
   the source; Go ``filepath.Match`` globs, an unmatched glob is not an error, a missing
   literal source is. A directory source copies its contents, merged into the destination.
 * A destination ending in ``/`` (or ``/.``) is a directory; a relative one is joined to
-  WORKDIR; missing parents are created (0755, or the octal ``--chmod``; owned by the
-  ``--chown`` user, else root). The destination and its parents are resolved in the image
+  WORKDIR; missing parents are created 0755 (never ``--chmod``), owned by the
+  ``--chown`` user, else root. The destination and its parents are resolved in the image
   with symlinks followed *inside* the rootfs, and the layer records the resolved path.
 * Modes are kept, owners are 0:0 for the build context and kept for other stages unless
-  ``--chown``; ``--chmod`` applies to files and directories; mtimes are the source's (clamped
-  to ``SOURCE_DATE_EPOCH`` when given); hard links inside one source stay hard links.
+  ``--chown``; ``--chmod`` applies to the files and directories copied; mtimes are the
+  source's (clamped to ``SOURCE_DATE_EPOCH`` when given); hard links inside one source stay
+  hard links.
 * ``--link`` (without ``--chmod``, as BuildKit) copies without any view of the image.
 
 Deliberate differences: several sources into a destination that is not a directory is an
@@ -350,7 +351,6 @@ def _apply_item(
     owner: Owner | None,
     clamp_ns: int | None,
 ) -> None:
-    dir_mode = mode.dir_mode() if mode is not None else 0o755
     if item.unpack and stat.S_ISREG(item.node.st.st_mode):
         fd = item.fs.open_file(item.node.comps)
         try:
@@ -363,8 +363,10 @@ def _apply_item(
             os.close(fd)
     head, _, tail = dest.rpartition("/")
     ensure = head + "/" if tail not in ("", ".") else dest
+    # Missing parents are 0755 and owned by the --chown user (fsutil's MkdirAll); --chmod is
+    # for what is copied, which includes a directory source's own top directory.
     if _split(ensure):
-        tree.mkdir_all(tree.resolve(_split(ensure)), mode=dir_mode, owner=owner)
+        tree.mkdir_all(tree.resolve(_split(ensure)), mode=0o755, owner=owner)
     dst = tree.resolve(_split(go_clean(dest)))
     found = tree.lookup(dst)
     src_dir = item.node.is_dir
@@ -376,10 +378,7 @@ def _apply_item(
             f"When using {command_name(step)} with more than one source file,"
             " the destination must be a directory and end with a /"
         )
-    target = dst[:-1]
-    if item.contents and src_dir and found is None:
-        target = dst
-    tree.mkdir_all(target, mode=dir_mode, owner=owner)
+    tree.mkdir_all(dst[:-1], mode=0o755, owner=owner)
     copier = _Copier(tree, item, mode=mode, owner=owner, clamp_ns=clamp_ns)
     for label, ev in iter_item(item, excludes, sources.required, seen):
         copier.handle(ev, dst, label)

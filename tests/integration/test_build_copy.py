@@ -168,6 +168,30 @@ def test_copy_chown_and_chmod(pb: Builder) -> None:
     ]
 
 
+def test_copy_chmod_leaves_created_parents_0755(pb: Builder) -> None:
+    """docker: missing parents of the destination are 0755 (owned by --chown); only what is
+    copied gets --chmod. RUN sees the result, as a user of the image would."""
+    dockerfile = (
+        "FROM busybox\n"
+        "COPY --chmod=0700 run.sh /usr/local/bin/\n"
+        "COPY --chown=1234:5678 --chmod=0640 a.txt /opt/app/conf/a.txt\n"
+        "RUN stat -c '%n %a %u:%g' /usr/local /usr/local/bin /usr/local/bin/run.sh"
+        " /opt/app /opt/app/conf /opt/app/conf/a.txt > /modes.txt\n"
+    )
+    files = pb.build(dockerfile, TREE).files
+    assert "/usr/local" not in pb.build("FROM busybox\n", context_name="c2").files
+    assert files["/modes.txt"].content.decode().splitlines() == [
+        "/usr/local 755 0:0",
+        "/usr/local/bin 755 0:0",
+        "/usr/local/bin/run.sh 700 0:0",
+        "/opt/app 755 1234:5678",
+        "/opt/app/conf 755 1234:5678",
+        "/opt/app/conf/a.txt 640 1234:5678",
+    ]
+    assert (files["/usr/local"].mode, files["/usr/local/bin"].mode) == (0o755, 0o755)
+    assert files["/usr/local/bin/run.sh"].mode == 0o700
+
+
 def test_copy_chown_unknown_user_fails(pb: Builder) -> None:
     built = pb.build("FROM busybox\nCOPY --chown=nosuchuser a.txt /x\n", TREE, check=False)
     assert built.returncode == 1

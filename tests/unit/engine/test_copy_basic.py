@@ -364,13 +364,29 @@ def test_chown_unknown_names(ctx: Path, tmp_path: Path) -> None:
         run(ctx, Step(sources=("a.txt",), dest="/", chown="0:grp"), tmp_path / "o", rootfs=rootfs)
 
 
-def test_chmod_octal_applies_to_files_dirs_and_created_parents(ctx: Path, tmp_path: Path) -> None:
+def test_chmod_octal_applies_to_what_is_copied_not_to_created_parents(
+    ctx: Path, tmp_path: Path
+) -> None:
     res = run(ctx, Step(sources=("dir",), dest="/p/q/", chmod="0750"), tmp_path / "out")
-    for path in ("/p", "/p/q", "/p/q/one", "/p/q/sub", "/p/q/sub/two"):
-        item = res.get(path)
-        assert item is not None, path
-        assert item.mode == 0o750, path
+    modes = {item.path: item.mode for item in res.items}
+    # fsutil creates missing parents (here /p/q/ itself) 0755 with MkdirAll
+    assert modes == {
+        "/p": 0o755,
+        "/p/q": 0o755,
+        "/p/q/one": 0o750,
+        "/p/q/sub": 0o750,
+        "/p/q/sub/two": 0o750,
+    }
+    assert mode_of(tmp_path / "out" / "p") == 0o755
     assert mode_of(tmp_path / "out" / "p" / "q" / "sub" / "two") == 0o750
+    # a directory source's top directory is copied, so it gets --chmod (or keeps its mode)
+    os.chmod(ctx / "dir", 0o700)
+    res = run(ctx, Step(sources=("dir",), dest="/x/new", chmod="0750"), tmp_path / "o3")
+    modes = {item.path: item.mode for item in res.items}
+    assert (modes["/x"], modes["/x/new"], modes["/x/new/one"]) == (0o755, 0o750, 0o750)
+    res = run(ctx, Step(sources=("dir",), dest="/x/new"), tmp_path / "o4")
+    modes = {item.path: item.mode for item in res.items}
+    assert (modes["/x"], modes["/x/new"], modes["/x/new/one"]) == (0o755, 0o700, 0o644)
     res = run(ctx, Step(sources=("a.txt",), dest="/s/", chmod="4755"), tmp_path / "o2")
     item = res.get("/s/a.txt")
     assert item is not None

@@ -130,14 +130,7 @@ def test_chmod(spec: str, before: int, kind: int, after: int) -> None:
     assert oct(mode.apply(kind | before)) == oct(after)
 
 
-def test_chmod_dir_mode_for_created_parents() -> None:
-    octal = parse_chmod("0640")
-    symbolic = parse_chmod("u=rwX")
-    assert octal is not None
-    assert symbolic is not None
-    assert octal.dir_mode() == 0o640
-    assert parse_chmod("4755") is not None
-    assert symbolic.dir_mode() == 0o755
+def test_no_chmod_parses_to_none() -> None:
     assert parse_chmod(None) is None
     assert parse_chmod("") is None
 
