@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO, Final, cast
 
 import zstandard
-from isal import igzip
 
 from builder.context.ignore import go_clean
 from builder.errors import ContextError, LayerError
+from builder.oci.compress import gzip_reader
 from builder.oci.tarformat import EntryType, TarHeader, TarReader
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def open_archive(fd: int) -> Iterator[BinaryIO]:
     head = raw.peek(6)[:6]
     stream: BinaryIO
     if head.startswith(_GZIP):
-        stream = cast(BinaryIO, igzip.GzipFile(fileobj=raw, mode="rb"))  # type: ignore[no-untyped-call]
+        stream = gzip_reader(raw)
     elif head.startswith(_BZIP2):
         stream = cast(BinaryIO, bz2.BZ2File(raw))
     elif head.startswith(_XZ):

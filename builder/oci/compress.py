@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO, Final, Protocol, cast
 
 import zstandard
@@ -26,6 +27,13 @@ _GZIP_MAGIC: Final = b"\x1f\x8b"
 _ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 # isal's stubs declare its error as an instance; it is a class at run time.
 _ISAL_ERROR: Final = cast("type[Exception]", isal_zlib.error)
+# isal's GzipFile constructor is unannotated: this is its one typed entry point.
+_ISAL_GZIP_FILE: Final = cast("Callable[..., BinaryIO]", igzip.GzipFile)
+
+
+def gzip_reader(fileobj: BinaryIO) -> BinaryIO:
+    """A reader of the decompressed gzip stream ``fileobj`` (ISA-L, multi-member)."""
+    return _ISAL_GZIP_FILE(fileobj=fileobj, mode="rb")
 
 
 class Compressor(Protocol):
@@ -110,7 +118,7 @@ class DecompressingReader(io.RawIOBase):
             case Compression.NONE:
                 self._inner = peek
             case Compression.GZIP:
-                self._inner = igzip.GzipFile(fileobj=peek, mode="rb")  # type: ignore[no-untyped-call,assignment]
+                self._inner = gzip_reader(peek)
             case Compression.ZSTD:
                 self._inner = zstandard.ZstdDecompressor().stream_reader(
                     peek, read_across_frames=True
