@@ -132,10 +132,6 @@ class VerifyingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    @property
-    def bytes_read(self) -> int:
-        return self._hasher.size
-
     def _fail(self, actual: str, detail: str) -> DigestMismatchError:
         if self._on_mismatch is not None:
             self._on_mismatch()

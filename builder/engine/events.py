@@ -71,14 +71,6 @@ class EventSink(Protocol):
     def close(self, *, ok: bool) -> None: ...
 
 
-class NullSink:
-    def emit(self, event: Event) -> None:
-        pass
-
-    def close(self, *, ok: bool) -> None:
-        pass
-
-
 @dataclass(slots=True)
 class RecordingSink:
     """Keeps every event (tests, and the ``--progress=rawjson``-style dump)."""

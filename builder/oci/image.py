@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from builder.digest import Digest, VerifyingReader
+from builder.digest import Digest
 from builder.errors import StoreError
 from builder.oci.config import ImageConfig
 from builder.oci.descriptor import Descriptor, Platform
@@ -68,24 +67,6 @@ class BytesLayer:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FileLayer:
-    """A layer blob in a file (e.g. freshly written by ``write_layer``); reads are verified."""
-
-    path: Path
-    descriptor: Descriptor
-    diff_id: Digest
-
-    def open_compressed(self) -> BinaryIO:
-        reader = VerifyingReader(
-            self.path.open("rb"),
-            expected=self.descriptor.digest,
-            size=self.descriptor.size,
-            name=str(self.path),
-        )
-        return io.BufferedReader(reader, buffer_size=1 << 20)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ImageValue:
     """The one concrete ``Image``: validated so manifest, config and layers agree."""
 
@@ -136,10 +117,6 @@ class ImageValue:
     def id(self) -> Digest:
         """The image ID as Docker shows it: the config digest."""
         return self.manifest.config.digest
-
-    @property
-    def manifest_descriptor(self) -> Descriptor:
-        return descriptor_for(self.raw_manifest, self.manifest.media_type)
 
     @property
     def platform(self) -> Platform:

@@ -360,16 +360,6 @@ class Runc:
             message = done.stderr.decode(errors="replace").strip()
             raise ExecutionError(f"{self.binary} delete {container_id} failed: {message}")
 
-    def delete_container(self, container_id: str) -> None:
-        """Kill and delete a container left by a dead build (for a startup reaper)."""
-        exe = self.executable()
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            self._call(exe, "kill", container_id, "KILL")
-        done = self._call(exe, "delete", "--force", container_id)
-        if done.returncode != 0 and (self.root / container_id).exists():
-            message = done.stderr.decode(errors="replace").strip()
-            raise ExecutionError(f"{self.binary} delete {container_id} failed: {message}")
-
     def list_containers(self) -> tuple[str, ...]:
         """Ids of the containers in this runtime root (for reapers and tests)."""
         if not self.root.is_dir():

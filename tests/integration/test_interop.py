@@ -22,6 +22,7 @@ import pytest
 
 from builder.oci.layer import apply_layer
 from builder.store import Store
+from tests.conftest import require
 
 pytestmark = pytest.mark.integration
 
@@ -225,7 +226,7 @@ def _tree(root: Path, *, owners: bool) -> dict[str, tuple[object, ...]]:
 
 def test_umoci_unpacks_the_same_tree_as_pybuild(imported: Imported, tmp_path: Path) -> None:
     umoci = _tool("umoci")
-    root_user = os.geteuid() == 0
+    root_user = require(os.geteuid() == 0, "root (to compare file owners)")
     bundle = tmp_path / "bundle"
     argv = [umoci, "unpack", "--image", f"{imported.root}:{REF}", str(bundle)]
     if not root_user:

@@ -16,6 +16,7 @@ from builder.digest import Digest
 from builder.errors import DigestMismatchError, LayerError
 from builder.oci.layer import EntryType, LayerEntry, apply_layer, write_layer
 from builder.oci.types import Compression
+from tests.conftest import require
 
 
 def _layer(entries: list[LayerEntry], compression: Compression = Compression.GZIP) -> bytes:
@@ -62,7 +63,7 @@ def test_ownership_is_applied_only_when_privileged(rootfs: Path) -> None:
     blob = _layer([LayerEntry(path="f", data=b"x", uid=1234, gid=5678)])
     apply_layer(io.BytesIO(blob), rootfs)
     st = (rootfs / "f").stat()
-    if os.geteuid() == 0:
+    if require(os.geteuid() == 0, "root (chown to the layer's owners)"):
         assert (st.st_uid, st.st_gid) == (1234, 5678)
     else:
         assert st.st_uid == os.geteuid()
@@ -73,7 +74,7 @@ def test_device_nodes_created_as_root_or_reported_skipped(rootfs: Path) -> None:
         [LayerEntry(path="null", type=EntryType.CHAR, mode=0o666, devmajor=1, devminor=3)]
     )
     result = apply_layer(io.BytesIO(blob), rootfs)
-    if os.geteuid() == 0:
+    if require(os.geteuid() == 0, "root (mknod)"):
         st = (rootfs / "null").lstat()
         assert stat.S_ISCHR(st.st_mode)
         assert (os.major(st.st_rdev), os.minor(st.st_rdev)) == (1, 3)
@@ -81,6 +82,14 @@ def test_device_nodes_created_as_root_or_reported_skipped(rootfs: Path) -> None:
         assert result.skipped == ()
     else:
         assert result.skipped == ("null",)
+
+
+def test_apply_without_same_owner_keeps_the_appliers_owner(rootfs: Path) -> None:
+    """What a non-root user gets (``same_owner`` defaults to being root), also under root."""
+    blob = _layer([LayerEntry(path="f", data=b"x", uid=1234, gid=5678)])
+    apply_layer(io.BytesIO(blob), rootfs, same_owner=False)
+    st = (rootfs / "f").stat()
+    assert (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid())
 
 
 def test_whiteout_removes_lower_file_and_tree(rootfs: Path) -> None:

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from builder.digest import Digest
 from builder.errors import LayerError
 from builder.oci.layer import EntryType, LayerEntry, LayerResult, list_entries, write_layer
 from builder.oci.types import Compression, MediaType
+from tests.conftest import require, try_setxattr
 
 
 def _tree(root: Path) -> Path:
@@ -193,27 +195,20 @@ def test_duplicate_paths_are_refused() -> None:
 
 
 def test_overlay_upperdir_conversion(tmp_path: Path) -> None:
-    """Overlay char 0/0 -> ``.wh.name``; a directory xattr ``user.overlay.opaque=y`` -> opaque."""
+    """Overlay char 0/0 -> ``.wh.name``; a directory xattr ``*.overlay.opaque=y`` -> opaque."""
     src = tmp_path / "upper"
     (src / "d").mkdir(parents=True)
     (src / "d" / "keep").write_bytes(b"k")
-    try:
-        os.setxattr(src / "d", "user.overlay.opaque", b"y")
-        xattr_ok = True
-    except OSError:
-        xattr_ok = False
-    if os.geteuid() == 0:
-        os.mknod(src / "gone", 0o600 | 0o020000, os.makedev(0, 0))
+    root = require(os.geteuid() == 0, "root (mknod of overlay's 0/0 whiteout device)")
+    xattr = "trusted.overlay.opaque" if root else "user.overlay.opaque"  # what overlay writes
+    opaque = require(try_setxattr(src / "d", xattr), f"xattr {xattr} on {tmp_path}")
+    if root:
+        os.mknod(src / "gone", 0o600 | stat.S_IFCHR, os.makedev(0, 0))
     blob, _ = _write(src, compression=Compression.NONE, overlay=True)
     names = [e.name for e in list_entries(io.BytesIO(blob))]
-    expected = ["d/"]
-    if xattr_ok:
-        expected.append("d/.wh..wh..opq")
-    expected.append("d/keep")
-    if os.geteuid() == 0:
-        expected.append(".wh.gone")
-        expected = [".wh.gone", *expected[:-1]]
-    assert names == expected
+    whiteout = [".wh.gone"] if root else []
+    opaque_marker = ["d/.wh..wh..opq"] if opaque else []
+    assert names == [*whiteout, "d/", *opaque_marker, "d/keep"]
     for entry in list_entries(io.BytesIO(blob)):
         assert not any(k.startswith(("user.overlay.", "trusted.overlay.")) for k, _ in entry.xattrs)
 

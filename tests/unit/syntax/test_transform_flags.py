@@ -10,9 +10,12 @@ from builder.errors import InvalidInstructionError
 from builder.syntax.flags import BFlags, levenshtein, suggest
 
 
-def test_empty_and_double_dash_only() -> None:
-    BFlags([]).parse()
-    BFlags(["--"]).parse()
+@pytest.mark.parametrize("args", [[], ["--"], ["--", "--str1=late", "--nope"]])
+def test_empty_and_double_dash_end_the_flags(args: list[str]) -> None:
+    bf = BFlags(args)
+    s = bf.add_string("str1", "HI")
+    bf.parse()  # what follows "--" is not a flag: neither used nor an error
+    assert (s.value, s.used, bf.used(), bf.error_index) == ("HI", False, (), None)
 
 
 def test_defaults_and_unused() -> None:
