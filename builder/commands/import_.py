@@ -10,7 +10,6 @@ image ID.
 from __future__ import annotations
 
 import argparse
-import posixpath
 import sys
 import urllib.error
 import urllib.request
@@ -20,6 +19,7 @@ from typing import BinaryIO, Final, assert_never
 
 from builder.commands._store import add_root_argument, open_store
 from builder.errors import BuildError, InvalidInstructionError
+from builder.fs import paths
 from builder.oci.config import ContainerConfig, Healthcheck
 from builder.oci.descriptor import Platform
 from builder.reference import parse
@@ -105,9 +105,9 @@ def _apply(config: ContainerConfig, node: ir.Instruction, cmd_set: bool) -> Cont
             return replace(config, volumes=tuple(sorted({*config.volumes, *node.paths})))
         case ir.Workdir():
             path = node.path
-            if not posixpath.isabs(path):
-                path = posixpath.join("/", config.working_dir, path)
-            return replace(config, working_dir=posixpath.normpath(path))
+            if not path.startswith("/"):
+                path = paths.join("/", config.working_dir, path)
+            return replace(config, working_dir=paths.clean(path))
         case ir.StopSignal():
             return replace(config, stop_signal=node.signal)
         case ir.Healthcheck():

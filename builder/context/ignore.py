@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from builder.errors import ContextError
+from builder.fs import paths
 
 # Go's unicode.IsSpace, which strings.TrimSpace uses (str.strip also trims \x1c-\x1f).
 _GO_SPACE: Final = "\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(
@@ -40,34 +41,6 @@ class BadPatternError(ValueError):
 
 def go_trim_space(text: str) -> str:
     return text.strip(_GO_SPACE)
-
-
-def go_clean(path: str) -> str:
-    """Go's ``path.Clean``: one slash between components, no ``.``, ``..`` resolved lexically."""
-    if not path:
-        return "."
-    rooted = path.startswith("/")
-    parts: list[str] = []
-    for comp in path.split("/"):
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if parts and parts[-1] != "..":
-                parts.pop()
-            elif not rooted:
-                parts.append("..")
-            continue
-        parts.append(comp)
-    joined = "/".join(parts)
-    if rooted:
-        return "/" + joined
-    return joined or "."
-
-
-def go_join(*elems: str) -> str:
-    """Go's ``path.Join``: the non-empty elements joined with ``/``, then cleaned."""
-    kept = [e for e in elems if e]
-    return go_clean("/".join(kept)) if kept else ""
 
 
 def has_wildcards(name: str) -> bool:
@@ -336,7 +309,7 @@ class PatternMatcher:
             text = go_trim_space(raw)
             if not text:
                 continue
-            text = go_clean(text)
+            text = paths.clean(text)
             exclusion = text.startswith("!")
             if exclusion:
                 if len(text) == 1:
@@ -453,7 +426,7 @@ def parse_ignore_file(data: bytes | str) -> tuple[str, ...]:
         if invert:
             pattern = go_trim_space(pattern[1:])
         if pattern:
-            pattern = go_clean(pattern)
+            pattern = paths.clean(pattern)
             if len(pattern) > 1 and pattern.startswith("/"):
                 pattern = pattern[1:]
         out.append("!" + pattern if invert else pattern)

@@ -21,10 +21,8 @@ from typing import Final, Protocol
 from builder.context.checksum import ContentCache
 from builder.context.ignore import MatchInfo, PatternMatcher
 from builder.errors import ContextError
+from builder.fs.root import Root
 
-MAX_SYMLINK_HOPS: Final = 255
-_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _IGNORED_XATTRS: Final = ("trusted.overlay.", "user.overlay.", "security.selinux")
 
 
@@ -66,10 +64,6 @@ class DirectorySource:
 
     def excluded(self, rel: str) -> bool:
         return self.matcher is not None and self.matcher.walk_match(rel.strip("/"))
-
-
-def split_path(path: str) -> list[str]:
-    return [c for c in path.split("/") if c not in ("", ".")]
 
 
 def list_xattrs(dir_fd: int, name: str) -> tuple[tuple[str, bytes], ...]:
@@ -115,7 +109,7 @@ class SourceFS:
     def __init__(self, source: FileSource) -> None:
         self.source = source
         try:
-            self.root_fd = os.open(source.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.root = Root(source.root)
         except OSError as exc:
             raise ContextError(
                 f"cannot open {source.name} {os.fspath(source.root)!r}: {exc.strerror}"
@@ -124,7 +118,7 @@ class SourceFS:
         self._states: dict[tuple[str, ...], IgnoreState] = {}
 
     def close(self) -> None:
-        os.close(self.root_fd)
+        self.root.close()
 
     def __enter__(self) -> SourceFS:
         return self
@@ -196,30 +190,13 @@ class SourceFS:
 
     def open_dir(self, comps: tuple[str, ...]) -> int:
         """A new fd for directory ``comps`` (canonical); raises OSError if it is not one."""
-        fd = os.dup(self.root_fd)
-        try:
-            for comp in comps:
-                nxt = os.open(comp, _DIR_FLAGS, dir_fd=fd)
-                os.close(fd)
-                fd = nxt
-        except OSError:
-            os.close(fd)
-            raise
-        return fd
+        return self.root.open_dir(comps)
 
     def open_file(self, comps: tuple[str, ...]) -> int:
-        parent = self.open_dir(comps[:-1])
-        try:
-            return os.open(comps[-1], _FILE_FLAGS, dir_fd=parent)
-        finally:
-            os.close(parent)
+        return self.root.open_file(comps)
 
     def readlink(self, comps: tuple[str, ...]) -> str:
-        parent = self.open_dir(comps[:-1])
-        try:
-            return os.readlink(comps[-1], dir_fd=parent)
-        finally:
-            os.close(parent)
+        return self.root.readlink(comps)
 
     def xattrs(self, comps: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
         if not comps:
@@ -237,65 +214,29 @@ class SourceFS:
         """Find ``path`` in-root; None when missing, excluded, or not a directory on the way.
 
         Symlinks in the middle are always followed (inside the root); the last component is
-        followed when ``follow``.
+        followed when ``follow``. An excluded symlink is not followed: it does not exist.
         """
-        pending = split_path(path)
-        pending.reverse()
-        stack: list[tuple[str, int]] = []
-        hops = 0
 
-        def current() -> int:
-            return stack[-1][1] if stack else self.root_fd
-
-        def names() -> tuple[str, ...]:
-            return tuple(n for n, _ in stack)
+        def on_link(comps: tuple[str, ...], st: os.stat_result) -> None:
+            if self.hidden(Node(comps, st)):
+                raise _Hidden
 
         try:
-            while pending:
-                comp = pending.pop()
-                if comp == "..":
-                    if stack:
-                        os.close(stack.pop()[1])
-                    continue
-                try:
-                    st = os.stat(comp, dir_fd=current(), follow_symlinks=False)
-                except (FileNotFoundError, NotADirectoryError):
-                    return None
-                node = Node((*names(), comp), st)
-                if stat.S_ISLNK(st.st_mode) and (pending or follow):
-                    if self.hidden(node):
-                        return None
-                    hops += 1
-                    if hops > MAX_SYMLINK_HOPS:
-                        raise ContextError(f"{path}: too many levels of symbolic links")
-                    target = os.readlink(comp, dir_fd=current())
-                    if target.startswith("/"):
-                        while stack:
-                            os.close(stack.pop()[1])
-                    parts = split_path(target)
-                    parts.reverse()
-                    pending.extend(parts)
-                    continue
-                if not pending:
-                    return None if self.hidden(node) else node
-                if not stat.S_ISDIR(st.st_mode):
-                    return None
-                try:
-                    fd = os.open(comp, _DIR_FLAGS, dir_fd=current())
-                except OSError as exc:
-                    if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
-                        return None
-                    raise
-                stack.append((comp, fd))
-            root = Node((), os.fstat(current()))
-            return root if not stack else self._final_dir(names(), current())
-        finally:
-            for _, fd in stack:
-                os.close(fd)
-
-    def _final_dir(self, comps: tuple[str, ...], fd: int) -> Node | None:
-        node = Node(comps, os.fstat(fd))
+            entry = self.root.resolve(path, follow_final=follow, on_link=on_link)
+        except (_Hidden, NotADirectoryError):
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ContextError(f"{path}: {exc.strerror}") from None
+            raise
+        if entry.st is None:
+            return None
+        node = Node(entry.comps, entry.st)
         return None if self.hidden(node) else node
+
+
+class _Hidden(Exception):
+    """A symlink on the way is excluded by the filter."""
 
 
 def scan(fd: int) -> list[tuple[str, os.stat_result]]:

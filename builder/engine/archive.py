@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, BinaryIO, Final, cast
 
 import zstandard
 
-from builder.context.ignore import go_clean
 from builder.errors import ContextError, LayerError
+from builder.fs import paths
 from builder.oci.compress import gzip_reader
 from builder.oci.tarformat import EntryType, TarHeader, TarReader
 
@@ -91,7 +91,7 @@ class _Breakout(ContextError):
 
 def _rel_parts(name: str, what: str) -> tuple[str, ...]:
     """A member name as path components below the destination; ``..`` escapes are refused."""
-    cleaned = go_clean(name)
+    cleaned = paths.clean(name)
     parts = tuple(p for p in cleaned.split("/") if p not in ("", "."))
     if parts and parts[0] == "..":
         raise _Breakout(f"{what} {name!r} is outside of the destination (breakout)")

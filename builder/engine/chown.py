@@ -17,14 +17,21 @@ semantics and a zero umask (``u=rwX,go=rX``, ``+x``, ``g=u-w``), as BuildKit's
 from __future__ import annotations
 
 import enum
-import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from builder.context.sourcefs import DirectorySource, SourceFS
 from builder.errors import ContextError, InvalidInstructionError
+from builder.fs.passwd import (
+    GroupEntry,
+    PasswdEntry,
+    find_group,
+    find_user,
+    parse_group,
+    parse_passwd,
+)
+from builder.fs.root import FileTooLargeError, NotRegularFileError, Root
 
 MAX_USER_FILE: Final = 10 << 20
 _INT32_MAX: Final = (1 << 31) - 1
@@ -54,7 +61,7 @@ class ChownResolver:
 
     def __init__(self, rootfs: Path | None) -> None:
         self.rootfs = rootfs
-        self._files: dict[str, tuple[tuple[str, ...], ...] | None] = {}
+        self._texts: dict[str, str | None] = {}
 
     def resolve(self, spec: str | None) -> Owner | None:
         """The owner for ``spec``; None when there is no ``--chown``."""
@@ -66,25 +73,25 @@ class ChownResolver:
         if num is not None:
             uid = gid = self._checked(num, spec)
         elif user:
-            entry = self._lookup("/etc/passwd", user, spec)
+            entry = self._user(user, spec)
             if entry is None:
                 raise ContextError(
                     f"--chown={spec}: unable to find user {user}: no matching entries in"
                     " passwd file"
                 )
-            uid, gid = _field_int(entry, 2), _field_int(entry, 3)
+            uid, gid = _file_id(entry.uid), _file_id(entry.gid)
         if sep:
             gnum = _parse_id(group)
             if gnum is not None:
                 gid = self._checked(gnum, spec)
             elif group:
-                gentry = self._lookup("/etc/group", group, spec)
+                gentry = self._group(group, spec)
                 if gentry is None:
                     raise ContextError(
                         f"--chown={spec}: unable to find group {group}: no matching entries in"
                         " group file"
                     )
-                gid = _field_int(gentry, 2)
+                gid = _file_id(gentry.gid)
         return Owner(uid=uid, gid=gid)
 
     @staticmethod
@@ -93,56 +100,40 @@ class ChownResolver:
             raise ContextError(f"--chown={spec}: invalid negative id {value}")
         return value
 
-    def _lookup(self, path: str, name: str, spec: str) -> tuple[str, ...] | None:
+    def _user(self, name: str, spec: str) -> PasswdEntry | None:
+        text = self._text("/etc/passwd", spec)
+        return find_user(parse_passwd(text), name) if text is not None else None
+
+    def _group(self, name: str, spec: str) -> GroupEntry | None:
+        text = self._text("/etc/group", spec)
+        return find_group(parse_group(text), name) if text is not None else None
+
+    def _text(self, path: str, spec: str) -> str | None:
+        """``path`` of the destination rootfs, read in-root (cached); None when missing."""
         if self.rootfs is None:
             raise ContextError(
                 f"--chown={spec}: user and group names cannot be resolved with --link"
                 " (the copy does not see the image's /etc/passwd); use numeric IDs"
             )
-        if path not in self._files:
-            self._files[path] = self._read(path)
-        entries = self._files[path]
-        if entries is None:
-            return None
-        for entry in entries:
-            if entry[0] == name:
-                return entry
-        return None
-
-    def _read(self, path: str) -> tuple[tuple[str, ...], ...] | None:
-        assert self.rootfs is not None
-        with SourceFS(DirectorySource(root=self.rootfs)) as fs:
-            node = fs.resolve(path, follow=True)
-            if node is None:
-                return None
-            if not stat.S_ISREG(node.st.st_mode):
-                raise ContextError(f"{path} in the image is not a regular file")
-            fd = fs.open_file(node.comps)
-        try:
-            chunks: list[bytes] = []
-            total = 0
-            while chunk := os.read(fd, 1 << 16):
-                total += len(chunk)
-                if total > MAX_USER_FILE:
-                    raise ContextError(f"{path} in the image exceeds {MAX_USER_FILE} bytes")
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
-        text = b"".join(chunks).decode("utf-8", "surrogateescape")
-        out: list[tuple[str, ...]] = []
-        for line in text.split("\n"):
-            line = line.strip()
-            if line:
-                out.append(tuple(line.split(":")))
-        return tuple(out)
+        if path not in self._texts:
+            try:
+                with Root(self.rootfs) as root:
+                    data = root.read(path, limit=MAX_USER_FILE)
+            except NotRegularFileError:
+                raise ContextError(f"{path} in the image is not a regular file") from None
+            except FileTooLargeError:
+                raise ContextError(f"{path} in the image exceeds {MAX_USER_FILE} bytes") from None
+            except OSError as exc:
+                raise ContextError(f"{path}: {exc.strerror}") from None
+            self._texts[path] = (
+                data.decode("utf-8", "surrogateescape") if data is not None else None
+            )
+        return self._texts[path]
 
 
-def _field_int(entry: tuple[str, ...], index: int) -> int:
-    """A numeric field of a passwd/group line; like Go's ``Atoi`` with the error ignored."""
-    if index >= len(entry):
-        return 0
-    value = _parse_id(entry[index].strip())
-    return value if value is not None and value >= 0 else 0
+def _file_id(value: int) -> int:
+    """An id read from /etc/passwd or /etc/group: outside 0..2^31-1 it counts as 0."""
+    return value if 0 <= value <= _INT32_MAX else 0
 
 
 # --- --chmod -----------------------------------------------------------------------------------

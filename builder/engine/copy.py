@@ -35,11 +35,11 @@ import stat
 import time
 from pathlib import Path
 
-from builder.context.ignore import PatternMatcher, go_clean, go_join
+from builder.context.ignore import PatternMatcher
 from builder.context.sourcefs import FileSource, list_xattrs
 from builder.engine.archive import extract_archive, is_archive
 from builder.engine.chown import ChownResolver, ModeSpec, Owner, parse_chmod
-from builder.engine.copy_dest import READ_FILE, CopyResult, DestTree, show_path
+from builder.engine.copy_dest import CopyResult, DestTree, show_path
 from builder.engine.copy_sources import (
     Event,
     Selection,
@@ -54,6 +54,8 @@ from builder.engine.copy_sources import (
 from builder.engine.fetch import UrlFetcher
 from builder.engine.reuse import CopyReuse, PreviousLayer
 from builder.errors import BuildError, ContextError, ExecutionError, with_span
+from builder.fs import paths
+from builder.fs.root import READ_FLAGS
 from builder.oci.tarformat import EntryType
 from builder.plan.steps import CopyStep
 
@@ -64,9 +66,9 @@ def normalize_dest(dest: str, workdir: str) -> str:
         if dest in ("", "."):
             dest = "./"
         base = workdir if workdir.startswith("/") else "/" + workdir
-        joined = go_join(base, dest)
+        joined = paths.join(base, dest)
     else:
-        joined = go_join("/", dest)
+        joined = paths.join("/", dest)
     if dest.endswith("/") and not joined.endswith("/"):
         joined += "/"
     elif dest.endswith("/.") or dest == ".":
@@ -190,7 +192,7 @@ class _Copier:
             ):
                 return
             if ev.parent_fd >= 0:
-                src = os.open(name, READ_FILE, dir_fd=ev.parent_fd)
+                src = os.open(name, READ_FLAGS, dir_fd=ev.parent_fd)
             else:
                 src = fs.open_file(ev.node.comps)
             try:
@@ -367,7 +369,7 @@ def _apply_item(
     # for what is copied, which includes a directory source's own top directory.
     if _split(ensure):
         tree.mkdir_all(tree.resolve(_split(ensure)), mode=0o755, owner=owner)
-    dst = tree.resolve(_split(go_clean(dest)))
+    dst = tree.resolve(_split(paths.clean(dest)))
     found = tree.lookup(dst)
     src_dir = item.node.is_dir
     dest_is_dir = found is not None and found.is_dir

@@ -22,17 +22,22 @@ from builder.context.sourcefs import list_xattrs
 from builder.engine.reuse import PreviousLayer
 from builder.engine.writeback import WriteBack
 from builder.errors import ContextError
-from builder.oci.inroot import ignorable_metadata_error, remove_at
+from builder.fs.root import (
+    CREATE_FLAGS,
+    DIR_FLAGS,
+    PATH_FLAGS,
+    READ_FLAGS,
+    Root,
+    ignorable_metadata_error,
+    remove_at,
+    resolve_components,
+)
 from builder.oci.tarformat import EntryType
 
 if TYPE_CHECKING:
     from builder.engine.chown import Owner
 
-MAX_SYMLINK_HOPS: Final = 255
 WHITEOUT_PREFIX: Final = ".wh."
-DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-READ_FILE: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-_NEW_FILE: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _FD_CACHE: Final = 64
 _CHUNK: Final = 1 << 20
 
@@ -115,14 +120,17 @@ class DestTree:
         self.now_ns = now_ns
         self._previous = previous
         self.same_owner = os.geteuid() == 0
-        self._layer_fd = os.open(layer, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._layer = Root(layer)
+        self._layer_fd = self._layer.fd
+        self._rootfs: Root | None = None
         self._root_fd: int | None = None
         if rootfs is not None:
             try:
-                self._root_fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                self._rootfs = Root(rootfs)
             except OSError:
-                os.close(self._layer_fd)
+                self._layer.close()
                 raise
+            self._root_fd = self._rootfs.fd
         self._fds: OrderedDict[tuple[bool, tuple[str, ...]], int] = OrderedDict()
         self.dirs: dict[tuple[str, ...], _DirMeta] = {}
         self.items: dict[tuple[str, ...], CopiedItem] = {}
@@ -140,9 +148,9 @@ class DestTree:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
-        os.close(self._layer_fd)
-        if self._root_fd is not None:
-            os.close(self._root_fd)
+        self._layer.close()
+        if self._rootfs is not None:
+            self._rootfs.close()
 
     # --- fd cache -------------------------------------------------------------------------
 
@@ -244,41 +252,25 @@ class DestTree:
         self, rel: tuple[str, ...], *, base: tuple[str, ...] = (), follow_final: bool = True
     ) -> tuple[str, ...]:
         """Canonical path of ``base + rel``: symlinks followed inside ``base`` (the root by
-        default), missing components kept as they are (continuity's ``RootPath``)."""
-        stack = list(base)
-        pending = list(reversed(rel))
-        hops = 0
-        while pending:
-            comp = pending.pop()
-            if comp in ("", "."):
-                continue
-            if comp == "..":
-                if len(stack) > len(base):
-                    stack.pop()
-                continue
-            found = self.lookup((*stack, comp))
-            if found is None:
-                stack.append(comp)
-                for rest in reversed(pending):
-                    if rest == "..":
-                        if len(stack) > len(base):
-                            stack.pop()
-                    elif rest not in ("", "."):
-                        stack.append(rest)
-                break
-            if stat.S_ISLNK(found.st.st_mode) and (pending or follow_final):
-                hops += 1
-                if hops > MAX_SYMLINK_HOPS:
-                    raise ContextError(
-                        f"{show_path((*stack, comp))}: too many levels of symbolic links"
-                    )
-                target = self._readlink((*stack, comp), found.in_layer)
-                if target.startswith("/"):
-                    stack = list(base)
-                pending.extend(reversed([p for p in target.split("/") if p]))
-                continue
-            stack.append(comp)
-        return tuple(stack)
+        default), missing components kept as they are (continuity's ``RootPath``); the one
+        in-root algorithm of ``builder.fs.root`` over this layer-on-rootfs view."""
+
+        def lstat(comps: tuple[str, ...]) -> os.stat_result | None:
+            found = self.lookup(comps)
+            return found.st if found is not None else None
+
+        def readlink(comps: tuple[str, ...]) -> str:
+            found = self.lookup(comps)
+            assert found is not None
+            return self._readlink(comps, found.in_layer)
+
+        try:
+            entry = resolve_components(
+                rel, lstat=lstat, readlink=readlink, follow_final=follow_final, base=base
+            )
+        except OSError as exc:
+            raise ContextError(f"{show_path((*base, *rel))}: {exc.strerror}") from None
+        return entry.comps
 
     # --- writing --------------------------------------------------------------------------
 
@@ -393,7 +385,7 @@ class DestTree:
         self._check_name(comps)
         self.replace(comps)
         parent = self._layer_dir(comps[:-1])
-        fd = os.open(comps[-1], _NEW_FILE, 0o600, dir_fd=parent)
+        fd = os.open(comps[-1], CREATE_FLAGS, 0o600, dir_fd=parent)
         self._added(comps)
         return fd
 
@@ -425,7 +417,7 @@ class DestTree:
 
         def job() -> None:
             try:
-                out = os.open(name, _NEW_FILE, 0o600, dir_fd=parent)
+                out = os.open(name, CREATE_FLAGS, 0o600, dir_fd=parent)
                 try:
                     copy_fd(src, out)
                     DestTree.set_xattrs_fd(out, xattrs)
@@ -501,7 +493,7 @@ class DestTree:
             if self.same_owner:
                 raise
         if mode is not None:
-            fd = os.open(comps[-1], os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+            fd = os.open(comps[-1], PATH_FLAGS, dir_fd=parent)
             try:
                 os.chmod(f"/proc/self/fd/{fd}", mode & 0o7777)
             finally:
@@ -579,7 +571,7 @@ class DestTree:
             return
         if not stat.S_ISREG(st.st_mode):
             raise ContextError(f"hard link target {show_path(comps)} is not a regular file")
-        src = os.open(comps[-1], READ_FILE, dir_fd=rparent)
+        src = os.open(comps[-1], READ_FLAGS, dir_fd=rparent)
         try:
             out = self.create_file(comps)
             try:

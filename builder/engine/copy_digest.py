@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from builder.context.checksum import entry_digest
 from builder.context.sourcefs import FileSource, list_xattrs
 from builder.digest import Digest
-from builder.engine.copy_dest import READ_FILE
 from builder.engine.copy_sources import (
     Event,
     Selection,
@@ -25,6 +24,7 @@ from builder.engine.copy_sources import (
 )
 from builder.engine.fetch import UrlFetcher
 from builder.errors import BuildError, ExecutionError, Span, with_span
+from builder.fs.root import READ_FLAGS
 from builder.plan.steps import CopyStep
 
 
@@ -61,7 +61,7 @@ def _entry_digest(item: SourceItem, label: str, ev: Event) -> Digest:
 
         def opener() -> int:
             if ev.parent_fd >= 0:
-                return os.open(node.comps[-1], READ_FILE, dir_fd=ev.parent_fd)
+                return os.open(node.comps[-1], READ_FLAGS, dir_fd=ev.parent_fd)
             return fs.open_file(node.comps)
 
         content = fs.source.content_cache.content_digest(st, opener)

@@ -25,15 +25,15 @@ from builder.context.ignore import (
     MatchInfo,
     PatternMatcher,
     glob_match,
-    go_clean,
-    go_join,
     has_wildcards,
 )
 from builder.context.sourcefs import FileSource, IgnoreState, Node, SourceFS, scan
 from builder.digest import Digest
-from builder.engine.copy_dest import DIR_FLAGS, show_path
+from builder.engine.copy_dest import show_path
 from builder.engine.fetch import UrlFetcher
 from builder.errors import ContextError
+from builder.fs import paths
+from builder.fs.root import DIR_FLAGS
 from builder.plan.steps import CopySource, CopyStep, GitSource, InlineFile, PathSource, UrlSource
 
 # --- what a copy reads -------------------------------------------------------------------------
@@ -144,7 +144,7 @@ def _split_wildcards(path: str) -> tuple[str, str]:
             tail.append(part)
         else:
             head.append(part or "/")
-    return go_join(*head) if head else "/", "/".join(p for p in tail if p)
+    return paths.join(*head) if head else "/", "/".join(p for p in tail if p)
 
 
 def _glob(fs: SourceFS, path: str, source: FileSource) -> list[tuple[str, str, Node]]:
@@ -281,13 +281,13 @@ def _local(
         parent, sep, pattern = src.partition("/./")
         if not sep:
             parent, pattern = "/", src
-        pattern = go_join("/", pattern)
+        pattern = paths.join("/", pattern)
         if not has_wildcards(parent) and not has_wildcards(pattern):
-            out.required.append((group, go_join("/", parent, pattern)))
+            out.required.append((group, paths.join("/", parent, pattern)))
         include = PatternMatcher.compile([pattern.lstrip("/")], what="--parents")
-        path = go_join("/", parent)
+        path = paths.join("/", parent)
     else:
-        path = go_join("/", src)
+        path = paths.join("/", src)
     if has_wildcards(path):
         for label, rel, found in _glob(fs, path, source):
             node = fs.resolve(label, follow=True) if stat.S_ISLNK(found.st.st_mode) else found
@@ -327,7 +327,7 @@ def _local(
 def _inline(out: Sources, inline_files: Sequence[InlineFile]) -> None:
     now = time.time_ns()
     for index, inline in enumerate(inline_files):
-        base = go_clean("/" + inline.name).rsplit("/", 1)[-1] or "heredoc"
+        base = paths.clean("/" + inline.name).rsplit("/", 1)[-1] or "heredoc"
         directory = out.staging_dir() / f"inline-{index}"
         directory.mkdir()
         path = directory / base
@@ -493,7 +493,7 @@ def iter_item(
 ) -> Iterator[tuple[str, Event]]:
     """Events of ``item`` with the label of each entry; records satisfied --parents paths."""
     for ev in _walk(item, excludes):
-        label = item.label if not ev.rel else go_join(item.label, ev.rel)
+        label = item.label if not ev.rel else paths.join(item.label, ev.rel)
         for idx, (group, path) in enumerate(required):
             if group == item.group and (label == path or label.startswith(path.rstrip("/") + "/")):
                 seen.add(idx)

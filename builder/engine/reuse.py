@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+from builder.fs.root import Root
+
 _FALLBACK: Final = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EMLINK, errno.EXDEV)
 
 
@@ -41,14 +42,14 @@ class PreviousLayer:
 
     def __init__(self, reuse: CopyReuse) -> None:
         self.labels = reuse.labels
-        self._root = os.open(reuse.root, _DIR_FLAGS)
+        self._root = Root(reuse.root)
         self._parent: tuple[tuple[str, ...], int | None] | None = None
         self._used: set[tuple[int, int]] = set()
         self.linked = 0
 
     def close(self) -> None:
         self._set_parent(None)
-        os.close(self._root)
+        self._root.close()
 
     def _set_parent(self, entry: tuple[tuple[str, ...], int | None] | None) -> None:
         if self._parent is not None and self._parent[1] is not None:
@@ -58,20 +59,13 @@ class PreviousLayer:
     def _parent_fd(self, comps: tuple[str, ...]) -> int | None:
         if self._parent is not None and self._parent[0] == comps:
             return self._parent[1]
-        fd: int | None = os.dup(self._root)
-        for name in comps:
-            assert fd is not None
-            try:
-                child = os.open(name, _DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno not in _FALLBACK:
-                    os.close(fd)
-                    raise
-                child = None
-            os.close(fd)
-            fd = child
-            if fd is None:
-                break
+        fd: int | None
+        try:
+            fd = self._root.open_dir(comps)  # canonical path, no symlink followed
+        except OSError as exc:
+            if exc.errno not in _FALLBACK:
+                raise
+            fd = None
         self._set_parent((comps, fd))
         return fd
 

@@ -28,7 +28,6 @@ import fcntl
 import hashlib
 import os
 import shutil
-import stat
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,7 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 
 from builder.errors import ExecutionError, RunStepError, Span, with_span
-from builder.oci.inroot import MAX_SYMLINK_HOPS, Root, split_components
+from builder.fs import paths
+from builder.fs.root import Root
 from builder.runtime.network import BuildNetworks, NetworkMode, NetworkProvider
 from builder.runtime.oci import ExitStatus, OutputCallback, Runtime
 from builder.runtime.spec import (
@@ -58,7 +58,6 @@ from builder.snapshot.overlay import (
     MountStubs,
     MountTarget,
     Overlay,
-    clean_path,
     clean_upper,
     mkdir_in_root,
     prepare_mountpoints,
@@ -79,7 +78,6 @@ __all__ = [
 OUTPUT_TAIL_LINES: Final = 20
 OUTPUT_TAIL_BYTES: Final = 64 * 1024
 MAX_SECRET_BYTES: Final = 500 * 1024  # BuildKit's limit
-_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 # --------------------------------------------------------------------------- step protocol
@@ -223,35 +221,14 @@ class _Tail:
 def resolve_in_root(root_dir: Path, path: str) -> Path | None:
     """Host path of ``path`` inside ``root_dir`` with every symlink resolved in-root (the final
     one too), or None if it does not exist. The result has no symlink components."""
-    with Root(root_dir) as root:
-        pending = split_components(path)
-        hops = 0
-        while True:
-            if not pending:
-                return root_dir
-            parent = root.resolve_dir("/".join(pending[:-1]), create=False, entry=path)
-            if parent is None:
-                return None
-            try:
-                base = pending[-1]
-                try:
-                    st = os.stat(base, dir_fd=parent.fd, follow_symlinks=False)
-                except FileNotFoundError:
-                    return None
-                if base == "..":
-                    pending = [*parent.path[:-1]]
-                    continue
-                if stat.S_ISLNK(st.st_mode):
-                    hops += 1
-                    if hops > MAX_SYMLINK_HOPS:
-                        raise ExecutionError(f"{path}: too many levels of symbolic links")
-                    target = os.readlink(base, dir_fd=parent.fd)
-                    prefix = [] if target.startswith("/") else list(parent.path)
-                    pending = [*prefix, *split_components(target)]
-                    continue
-                return root_dir.joinpath(*parent.path, base)
-            finally:
-                parent.close()
+    try:
+        with Root(root_dir) as root:
+            entry = root.resolve(path)
+    except NotADirectoryError:
+        return None
+    except OSError as exc:
+        raise ExecutionError(f"{path}: {exc.strerror}") from None
+    return root_dir.joinpath(*entry.comps) if entry.st is not None else None
 
 
 @contextlib.contextmanager
@@ -418,7 +395,7 @@ class _MountBuilder:
 def _heredoc_mounts(bundle: Path, files: Sequence[HeredocFileLike]) -> list[_Planned]:
     by_dir: dict[str, Path] = {}
     for item in files:
-        directory, name = os.path.split(clean_path(item.path))
+        directory, name = os.path.split(paths.clean_abs(item.path))
         if not name:
             raise ExecutionError(f"invalid heredoc file path {item.path!r}")
         host = by_dir.get(directory)
@@ -500,7 +477,7 @@ def _run_step(
         raise ExecutionError("RUN --security=insecure is not supported yet")
     user = resolve_user(rootfs, step.user)
     hostname = step.hostname or DEFAULT_HOSTNAME
-    workdir = clean_path(step.workdir or "/")
+    workdir = paths.clean_abs(step.workdir or "/")
     if bundle_dir is not None:
         bundle_dir.mkdir(parents=True, exist_ok=True)
     bundle = Path(tempfile.mkdtemp(prefix="pybuild-run-", dir=bundle_dir))
@@ -580,12 +557,12 @@ def _materialise(
     dest_of = {id(p): c for p, c in zip(in_rootfs, canonical[system_count:], strict=True)}
     final: dict[str, SpecMount] = {}
     for p in planned:
-        dest = dest_of.get(id(p), clean_path(p.destination))
+        dest = dest_of.get(id(p), paths.clean_abs(p.destination))
         m = p.mount
         final[dest] = SpecMount(
             destination=dest, type=m.type, source=m.source, options=m.options
         )  # a later mount on the same destination wins (BuildKit's dedupMounts)
-    ordered = sorted(final.values(), key=lambda sm: split_components(sm.destination))
+    ordered = sorted(final.values(), key=lambda sm: paths.split(sm.destination))
     return tuple(ordered), stubs
 
 

@@ -1,6 +1,6 @@
 """Extract a layer into a rootfs, in-root only, with OCI whiteouts; list a layer's entries.
 
-Safety model: every entry's parent directory is opened through ``inroot.Root`` (fd walk,
+Safety model: every entry's parent directory is opened through ``builder.fs.root`` (fd walk,
 symlinks resolved inside the root, ``..`` and ``/`` clamped), the final component is never
 followed, metadata is applied through the fd of the object just created or with
 ``follow_symlinks=False``. Names with ``..`` components or a leading ``/``, hardlinks that
@@ -12,14 +12,16 @@ from __future__ import annotations
 import io
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 from builder.digest import Digest, Hasher
 from builder.errors import DigestMismatchError, LayerError
-from builder.oci.compress import DecompressingReader
-from builder.oci.inroot import (
-    Resolved,
+from builder.fs.root import (
+    CREATE_FLAGS,
+    DIR_FLAGS,
+    Dir,
     Root,
     chmod_nofollow,
     clear_dir_at,
@@ -27,6 +29,7 @@ from builder.oci.inroot import (
     lstat_at,
     remove_at,
 )
+from builder.oci.compress import DecompressingReader
 from builder.oci.tarformat import EntryType, TarHeader, TarLimits, TarReader
 
 if TYPE_CHECKING:
@@ -35,8 +38,6 @@ if TYPE_CHECKING:
 WHITEOUT_PREFIX: Final = ".wh."
 OPAQUE_MARKER: Final = ".wh..wh..opq"
 _META_PREFIX: Final = ".wh..wh."
-_FILE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,7 +127,11 @@ def apply_layer(
         same_owner = os.geteuid() == 0
     hashing, reader = open_layer_stream(stream, limits=limits, name=name)
     tar = TarReader(reader, limits=limits)
-    with Root(rootfs) as root:
+    try:
+        root = Root(rootfs)
+    except OSError as exc:
+        raise LayerError(f"cannot open rootfs {os.fspath(rootfs)!r}: {exc.strerror}") from None
+    with root:
         applier = (
             _OverlayLowerApplier(root, same_owner=same_owner)
             if overlay_lower
@@ -151,6 +156,15 @@ def apply_layer(
     )
 
 
+def _open_dir(root: Root, parts: Sequence[str], *, create: bool, entry: str) -> Dir | None:
+    """Directory ``parts`` in-root (created with mode 0755 when ``create``; None when missing
+    otherwise); a walk error is a ``LayerError`` naming the layer entry."""
+    try:
+        return root.mkdir_all(parts) if create else root.open_resolved_dir(parts)
+    except OSError as exc:
+        raise LayerError(f"layer entry {entry!r}: {exc.strerror}") from None
+
+
 class _Applier:
     def __init__(self, root: Root, *, same_owner: bool) -> None:
         self.root = root
@@ -167,7 +181,7 @@ class _Applier:
         if base.startswith(WHITEOUT_PREFIX):
             self._whiteout(hdr.name, parts)
             return
-        parent = self.root.resolve_dir("/".join(parts[:-1]), create=True, entry=hdr.name)
+        parent = _open_dir(self.root, parts[:-1], create=True, entry=hdr.name)
         assert parent is not None
         try:
             self._create(hdr, tar, parent, base)
@@ -175,7 +189,7 @@ class _Applier:
             raise LayerError(f"layer entry {hdr.name[:200]!r}: {exc.strerror}") from None
         finally:
             parent.close()
-        self.created.add((*parent.path, base))
+        self.created.add((*parent.comps, base))
 
     def _whiteout(self, name: str, parts: list[str]) -> None:
         base = parts[-1]
@@ -187,11 +201,11 @@ class _Applier:
         target = base[len(WHITEOUT_PREFIX) :]
         if target in ("", ".", ".."):
             raise LayerError(f"layer entry {name[:200]!r}: invalid whiteout name (invalid archive)")
-        parent = self.root.resolve_dir("/".join(parts[:-1]), create=False, entry=name)
+        parent = _open_dir(self.root, parts[:-1], create=False, entry=name)
         if parent is None:
             return
         try:
-            if (*parent.path, target) not in self.created:
+            if (*parent.comps, target) not in self.created:
                 remove_at(parent.fd, target)
         except OSError as exc:
             raise LayerError(f"layer entry {name[:200]!r}: {exc.strerror}") from None
@@ -199,7 +213,7 @@ class _Applier:
             parent.close()
 
     def _opaque(self, name: str, dir_parts: list[str]) -> None:
-        directory = self.root.resolve_dir("/".join(dir_parts), create=False, entry=name)
+        directory = _open_dir(self.root, dir_parts, create=False, entry=name)
         if directory is None:
             return
         try:
@@ -209,9 +223,9 @@ class _Applier:
         finally:
             directory.close()
 
-    def _clear_lower(self, directory: Resolved) -> None:
+    def _clear_lower(self, directory: Dir) -> None:
         """Remove what lower layers put under ``directory``; keep this layer's entries."""
-        todo: list[tuple[int, tuple[str, ...], bool]] = [(directory.fd, directory.path, False)]
+        todo: list[tuple[int, tuple[str, ...], bool]] = [(directory.fd, directory.comps, False)]
         while todo:
             fd, path, owned = todo.pop()
             try:
@@ -222,21 +236,21 @@ class _Applier:
                 for child in sorted(keep):
                     st = lstat_at(fd, child)
                     if st is not None and stat.S_ISDIR(st.st_mode):
-                        cfd = os.open(child, _DIR_FLAGS, dir_fd=fd)
+                        cfd = os.open(child, DIR_FLAGS, dir_fd=fd)
                         todo.append((cfd, (*path, child), True))
             finally:
                 if owned:
                     os.close(fd)
 
-    def _create(self, hdr: TarHeader, tar: TarReader, parent: Resolved, base: str) -> None:
+    def _create(self, hdr: TarHeader, tar: TarReader, parent: Dir, base: str) -> None:
         pfd = parent.fd
         existing = lstat_at(pfd, base)
         keep_dir = (
             existing is not None and stat.S_ISDIR(existing.st_mode) and hdr.type is EntryType.DIR
         )
-        link_src: tuple[Resolved, str] | None = None
+        link_src: tuple[Dir, str] | None = None
         if hdr.type is EntryType.HARDLINK:
-            link_src = self._hardlink_source(hdr, (*parent.path, base))
+            link_src = self._hardlink_source(hdr, (*parent.comps, base))
         try:
             if existing is not None and not keep_dir:
                 remove_at(pfd, base)
@@ -246,12 +260,12 @@ class _Applier:
                 case EntryType.DIR:
                     if not keep_dir:
                         os.mkdir(base, 0o700, dir_fd=pfd)
-                    fd = os.open(base, _DIR_FLAGS, dir_fd=pfd)
+                    fd = os.open(base, DIR_FLAGS, dir_fd=pfd)
                     try:
                         self._meta_fd(fd, hdr, times=False)
                     finally:
                         os.close(fd)
-                    self.dir_times.append(((*parent.path, base), hdr.mtime_ns))
+                    self.dir_times.append(((*parent.comps, base), hdr.mtime_ns))
                 case EntryType.SYMLINK:
                     os.symlink(hdr.linkname, base, dir_fd=pfd)
                     self._meta_at(pfd, base, hdr, chmod=False)
@@ -287,17 +301,17 @@ class _Applier:
             if link_src is not None:
                 link_src[0].close()
 
-    def _hardlink_source(self, hdr: TarHeader, dest: tuple[str, ...]) -> tuple[Resolved, str]:
+    def _hardlink_source(self, hdr: TarHeader, dest: tuple[str, ...]) -> tuple[Dir, str]:
         parts = entry_parts(hdr.linkname, what=f"layer entry {hdr.name[:200]!r}: hardlink target")
         if not parts:
             raise LayerError(f"layer entry {hdr.name[:200]!r}: hardlink to the root directory")
-        src = self.root.resolve_dir("/".join(parts[:-1]), create=False, entry=hdr.name)
+        src = _open_dir(self.root, parts[:-1], create=False, entry=hdr.name)
         if src is None:
             raise LayerError(
                 f"layer entry {hdr.name[:200]!r}: hardlink target {hdr.linkname[:200]!r} not found"
             )
         st = lstat_at(src.fd, parts[-1])
-        if st is None or stat.S_ISDIR(st.st_mode) or (*src.path, parts[-1]) == dest:
+        if st is None or stat.S_ISDIR(st.st_mode) or (*src.comps, parts[-1]) == dest:
             src.close()
             raise LayerError(
                 f"layer entry {hdr.name[:200]!r}: hardlink target {hdr.linkname[:200]!r}"
@@ -306,7 +320,7 @@ class _Applier:
         return src, parts[-1]
 
     def _file(self, hdr: TarHeader, tar: TarReader, pfd: int, base: str) -> None:
-        fd = os.open(base, _FILE_FLAGS, 0o600, dir_fd=pfd)
+        fd = os.open(base, CREATE_FLAGS, 0o600, dir_fd=pfd)
         try:
             while chunk := tar.read(1 << 20):
                 view = memoryview(chunk)
@@ -346,11 +360,11 @@ class _Applier:
     def finish(self) -> None:
         """Set directory times last (children changed them), re-resolving each in-root."""
         for path, mtime_ns in reversed(self.dir_times):
-            parent = self.root.resolve_dir("/".join(path[:-1]), create=False, entry="/".join(path))
+            parent = _open_dir(self.root, path[:-1], create=False, entry="/".join(path))
             if parent is None:
                 continue
             try:
-                fd = os.open(path[-1], _DIR_FLAGS, dir_fd=parent.fd)
+                fd = os.open(path[-1], DIR_FLAGS, dir_fd=parent.fd)
             except OSError:
                 continue
             finally:
@@ -386,10 +400,10 @@ class _OverlayLowerApplier(_Applier):
         target = base[len(WHITEOUT_PREFIX) :]
         if target in ("", ".", ".."):
             raise LayerError(f"layer entry {name[:200]!r}: invalid whiteout name (invalid archive)")
-        parent = self.root.resolve_dir("/".join(parts[:-1]), create=True, entry=name)
+        parent = _open_dir(self.root, parts[:-1], create=True, entry=name)
         assert parent is not None
         try:
-            key = (*parent.path, target)
+            key = (*parent.comps, target)
             existing = lstat_at(parent.fd, target)
             if key in self.created:
                 if existing is not None and stat.S_ISDIR(existing.st_mode):
@@ -405,7 +419,7 @@ class _OverlayLowerApplier(_Applier):
             parent.close()
 
     def _opaque(self, name: str, dir_parts: list[str]) -> None:
-        directory = self.root.resolve_dir("/".join(dir_parts), create=True, entry=name)
+        directory = _open_dir(self.root, dir_parts, create=True, entry=name)
         assert directory is not None
         try:
             os.setxattr(directory.fd, OVERLAY_OPAQUE_XATTR, b"y")
@@ -414,8 +428,8 @@ class _OverlayLowerApplier(_Applier):
         finally:
             directory.close()
 
-    def _create(self, hdr: TarHeader, tar: TarReader, parent: Resolved, base: str) -> None:
-        key = (*parent.path, base)
+    def _create(self, hdr: TarHeader, tar: TarReader, parent: Dir, base: str) -> None:
+        key = (*parent.comps, base)
         replaces_whiteout = key in self.whiteouts
         super()._create(hdr, tar, parent, base)
         if replaces_whiteout:
@@ -425,7 +439,7 @@ class _OverlayLowerApplier(_Applier):
 
 
 def _set_opaque_at(dir_fd: int, name: str) -> None:
-    fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
     try:
         os.setxattr(fd, OVERLAY_OPAQUE_XATTR, b"y")
     finally:

@@ -18,6 +18,7 @@ from typing import Final, Protocol, cast, runtime_checkable
 
 from builder.digest import Digest, Hasher
 from builder.errors import LayerError
+from builder.fs.root import READ_FLAGS
 from builder.oci.compress import compressor
 from builder.oci.layer_apply import OPAQUE_MARKER, WHITEOUT_PREFIX, entry_parts
 from builder.oci.mediatype import Compression, layer_media_type
@@ -25,7 +26,6 @@ from builder.oci.tarformat import BLOCK, END_OF_ARCHIVE, EntryType, TarHeader, e
 
 _CHUNK: Final = 1 << 20
 _QUEUE_CHUNKS: Final = 8  # at most this many chunks wait for the worker (memory bound)
-_READ_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OVERLAY_OPAQUE: Final = ("trusted.overlay.opaque", "user.overlay.opaque")
 
 
@@ -352,7 +352,7 @@ class _Sink:
 def _copy_file(sink: _Sink, entry: LayerEntry) -> None:
     assert entry.source is not None
     try:
-        fd = os.open(entry.source, _READ_FLAGS)
+        fd = os.open(entry.source, READ_FLAGS)  # a path our own scan produced; never a link
     except OSError as exc:
         raise LayerError(f"{entry.path!r}: cannot read {entry.source!r}: {exc.strerror}") from None
     try:

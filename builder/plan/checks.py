@@ -10,11 +10,11 @@ instruction's.
 from __future__ import annotations
 
 import ipaddress
-import posixpath
 import re
 from typing import Final
 
 from builder.errors import InvalidInstructionError, StoreError
+from builder.fs import paths
 from builder.oci.types import Platform
 from builder.syntax.gotext import go_quote
 
@@ -257,24 +257,6 @@ def parse_platform(text: str, default: Platform) -> Platform:
 # --------------------------------------------------------------------------- paths
 
 
-def clean_path(p: str) -> str:
-    """Go's ``path.Clean``."""
-    if p == "":
-        return "."
-    out = posixpath.normpath(p)
-    if out.startswith("//"):
-        out = "/" + out.lstrip("/")
-    return out
-
-
-def join_path(*parts: str) -> str:
-    """Go's ``path.Join``: join the non-empty parts and clean."""
-    kept = [p for p in parts if p]
-    if not kept:
-        return ""
-    return clean_path("/".join(kept))
-
-
 def normalize_workdir(current: str, new: str) -> str:
     """BuildKit's ``system.NormalizeWorkdir`` for Linux.
 
@@ -283,19 +265,17 @@ def normalize_workdir(current: str, new: str) -> str:
     """
     parent = current or "/"
     if not parent.startswith("/"):
-        parent = join_path("/", parent)
+        parent = paths.join("/", parent)
     if new == "":
         new = parent
     if not new.startswith("/"):
-        new = join_path(parent, new)
+        new = paths.join(parent, new)
     return new
 
 
 __all__ = [
     "check_chmod",
     "check_signal",
-    "clean_path",
-    "join_path",
     "normalize_workdir",
     "parse_platform",
     "parse_port",

@@ -33,13 +33,12 @@ from builder.errors import (
     StageError,
     with_span,
 )
+from builder.fs import paths
 from builder.oci.types import ContainerConfig, Healthcheck, ImageConfig, Platform
 from builder.plan import history as hist
 from builder.plan.checks import (
     check_chmod,
     check_signal,
-    clean_path,
-    join_path,
     normalize_workdir,
     parse_platform,
     parse_port,
@@ -776,7 +775,7 @@ class _Planner:
             text=text,
             onbuild=onbuild,
             history=history,
-            path=clean_path(wd),
+            path=paths.clean(wd),
             user=state.user,
         )
 
@@ -813,7 +812,7 @@ class _Planner:
                 first = node.heredocs[0]
                 data = _LEADING_TABS.sub("", first.data) if first.chomp else first.data
                 if state.image.os != "windows" and data.startswith("#!"):
-                    path = join_path(_PIPES_DIR, first.name)
+                    path = paths.join(_PIPES_DIR, first.name)
                     files = (RunFile(path=path, data=data, mode=0o755),)
                     args = (path,)
                 else:
@@ -899,8 +898,8 @@ class _Planner:
                 case _:
                     assert_never(mount.type)
             target = raw_target
-            if not clean_path(target).startswith("/"):
-                target = join_path("/", state.workdir, target)
+            if not paths.clean(target).startswith("/"):
+                target = paths.join("/", state.workdir, target)
             if target == "/":
                 raise InvalidInstructionError(f"invalid mount target {go_quote(target)}")
             if mount.type is ir.MountType.TMPFS:
@@ -908,13 +907,13 @@ class _Planner:
                 continue
             cache_id = None
             if mount.type is ir.MountType.CACHE:
-                cache_id = mount.id or clean_path(raw_target)
+                cache_id = mount.id or paths.clean(raw_target)
             out.append(
                 RunMount(
                     mount=mount,
                     target=target,
                     source=source,
-                    source_path=join_path("/", mount.source or ""),
+                    source_path=paths.join("/", mount.source or ""),
                     id=cache_id,
                 )
             )

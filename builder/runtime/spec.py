@@ -27,7 +27,6 @@ What a RUN gets (and why):
 from __future__ import annotations
 
 import ipaddress
-import os
 import resource
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from builder.errors import ExecutionError
+from builder.fs import paths
 from builder.runtime.network import Attachment, NetworkMode
 
 DEFAULT_HOSTNAME: Final = "buildkitsandbox"
@@ -202,7 +202,7 @@ def system_mounts() -> tuple[SpecMount, ...]:
 def is_system_path(destination: str) -> bool:
     """True for paths strictly inside the fresh /proc, /dev or /sys filesystems: runc creates
     those mount points there, never in the rootfs."""
-    clean = os.path.normpath("/" + destination.lstrip("/"))
+    clean = paths.clean_abs(destination)
     return any(clean.startswith(r + "/") for r in SYSTEM_MOUNT_ROOTS)
 
 

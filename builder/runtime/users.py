@@ -10,28 +10,26 @@ Semantics are BuildKit's (``executor/oci/user.go``) over moby/sys/user's ``GetEx
 - supplementary gids are the /etc/group entries listing the user, only when no group was given.
 - ids must be in 0..2147483647 (``uids and gids must be in range 0-2147483647``).
 
-The files are opened through ``builder.oci.inroot`` (symlinks resolved inside the rootfs, never
-outside it), must be regular files and at most 10 MiB; nothing in the image is executed or
-loaded (no NSS, no chroot).
+The files are read through ``builder.fs.root`` (symlinks resolved inside the rootfs, never
+outside it) and parsed by ``builder.fs.passwd``; they must be regular files of at most 10 MiB.
+Nothing in the image is executed or loaded (no NSS, no chroot).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from builder.errors import ExecutionError, LayerError
-from builder.oci.inroot import MAX_SYMLINK_HOPS, Root, split_components
+from builder.errors import ExecutionError
+from builder.fs.passwd import GroupEntry, PasswdEntry, parse_group, parse_passwd
+from builder.fs.root import FileTooLargeError, NotRegularFileError, Root
 
 MAX_ID: Final = (1 << 31) - 1
 MAX_USER_FILE_BYTES: Final = 10 << 20
 _GO_INT: Final = re.compile(r"[+-]?[0-9]+")
 _UINT: Final = re.compile(r"[0-9]+")
-_FILE_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,54 +38,6 @@ class ResolvedUser:
     gid: int
     additional_gids: tuple[int, ...] = ()
     home: str = ""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PasswdEntry:
-    name: str
-    uid: int
-    gid: int
-    home: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GroupEntry:
-    name: str
-    gid: int
-    members: tuple[str, ...]
-
-
-def _go_atoi(text: str) -> int:
-    """Go's ``strconv.Atoi`` with errors ignored (moby's parser treats bad numbers as 0)."""
-    if _GO_INT.fullmatch(text) is None:
-        return 0
-    value = int(text)
-    return value if -(1 << 63) <= value < (1 << 63) else 0
-
-
-def parse_passwd(text: str) -> tuple[PasswdEntry, ...]:
-    """``name:pass:uid:gid:gecos:home:shell`` lines; blank lines skipped, missing fields empty."""
-    out = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
-        f = [*line.split(":"), "", "", "", "", "", "", ""]
-        out.append(PasswdEntry(name=f[0], uid=_go_atoi(f[2]), gid=_go_atoi(f[3]), home=f[5]))
-    return tuple(out)
-
-
-def parse_group(text: str) -> tuple[GroupEntry, ...]:
-    """``name:pass:gid:user,user`` lines; blank and ``#`` lines skipped."""
-    out = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        f = [*line.split(":"), "", "", ""]
-        members = tuple(f[3].split(",")) if f[3] else ()
-        out.append(GroupEntry(name=f[0], gid=_go_atoi(f[2]), members=members))
-    return tuple(out)
 
 
 def _parse_numeric(value: str) -> int | None:
@@ -164,50 +114,22 @@ def exec_user(
 
 
 def read_file_in_root(rootfs: Path, path: str, *, limit: int = MAX_USER_FILE_BYTES) -> str | None:
-    """Text of the regular file ``path`` inside ``rootfs`` (symlinks resolved in-root), or
-    None if it does not exist. Larger than ``limit`` or not a regular file: ``ExecutionError``."""
-    with Root(rootfs) as root:
-        pending = split_components(path)
-        hops = 0
-        while True:
-            if not pending:
-                return None
-            parent = root.resolve_dir("/".join(pending[:-1]), create=False, entry=path)
-            if parent is None:
-                return None
-            base = pending[-1]
-            try:
-                st = os.stat(base, dir_fd=parent.fd, follow_symlinks=False)
-                if stat.S_ISLNK(st.st_mode):
-                    hops += 1
-                    if hops > MAX_SYMLINK_HOPS:
-                        raise ExecutionError(f"{path}: too many levels of symbolic links")
-                    target = os.readlink(base, dir_fd=parent.fd)
-                    prefix = [] if target.startswith("/") else list(parent.path)
-                    pending = [*prefix, *split_components(target)]
-                    continue
-                if not stat.S_ISREG(st.st_mode):
-                    raise ExecutionError(f"{path} is not a regular file")
-                fd = os.open(base, _FILE_FLAGS, dir_fd=parent.fd)
-            except FileNotFoundError:
-                return None
-            finally:
-                parent.close()
-            with os.fdopen(fd, "rb") as f:
-                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                    raise ExecutionError(f"{path} is not a regular file")
-                data = f.read(limit + 1)
-            if len(data) > limit:
-                raise ExecutionError(f"{path!r} exceeds {limit} bytes")
-            return data.decode("utf-8", errors="surrogateescape")
+    """Text of the regular file ``path`` inside ``rootfs`` (symlinks resolved in-root).
 
-
-def _read_db(rootfs: Path, path: str) -> str | None:
+    None when it cannot be opened: missing, a symlink loop, a non-directory on the way (as
+    BuildKit's ``openUserFile``, whose ``RootPath`` error means "no file"). Larger than
+    ``limit`` or not a regular file: ``ExecutionError``.
+    """
     try:
-        return read_file_in_root(rootfs, path)
-    except LayerError as exc:  # a path component is not a directory, or unreadable
-        del exc
+        with Root(rootfs) as root:
+            data = root.read(path, limit=limit)
+    except NotRegularFileError:
+        raise ExecutionError(f"{path} is not a regular file") from None
+    except FileTooLargeError:
+        raise ExecutionError(f"{path!r} exceeds {limit} bytes") from None
+    except OSError:
         return None
+    return data.decode("utf-8", errors="surrogateescape") if data is not None else None
 
 
 def resolve_user(rootfs: Path, user: str) -> ResolvedUser:
@@ -219,8 +141,8 @@ def resolve_user(rootfs: Path, user: str) -> ResolvedUser:
         uid, gid = _fast_id(uid_text), _fast_id(gid_text)
         if uid is not None and gid is not None:
             return ResolvedUser(uid=uid, gid=gid, home=_home_of(rootfs, uid))
-    passwd_text = _read_db(rootfs, "/etc/passwd")
-    group_text = _read_db(rootfs, "/etc/group")
+    passwd_text = read_file_in_root(rootfs, "/etc/passwd")
+    group_text = read_file_in_root(rootfs, "/etc/group")
     passwd = parse_passwd(passwd_text) if passwd_text is not None else None
     group = parse_group(group_text) if group_text is not None else None
     try:
@@ -234,7 +156,7 @@ def resolve_user(rootfs: Path, user: str) -> ResolvedUser:
 def _home_of(rootfs: Path, uid: int) -> str:
     """Home directory of ``uid`` per /etc/passwd (for HOME), ``""`` if unknown."""
     try:
-        text = _read_db(rootfs, "/etc/passwd")
+        text = read_file_in_root(rootfs, "/etc/passwd")
     except ExecutionError:
         return ""
     for entry in parse_passwd(text or ""):

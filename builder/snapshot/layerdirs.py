@@ -36,6 +36,7 @@ from typing import BinaryIO, Final, Protocol
 
 from builder.digest import Digest
 from builder.errors import StoreError
+from builder.fs.root import DIR_FLAGS
 from builder.oci.layer_apply import apply_layer
 from builder.snapshot.overlay import PRIVATE_PREFIX, mounts_under, remove_tree, unmount
 from builder.store.layout import Store
@@ -47,7 +48,6 @@ UNSYNCED_SUFFIX: Final = ".unsynced"
 BOOT_SUFFIX: Final = ".boot-"
 BOOT_ID_FILE: Final = "/proc/sys/kernel/random/boot_id"
 DEFAULT_EXTRACT_TIMEOUT: Final = 1800.0
-_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class LayerBlob(Protocol):
@@ -79,7 +79,7 @@ def boot_id() -> str | None:
 
 
 def _sync_dir(path: Path) -> None:
-    fd = os.open(path, _DIR_FLAGS)
+    fd = os.open(path, DIR_FLAGS)
     try:
         syncfs(fd)
     finally:
@@ -146,6 +146,7 @@ class LayerDirs:
         else:
             assert self.boot is not None
             for suffix in (UNSYNCED_SUFFIX, BOOT_SUFFIX + self.boot):
+                # not a walk: a marker next to the cache directory, created or kept as is
                 fd = os.open(
                     self.marker_path(target, suffix),
                     os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
@@ -164,7 +165,7 @@ class LayerDirs:
     def _temp_dir(self, prefix: str) -> Iterator[Path]:
         """A flocked, 0755 empty directory in the snapshots dir; removed on exit if still there."""
         path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.root))
-        fd = os.open(path, _DIR_FLAGS)
+        fd = os.open(path, DIR_FLAGS)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.chmod(fd, 0o755)
@@ -251,7 +252,7 @@ class LayerDirs:
             if not entry.name.startswith(prefixes):
                 continue
             try:
-                fd = os.open(entry, _DIR_FLAGS)
+                fd = os.open(entry, DIR_FLAGS)
             except OSError:
                 continue
             try:

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Final
 
 from builder.errors import EnvironmentUnavailableError, ExecutionError
+from builder.fs import paths
+from builder.fs.root import CREATE_FLAGS, DIR_FLAGS, PATH_FLAGS, Entry, Root
 
 MS_RDONLY: Final = 0x1
 MS_NOSUID: Final = 0x2
@@ -46,9 +48,6 @@ UMOUNT_NOFOLLOW: Final = 0x8
 MOUNT_DATA_LIMIT: Final = 4095  # one page including the terminating NUL
 PRIVATE_PREFIX: Final = ".ovl-"
 _OPAQUE_XATTRS: Final = ("trusted.overlay.opaque", "user.overlay.opaque")
-_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_PATH_FLAGS: Final = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
-_MAX_HOPS: Final = 255
 # overlayfs module parameters whose "Y" default would make an upper dir an incomplete diff
 _UNSAFE_DEFAULTS: Final = (
     ("redirect_dir", "redirect_dir=off"),
@@ -204,7 +203,7 @@ class Overlay:
         if base is not None:
             base.mkdir(parents=True, exist_ok=True)
         private = Path(tempfile.mkdtemp(prefix=PRIVATE_PREFIX, dir=base))
-        lock_fd = os.open(private, _DIR_FLAGS)
+        lock_fd = os.open(private, DIR_FLAGS)
         merged = private / "m"
         mounted = False
         try:
@@ -237,7 +236,7 @@ class Overlay:
         try:
             for layer in layers:
                 try:
-                    fds.append(os.open(layer, _PATH_FLAGS | os.O_NOFOLLOW))
+                    fds.append(os.open(layer, PATH_FLAGS | os.O_DIRECTORY))
                 except OSError as exc:
                     raise ExecutionError(
                         f"overlay lower {layer}: {exc.strerror} (not a directory?)"
@@ -250,7 +249,7 @@ class Overlay:
                 work = private / "w"
                 work.mkdir()
                 for d in (upper, work):
-                    fds.append(os.open(d, _PATH_FLAGS | os.O_NOFOLLOW))
+                    fds.append(os.open(d, PATH_FLAGS | os.O_DIRECTORY))
                 options.append(f"upperdir=/proc/self/fd/{fds[-2]}")
                 options.append(f"workdir=/proc/self/fd/{fds[-1]}")
                 options.extend(overlay_extra_options())
@@ -336,27 +335,14 @@ def mkdir_in_root(rootfs: Path, path: str, *, uid: int = 0, gid: int = 0) -> str
     """``mkdir -p`` of ``path`` inside ``rootfs`` (symlinks resolved in-root); directories it
     creates get mode 0755 and owner ``uid:gid`` (BuildKit's working-directory creation).
     Returns the canonical in-root path."""
-    created: list[tuple[str, ...]] = []
-    root_fd = os.open(rootfs, _DIR_FLAGS)
+    dest = paths.clean_abs(path)
     try:
-        if not _split(path):
-            return "/"
-        canonical = _ensure_target(
-            root_fd, MountTarget(destination=path), created, {}, action="create directory"
-        )
-        for parts in created:
-            os.chown("/".join(parts), uid, gid, dir_fd=root_fd, follow_symlinks=False)
+        with Root(rootfs) as root:
+            made = root.mkdir_all(dest, owner=(uid, gid))
     except OSError as exc:
-        raise ExecutionError(
-            f"cannot create directory {clean_path(path)}: {exc.strerror}"
-        ) from None
-    finally:
-        os.close(root_fd)
-    return canonical
-
-
-def _split(path: str) -> list[str]:
-    return [c for c in path.split("/") if c not in ("", ".")]
+        raise ExecutionError(f"cannot create directory {dest}: {exc.strerror}") from None
+    made.close()
+    return "/" + "/".join(made.comps)
 
 
 def prepare_mountpoints(
@@ -370,128 +356,70 @@ def prepare_mountpoints(
     created: list[tuple[str, ...]] = []
     parents: dict[tuple[str, ...], StubParent] = {}
     out: list[str] = []
-    root_fd = os.open(rootfs, _DIR_FLAGS)
-    try:
+    with Root(rootfs) as root:
         for target in targets:
-            out.append(_ensure_target(root_fd, target, created, parents))
-    finally:
-        os.close(root_fd)
+            out.append(_ensure_target(root, target, created, parents))
     return tuple(out), MountStubs(created=tuple(created), parents=tuple(parents.values()))
 
 
-def clean_path(path: str) -> str:
-    """``path`` made absolute and lexically clean (``//a/../b/`` -> ``/b``)."""
-    return os.path.normpath("/" + path.lstrip("/"))
-
-
 def _ensure_target(
-    root_fd: int,
+    root: Root,
     target: MountTarget,
     created: list[tuple[str, ...]],
     parents: dict[tuple[str, ...], StubParent],
-    action: str = "mount on",
 ) -> str:
-    dest = clean_path(target.destination)
-    pending = _split(dest)
-    if not pending:
-        raise ExecutionError(f"cannot {action} {dest!r}: the root directory is not a mount target")
-    pending.reverse()
-    stack: list[tuple[str, int]] = []
-    hops = 0
-
-    def cur() -> int:
-        return stack[-1][1] if stack else root_fd
-
-    def path() -> tuple[str, ...]:
-        return tuple(name for name, _ in stack)
-
+    dest = paths.clean_abs(target.destination)
+    if dest == "/":
+        raise ExecutionError(f"cannot mount on {dest!r}: the root directory is not a mount target")
     try:
-        while pending:
-            comp = pending.pop()
-            if comp == "..":
-                if stack:
-                    os.close(stack.pop()[1])
-                continue
-            last = not pending
-            try:
-                st = os.stat(comp, dir_fd=cur(), follow_symlinks=False)
-            except FileNotFoundError:
-                here = path()
-                _note_parents(stack, created, parents)
-                if last and not target.directory:
-                    fd = os.open(
-                        comp,
-                        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                        0o644,
-                        dir_fd=cur(),
-                    )
-                    os.close(fd)
-                    created.append((*here, comp))
-                    return "/" + "/".join((*here, comp))
-                os.mkdir(comp, 0o755, dir_fd=cur())
-                created.append((*here, comp))
-                pending.append(comp)
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                hops += 1
-                if hops > _MAX_HOPS:
-                    raise ExecutionError(
-                        f"cannot {action} {dest}: too many levels of symbolic links"
-                    )
-                link = os.readlink(comp, dir_fd=cur())
-                if link.startswith("/"):
-                    while stack:
-                        os.close(stack.pop()[1])
-                parts = _split(link)
-                parts.reverse()
-                pending.extend(parts)
-                continue
-            if last and not target.directory:
-                if stat.S_ISDIR(st.st_mode):
-                    raise ExecutionError(f"cannot mount a file on {dest}: it is a directory")
-                return "/" + "/".join((*path(), comp))
-            if not stat.S_ISDIR(st.st_mode):
-                raise ExecutionError(f"cannot {action} {dest}: {comp!r} is not a directory")
-            stack.append((comp, os.open(comp, _DIR_FLAGS, dir_fd=cur())))
-        return "/" + "/".join(path()) if stack else "/"
+        entry = root.resolve(dest)
+        if entry.st is not None:
+            if target.directory and not entry.is_dir:
+                raise ExecutionError(
+                    f"cannot mount on {dest}: {entry.comps[-1]!r} is not a directory"
+                )
+            if not target.directory and entry.is_dir:
+                raise ExecutionError(f"cannot mount a file on {dest}: it is a directory")
+            return entry.path
+        _note_parents(root, entry, created, parents)
+        made = root.mkdir_all(entry.comps if target.directory else entry.comps[:-1])
+        try:
+            if not target.directory:
+                os.close(os.open(entry.comps[-1], CREATE_FLAGS, 0o644, dir_fd=made.fd))
+        finally:
+            made.close()
+        created.extend(made.created)
+        if not target.directory:
+            created.append(entry.comps)
+        return entry.path
     except OSError as exc:
-        raise ExecutionError(f"cannot {action} {dest}: {exc.strerror}") from None
-    finally:
-        while stack:
-            os.close(stack.pop()[1])
+        raise ExecutionError(f"cannot mount on {dest}: {exc.strerror}") from None
 
 
 def _note_parents(
-    stack: list[tuple[str, int]],
+    root: Root,
+    entry: Entry,
     created: list[tuple[str, ...]],
     parents: dict[tuple[str, ...], StubParent],
 ) -> None:
-    """Record every pre-existing directory on the current path (creating below it copies it up)."""
+    """Record every pre-existing directory above what is about to be created (creating below
+    it copies it up)."""
     made = set(created)
-    for depth in range(1, len(stack) + 1):
-        key = tuple(name for name, _ in stack[:depth])
+    for depth in range(1, entry.found + 1):
+        key = entry.comps[:depth]
         if key in made or key in parents:
             continue
-        st = os.fstat(stack[depth - 1][1])
-        parents[key] = StubParent(path=key, mode=st.st_mode, uid=st.st_uid, gid=st.st_gid)
+        st = root.lstat(key)
+        if st is not None:
+            parents[key] = StubParent(path=key, mode=st.st_mode, uid=st.st_uid, gid=st.st_gid)
 
 
-def _open_dir_nofollow(root_fd: int, parts: tuple[str, ...]) -> int | None:
-    """Open ``parts`` below ``root_fd`` refusing every symlink; None if absent or not a dir."""
-    fd = os.dup(root_fd)
+def _open_dir_nofollow(root: Root, parts: tuple[str, ...]) -> int | None:
+    """Open ``parts`` below the root refusing every symlink; None if absent or not a dir."""
     try:
-        for comp in parts:
-            try:
-                nxt = os.open(comp, _DIR_FLAGS, dir_fd=fd)
-            except OSError:
-                return None
-            os.close(fd)
-            fd = nxt
-        result, fd = fd, -1
-        return result
-    finally:
-        if fd >= 0:
-            os.close(fd)
+        return root.open_dir(parts)
+    except OSError:
+        return None
 
 
 def _is_opaque(fd: int) -> bool:
@@ -510,7 +438,7 @@ def _remove_if_stub(parent_fd: int, name: str, parent: StubParent | None) -> Non
     except FileNotFoundError:
         return
     if stat.S_ISDIR(st.st_mode):
-        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
         try:
             if os.listdir(fd) or _is_opaque(fd):
                 return
@@ -539,10 +467,9 @@ def clean_upper(upper: Path, stubs: MountStubs) -> None:
     Paths are walked with ``O_NOFOLLOW`` on every component: if the step replaced a parent with
     a symlink, nothing outside the upper dir can be touched. Parent mtimes are restored.
     """
-    root_fd = os.open(upper, _DIR_FLAGS)
-    try:
+    with Root(upper) as root:
         for path in reversed(stubs.created):
-            pfd = _open_dir_nofollow(root_fd, path[:-1])
+            pfd = _open_dir_nofollow(root, path[:-1])
             if pfd is None:
                 continue
             try:
@@ -550,12 +477,10 @@ def clean_upper(upper: Path, stubs: MountStubs) -> None:
             finally:
                 os.close(pfd)
         for parent in sorted(stubs.parents, key=lambda p: len(p.path), reverse=True):
-            pfd = _open_dir_nofollow(root_fd, parent.path[:-1])
+            pfd = _open_dir_nofollow(root, parent.path[:-1])
             if pfd is None:
                 continue
             try:
                 _remove_if_stub(pfd, parent.path[-1], parent)
             finally:
                 os.close(pfd)
-    finally:
-        os.close(root_fd)

@@ -274,6 +274,7 @@ class ContentStore:
             try:
                 if now - entry.stat(follow_symlinks=False).st_mtime < grace_seconds:
                     continue
+                # not an in-root walk: an ingest file of the store, opened only to flock it
                 fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             except OSError:
                 continue

@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def fsync_dir(path: Path) -> None:
+    # not an in-root walk: the store's own directory, opened to fsync it
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)

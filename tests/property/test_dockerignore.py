@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from builder.context.ignore import (
     PatternMatcher,
     glob_match,
-    go_clean,
     parse_ignore_file,
 )
+from builder.fs import paths
 
 NAMES = st.sampled_from(["a", "b", "ab", "ba", "aa", "a.b"])
 PATHS = st.lists(NAMES, min_size=1, max_size=5).map(tuple)
@@ -131,7 +131,7 @@ def test_glob_star_does_not_backtrack_like_go() -> None:
 def test_patternmatcher_agrees_with_glob_without_doublestar(
     pattern: str, path: tuple[str, ...]
 ) -> None:
-    cleaned = go_clean(pattern)
+    cleaned = paths.clean(pattern)
     if "**" in cleaned or cleaned.startswith("/") or cleaned in (".", ".."):
         return
     text = "/".join(path)
@@ -144,8 +144,8 @@ def test_patternmatcher_agrees_with_glob_without_doublestar(
 def test_ignore_file_cleans_and_unroots(parts: list[str]) -> None:
     body = "/".join(parts)
     plain = parse_ignore_file(body + "\n")
-    assert plain == (go_clean(body),)
-    cleaned = go_clean(body)
+    assert plain == (paths.clean(body),)
+    cleaned = paths.clean(body)
     if cleaned != "." and not cleaned.startswith(".."):
         # a leading "/" (anchoring at the context root) changes nothing
         assert parse_ignore_file("/" + body + "\n") == plain

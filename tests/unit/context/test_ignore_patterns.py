@@ -9,13 +9,13 @@ from builder.context.ignore import (
     MatchKind,
     PatternMatcher,
     glob_match,
-    go_clean,
     has_wildcards,
     load_ignore_file,
     parse_ignore_file,
     validate_glob,
 )
 from builder.errors import ContextError
+from builder.fs import paths
 
 EXACT, INEXACT, FAIL = "exact", "inexact", "fail"
 
@@ -110,7 +110,7 @@ MULTI = [
 
 def _walk_verdict(pm: PatternMatcher, text: str) -> bool:
     """MatchesUsingParentResults fed with the parents' MatchInfo, as the Go test does."""
-    parent = go_clean(text[: text.rfind("/") + 1]) if "/" in text else "."  # Go's Dir
+    parent = paths.clean(text[: text.rfind("/") + 1]) if "/" in text else "."  # Go's Dir
     info = None
     if parent != ".":
         comps = parent.split("/")
@@ -281,7 +281,7 @@ def test_patternmatcher_uses_filepath_match_for_validation_and_matching() -> Non
                 PatternMatcher.compile([pattern])
             continue
         pm = PatternMatcher.compile([pattern])
-        got = pm.matches_or_parent_matches(go_clean(name))
+        got = pm.matches_or_parent_matches(paths.clean(name))
         # "a*" vs "ab/c": the parent "ab" matches, so the path is excluded.
         assert got is (match or (pattern, name) == ("a*", "ab/c"))
 
@@ -347,21 +347,6 @@ def test_walker_semantics_differ_from_or_parent_for_skipped_exception() -> None:
     pm = PatternMatcher.compile(["a/b", "!a"])
     assert pm.walk_match("a/b")
     assert not pm.matches_or_parent_matches("a/b")
-
-
-def test_go_clean() -> None:
-    cases = {
-        "": ".",
-        "/": "/",
-        "a//b/./c/": "a/b/c",
-        "/../a": "/a",
-        "a/../..": "..",
-        "../a/..": "..",
-        "./": ".",
-        "//a": "/a",
-    }
-    for raw, want in cases.items():
-        assert go_clean(raw) == want
 
 
 def test_may_reinclude_below() -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 from builder.errors import InvalidInstructionError
+from builder.fs import paths
 from builder.oci.types import Platform
 from builder.plan.checks import (
     check_chmod,
-    clean_path,
-    join_path,
     normalize_workdir,
     parse_platform,
     parse_port,
@@ -120,7 +119,7 @@ def test_normalize_workdir(current: str, new: str, result: str) -> None:
 
 
 def test_go_path_helpers() -> None:
-    assert clean_path("//a//b/../c/") == "/a/c"
-    assert clean_path("") == "."
-    assert join_path("/", "", "a") == "/a"
-    assert join_path() == ""
+    assert paths.clean("//a//b/../c/") == "/a/c"
+    assert paths.clean("") == "."
+    assert paths.join("/", "", "a") == "/a"
+    assert paths.join() == ""

@@ -10,13 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builder.errors import ExecutionError
+from builder.fs.passwd import GroupEntry, PasswdEntry, parse_group, parse_passwd
 from builder.runtime.users import (
-    GroupEntry,
-    PasswdEntry,
     ResolvedUser,
     exec_user,
-    parse_group,
-    parse_passwd,
     read_file_in_root,
     resolve_user,
 )
@@ -157,9 +154,8 @@ def test_non_regular_and_oversized_files(tmp_path: Path) -> None:
     with pytest.raises(ExecutionError, match="exceeds 1024 bytes"):
         read_file_in_root(root, "/etc/group", limit=1024)
     assert read_file_in_root(root, "/etc/missing") is None
-    os.symlink("loop", root / "etc" / "loop")
-    with pytest.raises(ExecutionError, match="too many levels"):
-        read_file_in_root(root, "/etc/loop")
+    os.symlink("loop", root / "etc" / "loop")  # a loop cannot be opened: no file (BuildKit)
+    assert read_file_in_root(root, "/etc/loop") is None
 
 
 ids = st.integers(min_value=0, max_value=(1 << 31) - 1)
