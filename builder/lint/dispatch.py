@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from builder.errors import BuildError, Diagnostic
+from builder.fs import paths
 from builder.lint import rules
 from builder.lint.facts import Facts, Item
 from builder.lint.fromline import meta_args, platform_args
@@ -259,9 +260,7 @@ class _Walk:
         ignore = self.ignore
         if ignore is None or ignore.exclusions:
             return
-        path = posixpath.normpath(src) if src else "."
-        if path.startswith("//"):
-            path = "/" + path.lstrip("/")
+        path = paths.clean(src)
         if path in (".", "/") and not any(
             not p.exclusion and p.text in _ROOT_PATTERNS for p in ignore.patterns
         ):
