@@ -18,10 +18,9 @@ cache key and history.
 
 from __future__ import annotations
 
-import posixpath
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Final, assert_never
 
 from builder.errors import (
@@ -34,7 +33,7 @@ from builder.errors import (
     with_span,
 )
 from builder.fs import paths
-from builder.oci.types import ContainerConfig, Healthcheck, ImageConfig, Platform
+from builder.oci.types import Healthcheck, ImageConfig, Platform
 from builder.plan import history as hist
 from builder.plan.checks import (
     check_chmod,
@@ -42,6 +41,18 @@ from builder.plan.checks import (
     normalize_workdir,
     parse_platform,
     parse_port,
+)
+from builder.plan.mounts import plan_mounts
+from builder.plan.scope import (
+    BUILTIN_ARGS,
+    DEFAULT_PATH,
+    NON_ENV_ARGS,
+    PLATFORM_ARGS,
+    PROXY_ARGS,
+    PROXY_KINDS,
+    StageInfo,
+    State,
+    empty_image,
 )
 from builder.plan.sources import classify_sources
 from builder.plan.steps import (
@@ -75,44 +86,7 @@ from builder.syntax.gotext import go_quote
 from builder.syntax.heredoc import HeredocSyntaxError, parse_marker
 from builder.syntax.substitute import substitute
 
-DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-DEFAULT_SHELL: Final = ("/bin/sh", "-c")
-WINDOWS_SHELL: Final = ("cmd", "/S", "/C")
 EMPTY_IMAGE: Final = "scratch"
-
-PLATFORM_ARGS: Final = (
-    "BUILDPLATFORM",
-    "BUILDOS",
-    "BUILDOSVERSION",
-    "BUILDARCH",
-    "BUILDVARIANT",
-    "TARGETPLATFORM",
-    "TARGETOS",
-    "TARGETOSVERSION",
-    "TARGETARCH",
-    "TARGETVARIANT",
-    "TARGETSTAGE",
-)
-# Proxy settings BuildKit passes to every RUN from the build-args (names compared ignoring case).
-_PROXY_KINDS: Final = ("http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy")
-PROXY_ARGS: Final = frozenset({*_PROXY_KINDS, *(k.upper() for k in _PROXY_KINDS)})
-# ARGs that never become environment variables.
-_NON_ENV_ARGS: Final = frozenset({"BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"})
-# Build-args read by the builder itself: never reported as unused.
-BUILTIN_ARGS: Final = frozenset(
-    {
-        "BUILDKIT_CACHE_MOUNT_NS",
-        "BUILDKIT_CONTEXT_KEEP_GIT_DIR",
-        "BUILDKIT_INLINE_CACHE",
-        "BUILDKIT_MULTI_PLATFORM",
-        "BUILDKIT_SANDBOX_HOSTNAME",
-        "BUILDKIT_SYNTAX",
-        "BUILDKIT_BUILD_NAME",
-        "BUILDKIT_DOCKERFILE_CHECK",
-        "SOURCE_DATE_EPOCH",
-        *_NON_ENV_ARGS,
-    }
-)
 DEFAULT_HOSTNAME: Final = "buildkitsandbox"
 
 _INDEX = re.compile(r"[+-]?[0-9]+")
@@ -130,141 +104,10 @@ def plan(df: ir.Dockerfile, request: PlanRequest, resolver: ImageConfigResolver)
     return _Planner(df, request, resolver).run()
 
 
-# --------------------------------------------------------------------------- internal state
-
-
-@dataclass(slots=True)
-class _StageInfo:
-    stage: ir.Stage
-    stage_name: str  # the name, else stage-N
-    display_name: str  # stage_name, or "" in a single-stage file (BuildKit's progress prefix)
-    base_ref: str  # FROM value after global ARG expansion
-    platform: Platform | None  # FROM --platform, parsed
-    base_stage: int | None
-    deps: dict[int, Span]  # stage index -> the instruction that needs it
-    triggers: tuple[ir.Instruction, ...] | None = None
-
-
-class _State:
-    """One stage's mutable dispatch state: the image config being built and the environment."""
-
-    __slots__ = (
-        "args_escaped",
-        "author",
-        "build_args",
-        "cmd",
-        "cmd_set",
-        "entrypoint",
-        "env",
-        "healthcheck",
-        "history",
-        "image",
-        "labels",
-        "on_build",
-        "platform",
-        "ports",
-        "shell",
-        "stop_signal",
-        "user",
-        "vars",
-        "volumes",
-        "workdir",
-    )
-
-    def __init__(
-        self,
-        image: ImageConfig,
-        platform: Platform,
-        variables: dict[str, str],
-        build_args: list[tuple[str, str | None]],
-    ) -> None:
-        c = image.config
-        self.image = image
-        self.platform = platform
-        self.vars = variables  # BuildKit's state env: insertion order = order of last set
-        self.build_args = build_args  # ARGs declared so far: (name, value or None)
-        self.env = list(c.env)
-        self.labels = dict(c.labels)
-        self.ports = set(c.exposed_ports)
-        self.volumes = set(c.volumes)
-        self.user = c.user
-        self.workdir = c.working_dir
-        self.cmd = c.cmd
-        self.entrypoint = c.entrypoint
-        self.shell = c.shell
-        self.healthcheck = c.healthcheck
-        self.stop_signal = c.stop_signal
-        self.args_escaped = c.args_escaped
-        self.on_build = list(c.on_build)
-        self.author = image.author
-        self.history = list(image.history)
-        self.cmd_set = False
-
-    def child(self) -> _State:
-        """The starting state of a stage built ``FROM`` this one (OnBuild not inherited)."""
-        image = self.to_config()
-        image = replace(image, config=replace(image.config, on_build=()))
-        return _State(image, self.platform, dict(self.vars), list(self.build_args))
-
-    def set_var(self, key: str, value: str) -> None:
-        self.vars.pop(key, None)
-        self.vars[key] = value
-
-    def set_env(self, key: str, value: str) -> None:
-        """BuildKit's ``addEnv`` on the config: replace in place, else append."""
-        entry = f"{key}={value}"
-        for i, item in enumerate(self.env):
-            if item.partition("=")[0] == key:
-                self.env[i] = entry
-                return
-        self.env.append(entry)
-
-    def with_shell(self, args: Iterable[str]) -> tuple[str, ...]:
-        shell = self.shell or (WINDOWS_SHELL if self.image.os == "windows" else DEFAULT_SHELL)
-        return (*shell, " ".join(args))
-
-    def to_config(self) -> ImageConfig:
-        config = replace(
-            self.image.config,
-            user=self.user,
-            exposed_ports=tuple(sorted(self.ports)),
-            env=tuple(self.env),
-            entrypoint=self.entrypoint,
-            cmd=self.cmd,
-            volumes=tuple(sorted(self.volumes)),
-            working_dir=self.workdir,
-            labels=tuple(sorted(self.labels.items())),
-            stop_signal=self.stop_signal,
-            args_escaped=self.args_escaped,
-            healthcheck=self.healthcheck,
-            on_build=tuple(self.on_build),
-            shell=self.shell,
-        )
-        return replace(
-            self.image,
-            created=None,
-            author=self.author,
-            config=config,
-            history=tuple(self.history),
-        )
-
-
 def _upper_keyword(text: str) -> str:
     """BuildKit's ``uppercaseCmd``: the first word upper-cased."""
     head, sep, rest = text.partition(" ")
     return head.upper() + sep + rest
-
-
-def _empty_image(platform: Platform) -> ImageConfig:
-    env = () if platform.os == "windows" else (f"PATH={DEFAULT_PATH}",)
-    return ImageConfig(
-        architecture=platform.architecture,
-        os=platform.os,
-        variant=platform.variant,
-        os_version=platform.os_version,
-        os_features=platform.os_features,
-        config=ContainerConfig(working_dir="/", env=env),
-    )
 
 
 def _parse_trigger(expression: str, span: Span) -> ir.Instruction:
@@ -295,11 +138,11 @@ class _Planner:
         self.build_args = dict(request.build_args)
         self.lexer = Lexer(escape=df.escape)
         self.global_vars: dict[str, str] = {}
-        self.infos: list[_StageInfo] = []
+        self.infos: list[StageInfo] = []
         self.names: dict[str, int] = {}
         self.resolved: dict[tuple[str, str], ResolvedImage] = {}
         self.consumed: set[str] = set()
-        self.results: dict[int, _State] = {}
+        self.results: dict[int, State] = {}
         self.hostname = self.build_args.get("BUILDKIT_SANDBOX_HOSTNAME") or DEFAULT_HOSTNAME
         self.proxy_env = self._proxy_env()
 
@@ -412,7 +255,7 @@ class _Planner:
                 self.names[stage.name] = stage.index
             stage_name = stage.name or f"stage-{stage.index}"
             self.infos.append(
-                _StageInfo(
+                StageInfo(
                     stage=stage,
                     stage_name=stage_name,
                     display_name="" if single else stage_name,
@@ -516,7 +359,7 @@ class _Planner:
             self.resolved[key] = found
         return found
 
-    def _stage_platform(self, info: _StageInfo) -> Platform:
+    def _stage_platform(self, info: StageInfo) -> Platform:
         return info.platform or self.request.platform
 
     def _resolve_stages(self, target: int) -> set[int]:
@@ -566,12 +409,12 @@ class _Planner:
             base = StageBase(index=info.base_stage)
         elif info.base_ref == EMPTY_IMAGE:
             platform = self.request.platform
-            state = _State(_empty_image(platform), platform, {}, [])
+            state = State(empty_image(platform), platform, {}, [])
             base = ScratchBase()
         else:
             platform = self._stage_platform(info)
             resolved = self._resolve(info.base_ref, platform, stage.span)
-            state = _State(replace(resolved.config, created=None), platform, {}, [])
+            state = State(replace(resolved.config, created=None), platform, {}, [])
             base = ImageBase(ref=info.base_ref, platform=platform, resolved=resolved)
         state.on_build = []  # triggers ran above; they are not inherited further
         if state.platform.os != "windows" and not any(
@@ -624,7 +467,7 @@ class _Planner:
         return config
 
     def _dispatch(
-        self, state: _State, info: _StageInfo, instr: ir.Instruction, *, escape: str, onbuild: bool
+        self, state: State, info: StageInfo, instr: ir.Instruction, *, escape: str, onbuild: bool
     ) -> Step:
         text = _upper_keyword(instr.original)
         span = instr.span
@@ -637,7 +480,7 @@ class _Planner:
             raise with_span(err, span) from None
 
     def _config_step(
-        self, state: _State, node: ir.Instruction, text: str, onbuild: bool, created_by: str | None
+        self, state: State, node: ir.Instruction, text: str, onbuild: bool, created_by: str | None
     ) -> ConfigStep:
         history = None
         if created_by is not None:
@@ -652,7 +495,7 @@ class _Planner:
         )
 
     def _dispatch_node(
-        self, state: _State, info: _StageInfo, node: ir.Instruction, text: str, onbuild: bool
+        self, state: State, info: StageInfo, node: ir.Instruction, text: str, onbuild: bool
     ) -> Step:
         match node:
             case ir.Run():
@@ -742,9 +585,7 @@ class _Planner:
 
     # ----------------------------------------------------------------- instructions
 
-    def _arg(
-        self, state: _State, node: ir.Arg, text: str, onbuild: bool, escape: str
-    ) -> ConfigStep:
+    def _arg(self, state: State, node: ir.Arg, text: str, onbuild: bool, escape: str) -> ConfigStep:
         words = []
         for decl in node.args:
             key = decl.key
@@ -757,13 +598,13 @@ class _Planner:
                 value = self.build_args[key]
             elif decl.default is not None:
                 value = self._expand(decl.default, state.vars, node.span, escape)
-            if value is not None and key not in _NON_ENV_ARGS:
+            if value is not None and key not in NON_ENV_ARGS:
                 state.set_var(key, value)
             state.build_args.append((key, value))
             words.append(key if value is None else f"{key}={value}")
         return self._config_step(state, node, text, onbuild, " ".join(["ARG", *words]))
 
-    def _workdir(self, state: _State, node: ir.Workdir, text: str, onbuild: bool) -> Step:
+    def _workdir(self, state: State, node: ir.Workdir, text: str, onbuild: bool) -> Step:
         wd = normalize_workdir(state.workdir, node.path)
         state.workdir = wd
         if wd == "/":
@@ -785,17 +626,17 @@ class _Planner:
         values: dict[str, str] = {}
         for key in sorted(self.build_args):
             kind = key.lower()
-            if kind in _PROXY_KINDS:
+            if kind in PROXY_KINDS:
                 values[kind] = self.build_args[key]
         out: list[tuple[str, str]] = []
-        for kind in _PROXY_KINDS:
+        for kind in PROXY_KINDS:
             value = values.get(kind)
             if value:
                 out.extend(((kind.upper(), value), (kind, value)))
         return tuple(out)
 
     def _run(
-        self, state: _State, info: _StageInfo, node: ir.Run, text: str, onbuild: bool
+        self, state: State, info: StageInfo, node: ir.Run, text: str, onbuild: bool
     ) -> RunStep:
         args = node.command
         files: tuple[RunFile, ...] = ()
@@ -846,7 +687,7 @@ class _Planner:
             hostname=self.hostname,
         )
 
-    def _mount_source(self, info: _StageInfo, mount: ir.Mount) -> Source:
+    def _mount_source(self, info: StageInfo, mount: ir.Mount) -> Source:
         if mount.from_ is None:
             if mount.type is ir.MountType.CACHE:
                 return FromScratch()
@@ -864,65 +705,15 @@ class _Planner:
             return FromScratch()
         return FromImage(image=self._resolve(ref, self.request.platform, info.stage.span))
 
-    def _mounts(self, state: _State, info: _StageInfo, node: ir.Run) -> tuple[RunMount, ...]:
-        out: list[RunMount] = []
-        ssh_count = 0
-        for mount in node.mounts:
-            source = self._mount_source(info, mount)
-            raw_target = mount.target or ""
-            match mount.type:
-                case ir.MountType.SECRET:
-                    secret_id = mount.id or ""
-                    if mount.source:
-                        secret_id = mount.source
-                    if not secret_id:
-                        if not raw_target:
-                            raise InvalidInstructionError("one of source, target required")
-                        secret_id = posixpath.basename(raw_target.rstrip("/")) or "/"
-                    target = raw_target
-                    if mount.env is None and not target:
-                        target = "/run/secrets/" + (
-                            posixpath.basename(secret_id.rstrip("/")) or "/"
-                        )
-                    out.append(RunMount(mount=mount, target=target, id=secret_id))
-                    continue
-                case ir.MountType.SSH:
-                    if mount.source:
-                        raise InvalidInstructionError("ssh does not support source")
-                    target = raw_target or f"/run/buildkit/ssh_agent.{ssh_count}"
-                    ssh_count += 1
-                    out.append(RunMount(mount=mount, target=target, id=mount.id or "default"))
-                    continue
-                case ir.MountType.BIND | ir.MountType.CACHE | ir.MountType.TMPFS:
-                    pass
-                case _:
-                    assert_never(mount.type)
-            target = raw_target
-            if not paths.clean(target).startswith("/"):
-                target = paths.join("/", state.workdir, target)
-            if target == "/":
-                raise InvalidInstructionError(f"invalid mount target {go_quote(target)}")
-            if mount.type is ir.MountType.TMPFS:
-                out.append(RunMount(mount=mount, target=target))
-                continue
-            cache_id = None
-            if mount.type is ir.MountType.CACHE:
-                cache_id = mount.id or paths.clean(raw_target)
-            out.append(
-                RunMount(
-                    mount=mount,
-                    target=target,
-                    source=source,
-                    source_path=paths.join("/", mount.source or ""),
-                    id=cache_id,
-                )
-            )
-        return tuple(out)
+    def _mounts(self, state: State, info: StageInfo, node: ir.Run) -> tuple[RunMount, ...]:
+        return plan_mounts(
+            node.mounts, workdir=state.workdir, source_of=lambda m: self._mount_source(info, m)
+        )
 
     def _copy(
         self,
-        state: _State,
-        info: _StageInfo,
+        state: State,
+        info: StageInfo,
         node: ir.Copy | ir.Add,
         text: str,
         onbuild: bool,
@@ -991,7 +782,7 @@ class _Planner:
             if key not in self.consumed
             and key not in BUILTIN_ARGS
             and key not in PLATFORM_ARGS
-            and key.lower() not in _PROXY_KINDS
+            and key.lower() not in PROXY_KINDS
         )
         if not unused:
             return ()
