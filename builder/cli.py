@@ -23,6 +23,16 @@ from builder.errors import BuildError, Interrupted
 COMMANDS: dict[str, str] = {
     "build": "build",
     "run": "run",
+    "ps": "ps",
+    "exec": "exec_",
+    "logs": "logs",
+    "stop": "stop",
+    "start": "start",
+    "restart": "restart",
+    "kill": "kill",
+    "rm": "rm",
+    "port": "port",
+    "container": "container",
     "images": "images",
     "inspect": "inspect",
     "history": "history",
@@ -102,6 +112,15 @@ def _main(argv: Sequence[str] | None) -> int:
         return 130
 
 
+def _unknown_command(word: str) -> bool:
+    """A first word that names no command, no existing build context and no URL: docker's
+    "is not a docker command" (``pybuild ps`` is never a build of a directory named ps, and a
+    typo is not taken for a context)."""
+    if word.startswith(("-", "git@")) or "://" in word:
+        return False
+    return not os.path.exists(word)
+
+
 def _prepare(argv: Sequence[str] | None) -> tuple[CommandModule, argparse.Namespace] | int:
     """The command to run and its arguments, or the exit status when there is none to run."""
     for stream in (sys.stdout, sys.stderr):
@@ -117,6 +136,12 @@ def _prepare(argv: Sequence[str] | None) -> tuple[CommandModule, argparse.Namesp
         return 0
     if args_list and args_list[0] in COMMANDS:
         name, rest = args_list[0], args_list[1:]
+    elif args_list and _unknown_command(args_list[0]):
+        print(
+            f"pybuild: '{args_list[0]}' is not a pybuild command.\nSee 'pybuild --help'",
+            file=sys.stderr,
+        )
+        return 1
     elif DEFAULT_COMMAND in COMMANDS:
         name, rest = DEFAULT_COMMAND, args_list
     else:

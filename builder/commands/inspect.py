@@ -1,4 +1,5 @@
-"""``pybuild inspect IMAGE...``: a JSON array shaped like ``docker image inspect``'s.
+"""``pybuild inspect NAME...``: a JSON array shaped like ``docker inspect``'s: a container's
+(:func:`builder.commands._containers.inspect_json`) when NAME is one, else an image's.
 
 ``Id`` is the config digest (the image ID), ``RootFS.Layers`` the diff_ids (digests of the
 uncompressed layers), ``RepoDigests`` name the manifest digest, ``Descriptor`` is the manifest's
@@ -12,8 +13,10 @@ import argparse
 import json
 import sys
 
+from builder.commands._containers import inspect_json
 from builder.commands._format import go_json_escape
 from builder.commands._store import about, add_root_argument, image_size, open_store
+from builder.containers.state import ContainerStore
 from builder.errors import BuildError, InvalidReferenceError
 from builder.oci.image import Image
 from builder.reference import parse_normalized
@@ -25,7 +28,9 @@ _NEVER_TAGGED = "0001-01-01T00:00:00Z"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="name, ID or digest")
+    parser.add_argument(
+        "images", nargs="+", metavar="NAME", help="container, or image name, ID or digest"
+    )
     add_root_argument(parser)
 
 
@@ -76,7 +81,14 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(args)
     found: list[object] = []
     errors: list[str] = []
+    containers = ContainerStore(store.root)
     for name in args.images:
+        try:
+            # docker inspect: a container by that name or ID first, then an image
+            found.append(inspect_json(containers.find(name)))
+            continue
+        except BuildError:
+            pass
         try:
             entry, _ = store.lookup(name)
             with about(name):

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from builder.commands._containers import add_container_flags, run_container, wants_container
 from builder.errors import BuildError, Interrupted, RunStepError, Span
 
 if TYPE_CHECKING:
@@ -62,18 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-u", "--user", metavar="USER[:GROUP]")
     parser.add_argument("-w", "--workdir", metavar="DIR")
     parser.add_argument("--entrypoint", metavar="CMD", help="override the image's ENTRYPOINT")
-    parser.add_argument(
-        "--network", default="host", choices=("host", "none"), help="networking (default host)"
-    )
     parser.add_argument("--hostname", default="", metavar="NAME")
-    parser.add_argument(
-        "-p",
-        "--publish",
-        action="append",
-        default=[],
-        metavar="HOST:CONTAINER",
-        help="accepted for docker compatibility; with host networking ports are already the host's",
-    )
+    add_container_flags(parser)  # -d, -p, --network, -v, --restart, ... (builder.containers)
     parser.add_argument(
         "--stop-timeout",
         type=int,
@@ -82,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="after a forwarded SIGTERM, SIGINT or SIGHUP, how long the container has to exit"
         " before it is killed; -1: no limit (default %(default)s)",
     )
-    parser.add_argument("--name", help="container name (informational)")
+    parser.add_argument("--name", help="container name")
     parser.add_argument("--root", metavar="DIR", help="image store (default: $PYBUILD_ROOT)")
 
 
@@ -175,6 +166,8 @@ class _ForwardingRuntime:
 
 
 def run(args: argparse.Namespace) -> int:
+    if wants_container(args):
+        return run_container(args)
     try:
         with StopSignals(args.stop_timeout).installed() as signals:
             return _run(args, signals)
@@ -207,12 +200,6 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
         network=args.network,
         hostname=args.hostname or str(record.config_digest.hex[:12]),
     )
-    if args.publish:
-        print(
-            "WARNING: -p is ignored: containers use the host's network, "
-            "so the published ports are the container's own",
-            file=sys.stderr,
-        )
     dirs = LayerDirs(store)
 
     def on_output(data: bytes) -> None:

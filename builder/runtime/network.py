@@ -211,6 +211,8 @@ def claim_port(mapping: PortMapping) -> PortMapping:
     family = socket.AF_INET6 if ":" in mapping.host_ip else socket.AF_INET
     kind = socket.SOCK_DGRAM if mapping.proto == "udp" else socket.SOCK_STREAM
     with socket.socket(family, kind) as probe:
+        if kind == socket.SOCK_STREAM:  # connections in TIME_WAIT do not make a port busy
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((mapping.host_ip, mapping.host_port))
         except OSError as exc:
@@ -296,8 +298,8 @@ class PrivateNetwork:
             ]
             if tied:
                 cmd.append(f"--exit-fd={exit_r}")
-            if api_socket is not None:
-                cmd.append(f"--api-socket={api_socket}")
+            if api_socket is not None:  # relative: socket paths are limited to 108 bytes
+                cmd.append(f"--api-socket={api_socket.name}")
             cmd += [str(holder.pid), SLIRP_DEVICE]
             slirp = subprocess.Popen(
                 cmd,
@@ -307,6 +309,7 @@ class PrivateNetwork:
                 close_fds=True,
                 pass_fds=(ready_w, exit_r) if tied else (ready_w,),
                 start_new_session=True,
+                cwd=api_socket.parent if api_socket is not None else None,
             )
         except BaseException:
             _stop(holder)
@@ -407,6 +410,7 @@ def stop_pids(pids: tuple[int, ...], *, names: tuple[str, ...] = ("sleep", "slir
     """Kill an untied network's processes (recorded by a container) from another pybuild
     process. A pid is only killed while its command name is one of ``names``: a recycled pid
     belongs to someone else."""
+    killed = []
     for pid in pids:
         try:
             comm = Path(f"/proc/{pid}/comm").read_text().strip()
@@ -415,13 +419,30 @@ def stop_pids(pids: tuple[int, ...], *, names: tuple[str, ...] = ("sleep", "slir
         if comm in names:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+    deadline = time.monotonic() + 5
+    while killed and time.monotonic() < deadline:  # until their sockets are closed
+        killed = [pid for pid in killed if _running(pid)]
+        time.sleep(0.005)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie (a zombie has closed its sockets)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _api_call(path: Path, request: dict[str, Any]) -> dict[str, Any]:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    with contextlib.ExitStack() as stack, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(API_TIMEOUT)
         try:
-            sock.connect(str(path))
+            # through the directory's fd: a long store path would not fit in sun_path
+            fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            stack.callback(os.close, fd)
+            sock.connect(f"/proc/self/fd/{fd}/{path.name}")
             sock.sendall(json.dumps(request).encode())
             sock.shutdown(socket.SHUT_WR)
             data = b""

@@ -268,6 +268,14 @@ class Overlay:
                 os.close(fd)
 
 
+def mount_persistent(
+    lowers: Sequence[Path], upper: Path, *, work_parent: Path, merged: Path
+) -> None:
+    """Mount ``lowers`` + ``upper`` at ``merged`` and leave it mounted: a container's root
+    outlives the process that starts it. ``work_parent`` (empty) gets overlayfs's work dir."""
+    Overlay()._mount(work_parent, merged, lowers, upper)
+
+
 def _flock(fd: int) -> None:
     import fcntl
 

@@ -1,6 +1,7 @@
 """Mark-and-sweep garbage collection of store blobs (S7).
 
-Roots: every ``index.json`` entry (tagged or dangling) and every cache record. Manifests and
+Roots: every ``index.json`` entry (tagged or dangling), every cache record, and the image of
+every container (``containers/<id>/image.json``: a container's image is never pruned). Manifests and
 indexes are parsed (size-capped, verified while read) and walked to their config and layers.
 A missing or corrupt blob under an index root aborts the run: GC never "sweeps everything"
 because it misread a root. A cache record whose blobs are gone is dropped (the cache is
@@ -9,6 +10,7 @@ disposable). Everything runs under the exclusive store lock, so no writer is mid
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from builder.oci._json import MAX_JSON_BYTES
 from builder.oci.descriptor import Descriptor
 from builder.oci.manifest import Index, Manifest
 from builder.oci.mediatype import is_index, is_manifest
+from builder.store.paths import CONTAINER_IMAGE, containers_dir
 
 if TYPE_CHECKING:
     from builder.store.layout import Store
@@ -70,6 +73,12 @@ def mark(store: Store) -> tuple[set[Digest], int]:
             raise StoreError(
                 f"prune aborted, nothing removed: {exc.message}; run `pybuild fsck`"
             ) from None
+    for path in sorted(containers_dir(store.root).glob(f"*/{CONTAINER_IMAGE}")):
+        try:
+            desc = Descriptor.from_json(json.loads(path.read_text()), str(path))
+            walk(store, desc, marked)
+        except (OSError, ValueError, StoreError):
+            continue  # a container being created or removed; its image is also in the index
     dropped = 0
     for record in store.cache.records():
         found: set[Digest] = set()

@@ -42,3 +42,11 @@ def cache_record_path(root: Path, hex_key: str) -> Path:
 
 def store_lock_path(root: Path) -> Path:
     return root / "locks" / "store.lock"
+
+
+CONTAINER_IMAGE: Final = "image.json"  # in a container's directory: its image's descriptor
+
+
+def containers_dir(root: Path) -> Path:
+    """``containers/<id>/``: each container's record, writable layer, bundle and logs."""
+    return root / "containers"

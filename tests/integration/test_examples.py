@@ -83,11 +83,12 @@ def test_psweb(pb: Builder) -> None:
 
     # serve it on a free port (the image's own port may be taken on a shared machine)
     port = _free_port()
-    httpd = ["httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www"]
-    # httpd, the container's PID 1, ignores SIGTERM: pybuild run kills it after --stop-timeout
-    argv = [PYBUILD, "run", "--stop-timeout=1", "--entrypoint", "/bin/busybox", built.image_id]
+    # published on the private network's port forwarding; httpd, the container's PID 1,
+    # ignores SIGTERM: pybuild run kills it after --stop-timeout
+    publish = f"127.0.0.1:{port}:8080"
+    argv = [PYBUILD, "run", "--rm", "--stop-timeout=1", "-p", publish, built.image_id]
     server = subprocess.Popen(
-        [*argv, *httpd],
+        argv,
         env=pb.environ(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
