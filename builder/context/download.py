@@ -20,7 +20,7 @@ import os
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from builder.digest import Digest, Hasher
 from builder.errors import ContextError
@@ -79,9 +79,15 @@ class Downloaded:
     content_type: str | None
 
 
+class Sink(Protocol):
+    """Where the body goes: a binary file, or a content-store blob writer."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
 def download(
     url: str,
-    out: BinaryIO,
+    out: Sink,
     *,
     limits: DownloadLimits | None = None,
     what: str = "",

@@ -1,5 +1,7 @@
 """Remote sources of ADD: URLs fetched over HTTP(S) (the planner classified the sources).
 
+The transfer is ``builder.context.download`` (redirect, credential, size and time rules shared
+with tarball contexts); this module keeps each download once per build in the content store.
 The file is named after the last element of the URL path (``__unnamed__`` if there is none),
 has mode 0600 and the ``Last-Modified`` time, and ``--checksum`` is verified. ``UrlFetcher``
 downloads each URL once per build.
@@ -16,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from builder.context.download import DownloadLimits, download
 from builder.digest import Digest
 from builder.errors import ContextError, DigestMismatchError
 from builder.oci.descriptor import Descriptor
 from builder.store.cas import BlobWriter, ContentStore
+from builder.urls import redact
 
 UNNAMED: Final = "__unnamed__"
 _CHUNK: Final = 1 << 20
@@ -56,13 +60,22 @@ class UrlFetcher:
     private store in a temporary directory is used (removed by ``close``).
     """
 
-    def __init__(self, cas: ContentStore | None = None, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self, cas: ContentStore | None = None, *, limits: DownloadLimits | None = None
+    ) -> None:
         self._cas = cas
         self._own: Path | None = None
-        self._timeout = timeout
+        self._given_limits = limits
         self._lock = threading.Lock()
         self._url_locks: dict[str, threading.Lock] = {}
         self._done: dict[str, Download] = {}
+
+    @property
+    def _limits(self) -> DownloadLimits:
+        """The caller's limits, else ``PYBUILD_MAX_DOWNLOAD``/``PYBUILD_DOWNLOAD_TIMEOUT``."""
+        if self._given_limits is None:
+            self._given_limits = DownloadLimits.from_environment()
+        return self._given_limits
 
     def _store(self) -> ContentStore:
         if self._cas is None:
@@ -113,38 +126,23 @@ class UrlFetcher:
         return path
 
     def _download(self, url: str, checksum: Digest | None) -> Download:
-        import urllib.error
-        import urllib.request
-
-        request = urllib.request.Request(url, headers={"User-Agent": "pybuild"})
-        cas = self._store()
         writer = BlobWriter(
-            cas, media_type=_MEDIA_TYPE, expected_digest=checksum, expected_size=None
+            self._store(), media_type=_MEDIA_TYPE, expected_digest=checksum, expected_size=None
         )
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as resp:
-                modified = resp.headers.get("Last-Modified")
-                while chunk := resp.read(_CHUNK):
-                    writer.write(chunk)
+            got = download(url, writer, limits=self._limits, what="ADD")
             blob = writer.commit()
         except DigestMismatchError as exc:
             raise _mismatch(url, checksum, exc.actual) from None
-        except urllib.error.HTTPError as exc:
-            raise ContextError(
-                f"ADD {url}: invalid response status {exc.code} {exc.reason}"
-            ) from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            raise ContextError(f"ADD {url}: download failed: {reason}") from None
         finally:
             writer.abort()
         return Download(
-            url=url, filename=url_filename(url), blob=blob, mtime_ns=_http_time(modified)
+            url=url, filename=url_filename(url), blob=blob, mtime_ns=_http_time(got.last_modified)
         )
 
 
 def _mismatch(url: str, expected: Digest | None, actual: str) -> ContextError:
-    return ContextError(f"ADD {url}: checksum mismatch: expected {expected}, got {actual}")
+    return ContextError(f"ADD {redact(url)}: checksum mismatch: expected {expected}, got {actual}")
 
 
 def _http_time(value: str | None) -> int | None:
