@@ -160,9 +160,10 @@ def _noop_request(
     dockerfile: Path | None,
     build_args: tuple[tuple[str, str], ...],
 ) -> noop.Request | None:
-    """The no-op record this build may use and write, or None (``--no-cache``, ``--pull``, a
-    Dockerfile from stdin)."""
-    if options.no_cache or options.pull or dockerfile is None:
+    """The no-op record this build may use and write, or None (``--pull``, a Dockerfile from
+    stdin). ``--no-cache`` is not part of the request: such a build never uses a record, but it
+    writes the one a plain rebuild will use, since that rebuild hits the cache records it wrote."""
+    if options.pull or dockerfile is None:
         return None
     from builder.engine import noop
 
@@ -255,7 +256,7 @@ def _build_prepared(
 
     # Scanned before anything reads the context: a change made during the build shows next time.
     seen = noop.observe(request, data)
-    found = noop.check(request, seen)
+    found = None if options.no_cache else noop.check(request, seen)
     if found is not None:
         hit, events = found
         noop.replay(events, sink)

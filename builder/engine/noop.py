@@ -31,10 +31,11 @@ What a record pins (any difference sends the build the ordinary way, which rewri
   record rewritten by ``--no-cache`` is a new file) and the blobs it names;
 - the image: its manifest and config blobs exist and every tag still names that manifest.
 
-Builds with ``--no-cache``, ``--pull``, a Dockerfile from stdin, or that fetch remote sources
-(``ADD <url>``, git) never use or write records. A record is a disposable cache file
-(``<store>/buildinfo/noop-<request>.json``, written by rename, not fsynced): a missing, torn or
-stale one only costs the ordinary path.
+Builds with ``--pull``, a Dockerfile from stdin, or that fetch remote sources (``ADD <url>``,
+git) never use or write records. A ``--no-cache`` build never uses one but writes the record of
+the same request without ``--no-cache``: that rebuild hits the cache records it wrote. A record
+is a disposable cache file (``<store>/buildinfo/noop-<request>.json``, written by rename, not
+fsynced): a missing, torn or stale one only costs the ordinary path.
 """
 
 from __future__ import annotations

@@ -78,6 +78,23 @@ def test_the_first_rebuild_after_a_build_that_ran_steps_is_answered_from_the_rec
     assert second.files["/b.txt"].text == "first\n"
 
 
+def test_a_no_cache_build_writes_the_record_a_plain_rebuild_uses(pb: Builder) -> None:
+    ctx = pb.context({"a.txt": "no-cache\n"})
+    (ctx / "Dockerfile").write_text(DOCKERFILE)
+    time.sleep(0.3)
+    tag = pb.new_tag()
+    pb.build(None, context_dir=ctx, tag=tag)
+    known = records(pb)
+    cold = pb.build(None, context_dir=ctx, tag=tag, args=["--no-cache"])
+    assert "CACHED" not in cold.stderr  # --no-cache never answers from a record
+    written = {k: v for k, v in records(pb).items() if known.get(k) != v}
+    assert len(written) == 1
+    again = pb.build(None, context_dir=ctx, tag=tag)
+    assert again.image_id == cold.image_id
+    assert records(pb).items() >= written.items()  # answered from the record
+    assert "#6 [3/3] RUN cat /a.txt > /b.txt\n#6 CACHED" in again.stderr
+
+
 def test_a_changed_build_arg_or_moved_tag_is_not_a_noop(pb: Builder) -> None:
     ctx = pb.context({"a.txt": "arg\n"})
     (ctx / "Dockerfile").write_text("FROM busybox\nARG V=1\nRUN echo $V > /v\n")
