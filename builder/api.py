@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from builder import timings
 from builder.digest import Digest
 from builder.engine.events import (
     EventSink,
@@ -21,6 +22,7 @@ from builder.engine.events import (
     Warning_,
 )
 from builder.errors import BuildError, DockerfileError, StoreError
+from builder.timings import phase
 
 # Everything else loads inside build(), after the no-op check: a rebuild whose inputs did not
 # change is answered without the parser, planner, store or engine (see builder.engine.noop).
@@ -191,7 +193,8 @@ def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
     build_args = _build_args(options)
     root = Path(options.root) if options.root else default_store_root()
     if is_local(options.context):
-        prepared = prepare(options.context, options.dockerfile, store_root=root)
+        with phase("read Dockerfile"):
+            prepared = prepare(options.context, options.dockerfile, store_root=root)
         return _build_prepared(options, prepared, root=root, build_args=build_args, sink=sink)
     from builder.store import Store
 
@@ -255,10 +258,12 @@ def _build_prepared(
     from builder.engine import noop
 
     # Scanned before anything reads the context: a change made during the build shows next time.
-    seen = noop.observe(request, data)
-    found = None if options.no_cache else noop.check(request, seen)
+    with phase("no-op check (context scan, record)"):
+        seen = noop.observe(request, data)
+        found = None if options.no_cache else noop.check(request, seen)
     if found is not None:
         hit, events = found
+        timings.note("no-op record matched: progress replayed, nothing else ran")
         noop.replay(events, sink)
         return BuildResult(
             image_id=Digest.parse(hit.image_id), digest=Digest.parse(hit.digest), tags=hit.tags
@@ -275,7 +280,9 @@ def _build_prepared(
         vertex_offset=vertex_offset,
     )
     if built.outcome is not None:
-        noop.record(request, seen, built.outcome, recorder)
+        with phase("no-op record write"):
+            written = noop.record(request, seen, built.outcome, recorder)
+        timings.note("no-op record written" if written else "no no-op record written")
     return built.result
 
 
@@ -295,16 +302,17 @@ def _build(
     context_dir: Path,
     vertex_offset: int = 0,
 ) -> _Built:
-    from builder.context.local import LocalContext
-    from builder.engine.scheduler import EngineSettings, Scheduler, final_image, timestamp
-    from builder.oci.descriptor import Platform
-    from builder.plan import PlanRequest, entitlements, plan
-    from builder.reference import parse as parse_ref
-    from builder.runtime.network import BuildNetworks
-    from builder.store import Store, default_store_root
-    from builder.syntax.parser import parse
-    from builder.syntax.transform import analyze
-    from builder.units import human_size
+    with phase("imports: parser, planner, engine"):
+        from builder.context.local import LocalContext
+        from builder.engine.scheduler import EngineSettings, Scheduler, final_image, timestamp
+        from builder.oci.descriptor import Platform
+        from builder.plan import PlanRequest, entitlements, plan
+        from builder.reference import parse as parse_ref
+        from builder.runtime.network import BuildNetworks
+        from builder.store import Store, default_store_root
+        from builder.syntax.parser import parse
+        from builder.syntax.transform import analyze
+        from builder.units import human_size
 
     for tag in options.tags:
         parse_ref(tag)  # reject a bad -t before doing any work
@@ -316,8 +324,9 @@ def _build(
         f"transferring dockerfile: {human_size(len(data))} done",
     )
     try:
-        ast = parse(text, path=name)
-        analysis = analyze(ast)
+        with phase("parse"):
+            ast = parse(text, path=name)
+            analysis = analyze(ast)
         if analysis.errors or analysis.dockerfile is None:
             raise analysis.errors[0]
         dockerfile = analysis.dockerfile
@@ -332,7 +341,10 @@ def _build(
     epoch = int(epoch_text) if epoch_text and epoch_text.isdigit() else None
     with store.lease(), BuildNetworks() as networks:
         n = vertices.run("[internal] load .dockerignore")
-        context = LocalContext.open(context_dir, dockerfile_path, state_dir=store.root / "contexts")
+        with phase("context open (.dockerignore)"):
+            context = LocalContext.open(
+                context_dir, dockerfile_path, state_dir=store.root / "contexts"
+            )
         sink.emit(VertexDone(vertex=n))
         try:
             resolver = StoreResolver(store, pull=options.pull, vertices=vertices)
@@ -347,12 +359,14 @@ def _build(
             )
             checks = _check_inputs(options, platform, context.matcher, store)
             try:
-                build_plan = plan(dockerfile, request, resolver)  # type: ignore[arg-type]
+                with phase("plan (base images resolved)"):
+                    build_plan = plan(dockerfile, request, resolver)  # type: ignore[arg-type]
             except BuildError:
                 _lint(ast, analysis, checks, sink, fail=False)  # shown before the error
                 raise
             reachable = frozenset(stage.index for stage in build_plan.stages)
-            _lint(ast, analysis, replace(checks, reachable=reachable), sink)
+            with phase("lint"):
+                _lint(ast, analysis, replace(checks, reachable=reachable), sink)
             entitlements.check(
                 build_plan,
                 entitlements.parse_entitlements(options.allow),
@@ -378,10 +392,14 @@ def _build(
                 counter=vertices.counter,
                 networks=networks,
             )
-            result = scheduler.run(build_plan)
+            with phase("steps"):
+                result = scheduler.run(build_plan)
             n = vertices.run("exporting to image")
-            image = final_image(result, created=timestamp(epoch) if epoch is not None else None)
-            record = store.write_image(image, tuple(str(parse_ref(t)) for t in options.tags))
+            with phase("export (config, manifest, index write)"):
+                created = timestamp(epoch) if epoch is not None else None
+                image = final_image(result, created=created)
+                names = tuple(str(parse_ref(t)) for t in options.tags)
+                record = store.write_image(image, names)
             sink.emit(VertexStatus(vertex=n, text="exporting layers done"))
             sink.emit(VertexStatus(vertex=n, text=f"writing image {image.id} done"))
             for tag in record.names:

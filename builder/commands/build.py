@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
+from builder import timings
 from builder.api import BuildOptions, build
 from builder.engine.progress import make_sink
 from builder.units import ram_in_bytes
@@ -80,6 +82,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpus", type=float, metavar="N", help="CPU limit for RUN")
     parser.add_argument("--runtime", default="runc", choices=("runc", "crun"))
     parser.add_argument("--root", metavar="DIR", help="image store (default: $PYBUILD_ROOT)")
+    parser.add_argument(
+        "--debug-timings",
+        action="store_true",
+        help="print each phase's wall and CPU time to stderr (also: PYBUILD_DEBUG_TIMINGS=1)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,11 +113,20 @@ def run(args: argparse.Namespace) -> int:
     quiet = args.quiet or args.progress == "quiet"
     sink = make_sink(args.progress, sys.stderr, quiet=quiet)
     ok = False
+    collector = None
+    if args.debug_timings or timings.enabled_by_environment():
+        collector = timings.Collector()
+        collector.add(timings.process_start_up(collector))
     try:
-        result = build(options, sink=sink)
+        with contextlib.ExitStack() as stack:
+            if collector is not None:
+                stack.enter_context(timings.collecting(collector))
+            result = build(options, sink=sink)
         ok = True
     finally:
         sink.close(ok=ok)
+        if collector is not None:
+            sys.stderr.write(collector.render())
     if args.iidfile:
         with open(args.iidfile, "w", encoding="utf-8") as fh:
             fh.write(str(result.image_id))

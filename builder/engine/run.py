@@ -65,6 +65,7 @@ from builder.snapshot.overlay import (
 )
 from builder.syntax import ir
 from builder.syntax.gotext import go_quote
+from builder.timings import phase
 
 __all__ = [
     "MountSources",
@@ -583,7 +584,7 @@ def run_on_layers(
     """Mount ``lowers`` + ``upper``, run ``step``, unmount, and strip the mount stubs from
     ``upper``, which is then exactly the step's layer (``store.write_layer(upper,
     overlay=True)``). On failure ``upper`` holds partial changes: discard it."""
-    with (overlay or Overlay()).mount(lowers, upper) as rootfs:
+    with (overlay or Overlay()).mount(lowers, upper) as rootfs, phase("run"):
         stubs = run_step(
             rootfs,
             step,
@@ -595,4 +596,5 @@ def run_on_layers(
             sources=sources,
             bundle_dir=bundle_dir,
         )
-    clean_upper(upper, stubs)
+    with phase("upper dir: mount stubs removed"):
+        clean_upper(upper, stubs)

@@ -9,6 +9,7 @@ overlay's upper directory, COPY/ADD into a fresh directory; either becomes the n
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import threading
 import time
@@ -55,6 +56,7 @@ from builder.plan import (
 )
 from builder.plan.cachekey import cache_key, describe_inputs, step_cache_payload
 from builder.store import CacheRecord, Store
+from builder.timings import phase
 
 if TYPE_CHECKING:
     from builder.engine.run import Resources
@@ -151,7 +153,9 @@ class Scheduler:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stage") as pool:
             for stage in plan.stages:
                 wait_for = tuple(futures[d] for d in deps.get(stage.index, ()) if d in futures)
-                futures[stage.index] = pool.submit(self._run_stage, plan, stage, wait_for)
+                # each stage thread reports into the build's timings (builder.timings)
+                run = contextvars.copy_context().run
+                futures[stage.index] = pool.submit(run, self._run_stage, plan, stage, wait_for)
             try:
                 return futures[plan.target_index].result()
             except BaseException:
@@ -184,9 +188,10 @@ class Scheduler:
             if not isinstance(step, ConfigStep):
                 position += 1
                 name = f"[{prefix}{position}/{total}] {step.text}"
-                layer, key, created = self._step(
-                    stage, step, name=name, layers=layers, parent=key, position=position
-                )
+                with phase(f"step {name}"):
+                    layer, key, created = self._step(
+                        stage, step, name=name, layers=layers, parent=key, position=position
+                    )
                 layers = (*layers, layer)
                 diff_ids.append(layer.diff_id)
             if step.history is not None:
@@ -240,7 +245,8 @@ class Scheduler:
         position: int,
     ) -> tuple[Layer, Digest, str]:
         n = self.counter.next()
-        inputs, described_files = self._inputs(step)
+        with phase("source digests (context scan and hash)"):
+            inputs, described_files = self._inputs(step)
         payload = step_cache_payload(step)
         link = isinstance(step, CopyStep) and step.link
         key = cache_key(payload, None if link else parent, inputs)
@@ -445,6 +451,7 @@ class Scheduler:
         with contextlib.ExitStack() as stack:
             source = stack.enter_context(self._file_source(step.source))
             rootfs = None if step.link else stack.enter_context(self._rootfs(layers))
+            stack.enter_context(phase("copy files"))
             apply_copy(
                 source,
                 step,

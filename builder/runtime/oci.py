@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from builder.errors import EnvironmentUnavailableError, ExecutionError
+from builder.timings import phase
 
 KILL_GRACE_SECONDS: Final = 10.0
 DEFAULT_STATE_ROOT: Final = Path("/run/pybuild/runc")
@@ -273,23 +274,25 @@ class Runc:
         if self.no_pivot:
             cmd.append("--no-pivot")
         cmd += ["--bundle", str(bundle), container_id]
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            close_fds=True,
-            start_new_session=True,  # a terminal's Ctrl-C reaches pybuild, which kills cleanly
-        )
+        with phase(f"{self.name} spawn"):
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                close_fds=True,
+                start_new_session=True,  # a terminal's Ctrl-C reaches pybuild: it kills cleanly
+            )
         assert proc.stdout is not None
         with self._live_lock:
             self._live[container_id] = proc
         try:
             self._send_pending(proc)
             fd = proc.stdout.fileno()
-            while chunk := os.read(fd, 1 << 16):
-                on_output(chunk)
-            code = _exit_code(proc.wait())
+            with phase(f"{self.name} run (create, start, process, exit)"):
+                while chunk := os.read(fd, 1 << 16):
+                    on_output(chunk)
+                code = _exit_code(proc.wait())
             cgroup = memory_cgroup_dir(cgroups_path, layout)
             oom = cgroup is not None and oom_kill_count(cgroup) > 0
         except BaseException:
@@ -303,7 +306,8 @@ class Runc:
                 self._live.pop(container_id, None)
             self._pending_signals.clear()
         proc.stdout.close()
-        self._delete(exe, container_id, proc)
+        with phase(f"{self.name} delete"):
+            self._delete(exe, container_id, proc)
         error = _read_runc_log(log) if code != 0 else ""
         return ExitStatus(
             code=code,

@@ -41,6 +41,7 @@ from builder.oci.layer_apply import apply_layer
 from builder.snapshot.overlay import PRIVATE_PREFIX, mounts_under, remove_tree, unmount
 from builder.store.layout import Store
 from builder.store.locks import flocked
+from builder.timings import phase
 
 EXTRACT_PREFIX: Final = ".extract-"
 SCRATCH_PREFIX: Final = ".scratch-"
@@ -199,7 +200,7 @@ class LayerDirs:
         return tuple(out)
 
     def _extract(self, layer: LayerBlob, target: Path) -> None:
-        with self._temp_dir(EXTRACT_PREFIX) as tmp:
+        with self._temp_dir(EXTRACT_PREFIX) as tmp, phase("layer extract"):
             with layer.open_compressed() as stream:
                 apply_layer(
                     stream,
@@ -219,7 +220,7 @@ class LayerDirs:
         st = directory.lstat()
         if st.st_dev != self.root.stat().st_dev:
             raise StoreError(f"cannot adopt {directory}: not on the store's filesystem")
-        with self._chain_lock(chain):
+        with self._chain_lock(chain), phase("layer dir adopt"):
             if target.is_dir() and self._trusted(target):
                 remove_tree(directory)
                 return target

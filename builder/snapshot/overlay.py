@@ -35,6 +35,7 @@ from typing import Final
 from builder.errors import EnvironmentUnavailableError, ExecutionError
 from builder.fs import paths
 from builder.fs.root import CREATE_FLAGS, DIR_FLAGS, PATH_FLAGS, Entry, Root
+from builder.timings import phase
 
 MS_RDONLY: Final = 0x1
 MS_NOSUID: Final = 0x2
@@ -210,13 +211,15 @@ class Overlay:
             _flock(lock_fd)
             merged.mkdir()
             merged.chmod(0o755)
-            self._mount(private, merged, lowers, upper)
+            with phase("overlay mount"):
+                self._mount(private, merged, lowers, upper)
             mounted = True
             yield merged
         finally:
             try:
                 if mounted:
-                    unmount(str(merged))
+                    with phase("overlay unmount"):
+                        unmount(str(merged))
             finally:
                 try:
                     remove_tree(private)

@@ -26,6 +26,7 @@ from builder.oci._json import (
 from builder.oci.descriptor import Descriptor
 from builder.store.cas import ContentStore
 from builder.store.fsutil import atomic_write
+from builder.timings import phase
 
 MAX_RECORD_BYTES = 1 << 20
 
@@ -88,7 +89,8 @@ class CacheIndex:
                 raise StoreError(
                     f"cache record {record.key}: blob {root.digest} is not in the store"
                 )
-        atomic_write(self._path(record.key), record.to_bytes())
+        with phase("cache record write (fsync, rename, fsync dir)"):
+            atomic_write(self._path(record.key), record.to_bytes())
 
     def _load(self, path: Path) -> CacheRecord | None:
         try:

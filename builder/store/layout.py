@@ -41,6 +41,7 @@ from builder.store.cas import BlobWriter, ContentStore
 from builder.store.fsutil import atomic_write
 from builder.store.locks import DEFAULT_TIMEOUT, flocked
 from builder.store.paths import CONTAINERD_NAME, REF_NAME, default_store_root
+from builder.timings import phase
 
 __all__ = [
     "CONTAINERD_NAME",
@@ -240,15 +241,17 @@ class Store:
 
         media_type = layer_media_type(compression, docker=docker_media_type)
         with self.lease(), self.blob_writer(media_type=media_type) as writer:
-            result = write_layer(
-                source,
-                writer,
-                compression=compression,
-                source_date_epoch=source_date_epoch,
-                docker_media_type=docker_media_type,
-                overlay=overlay,
-            )
-            desc = writer.commit()
+            with phase("layer write (scan, tar, hash, compress)"):
+                result = write_layer(
+                    source,
+                    writer,
+                    compression=compression,
+                    source_date_epoch=source_date_epoch,
+                    docker_media_type=docker_media_type,
+                    overlay=overlay,
+                )
+            with phase("layer blob commit (fsync, rename, fsync dir)"):
+                desc = writer.commit()
         if desc.digest != result.digest or desc.size != result.size:
             raise StoreError(f"layer writer and store disagree on {result.digest}")
         return StoreLayer(cas=self.cas, descriptor=desc, diff_id=result.diff_id)
@@ -273,7 +276,8 @@ class Store:
         return Index.from_bytes(data, what=f"{path}")
 
     def _write_index(self, index: Index) -> None:
-        atomic_write(self.root / "index.json", index.to_bytes())
+        with phase("index write (fsync, rename, fsync dir)"):
+            atomic_write(self.root / "index.json", index.to_bytes())
 
     def _update_index(self, entries: tuple[Descriptor, ...], names: tuple[str, ...]) -> None:
         """Add ``entries``; each name moves to them, images losing their last name stay dangling."""
