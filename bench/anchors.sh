@@ -3,8 +3,16 @@
 # incremental builds of the four anchor workloads, then pybuild's time ratios.
 #
 #   bench/anchors.sh            set up (once), run the anchors kit's bench/run.sh, print ratios
+#   bench/anchors.sh interleaved  set up, then pybuild and BuildKit alternate run by run (below)
 #   bench/anchors.sh prune      empty pybuild's bench store except busybox (the cold-run prune)
 #   bench/anchors.sh ratios     print the ratio table of the last run again
+#   bench/anchors.sh interleaved-ratios   the same for the last interleaved run
+#
+# Interleaved mode: per bench and run, each builder in turn (the order alternates run by run)
+# does the whole sequence: prune, cold build (--no-cache), first rebuild, no-op rebuild, one
+# file changed, and for dockerignore an ignored file changed. A busy spell on the shared machine
+# then slows both builders alike. Times are wall seconds of the build command; the table gives
+# the medians and pybuild's median / BuildKit's. Results: $OUT/interleaved.tsv.
 #
 # Environment: RUNS (default 5), BENCHES, BUILDERS (default "buildkit buildah custom"; buildkit
 # is dropped, with the reason, when dockerd is not reachable, buildah when it is not installed),
@@ -108,11 +116,91 @@ for b in benches:
 EOF
 }
 
+# -- interleaved: the kit's builds, pybuild and BuildKit taking turns run by run ----------------
+incr_file() { case "$1" in
+  multistage) echo src/list2.txt ;; runs20) echo input.txt ;;
+  bigcopy) echo data/d50/f0050.bin ;; dockerignore) echo app/main.py ;; esac; }
+
+timed() { # bench builder mode run command...: append one wall time to interleaved.tsv
+  local bench=$1 builder=$2 mode=$3 run=$4; shift 4
+  local t0 t1
+  t0=$(date +%s%N)
+  if ! "$@" >/dev/null 2>"$OUT/last-error.txt"; then
+    echo "FAILED: $bench $builder $mode (run $run): $*" >&2
+    cat "$OUT/last-error.txt" >&2
+    exit 1
+  fi
+  t1=$(date +%s%N)
+  printf '%s\t%s\t%s\t%s\t%s\n' "$bench" "$builder" "$mode" "$run" \
+    "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')" >> "$OUT/interleaved.tsv"
+}
+
+interleaved() {
+  local work=/tmp/anchors/bench-work runs=${RUNS:-5} build="$ANCHORS/bench/build.sh"
+  mkdir -p "$OUT" "$work"
+  printf 'bench\tbuilder\tmode\trun\tseconds\n' > "$OUT/interleaved.tsv"
+  { date -u; uname -r; nproc; uptime; } > "$OUT/interleaved-env.txt"
+  for bench in ${BENCHES:-multistage runs20 bigcopy dockerignore}; do
+    local ctx="$work/$bench"
+    "$ANCHORS/bench/gen-context.sh" "$bench" "$ctx"
+    local f="$ctx/$(incr_file "$bench")" ign="$ctx/node_modules/pkg00/f0000.bin"
+    for run in $(seq 1 "$runs"); do
+      local order="custom buildkit"
+      [ $((run % 2)) = 0 ] && order="buildkit custom"
+      for bl in $order; do
+        local tag="anchor-bench/$bench:$bl"
+        echo "--- $bench run $run/$runs: $bl"
+        "$build" --prune "$bl" "$tag"
+        timed "$bench" "$bl" cold "$run" "$build" "$bl" "$tag" "$ctx" --no-cache
+        timed "$bench" "$bl" first "$run" "$build" "$bl" "$tag" "$ctx"
+        timed "$bench" "$bl" warm "$run" "$build" "$bl" "$tag" "$ctx"
+        date +%s%N >> "$f"
+        timed "$bench" "$bl" incr "$run" "$build" "$bl" "$tag" "$ctx"
+        if [ "$bench" = dockerignore ]; then
+          date +%s%N >> "$ign"
+          timed "$bench" "$bl" ignored "$run" "$build" "$bl" "$tag" "$ctx"
+        fi
+      done
+    done
+  done
+  uptime >> "$OUT/interleaved-env.txt"
+}
+
+interleaved_ratios() {
+  "$PY" - "$OUT/interleaved.tsv" "$OUT/interleaved-env.txt" <<'EOF'
+import statistics, sys
+times = {}
+for line in open(sys.argv[1]).read().splitlines()[1:]:
+    bench, builder, mode, _, seconds = line.split("\t")
+    times.setdefault((bench, builder, mode), []).append(float(seconds))
+benches = [b for b in ("multistage", "runs20", "bigcopy", "dockerignore")
+           if (b, "custom", "cold") in times]
+modes = ("cold", "first", "warm", "incr", "ignored")
+names = {"cold": "cold", "first": "first rebuild", "warm": "no-op", "incr": "one file changed",
+         "ignored": "ignored file changed"}
+runs = max(len(v) for v in times.values())
+print(f"Interleaved runs: pybuild / BuildKit, medians of {runs} runs (< 1: pybuild is faster)")
+print(open(sys.argv[2]).read().strip().replace("\n", "; "))
+print()
+print("| bench | mode | pybuild (s) | BuildKit (s) | ratio |")
+print("|---|---|---:|---:|---:|")
+for b in benches:
+    for m in modes:
+        mine, theirs = times.get((b, "custom", m)), times.get((b, "buildkit", m))
+        if not mine or not theirs:
+            continue
+        a, c = statistics.median(mine), statistics.median(theirs)
+        print(f"| {b} | {names[m]} | {a:.3f} | {c:.3f} | {a / c:.2f} |")
+EOF
+}
+
 case "${1:-}" in
   prune) prune; exit 0 ;;
   ratios) ratios; exit 0 ;;
-  "") ;;
-  *) echo "usage: $0 [prune|ratios]" >&2; exit 2 ;;
+  interleaved-ratios) interleaved_ratios; exit 0 ;;
+  interleaved) MODE=interleaved ;;
+  "") MODE=hyperfine ;;
+  *) echo "usage: $0 [interleaved|prune|ratios|interleaved-ratios]" >&2; exit 2 ;;
 esac
 
 ANCHORS_DIR=$(find_anchors)
@@ -176,9 +264,27 @@ printf 'FROM busybox\nRUN true\n' > "$warm/Dockerfile"
 prune
 
 # -- 3. the benchmark ---------------------------------------------------------------------------
+# The kit runs `docker build --network=host`: pybuild's RUN steps get the host network too, so
+# both builders do the same work (pybuild's default, a private network, needs a slirp4netns).
+host_net=$(mktemp /tmp/anchors/pybuild-host-net.XXXXXX)
+printf '#!/bin/sh\nexec %s --network host --allow network.host "$@"\n' "$PYBUILD" > "$host_net"
+chmod +x "$host_net"
+trap 'rm -rf "$warm" "$host_net"' EXIT
+if [ "$MODE" = interleaved ]; then
+  if [[ " $BUILDERS " != *" buildkit "* ]]; then
+    echo "anchors: interleaved mode needs BuildKit (dockerd); see above" >&2
+    exit 1
+  fi
+  echo "== interleaved: pybuild and BuildKit alternate, RUNS=${RUNS:-5}"
+  export CUSTOM_BUILD_CMD="$host_net" CUSTOM_PRUNE_CMD="$REPO/bench/anchors.sh prune"
+  interleaved
+  echo
+  interleaved_ratios
+  exit 0
+fi
 echo "== run.sh BUILDERS=\"$BUILDERS\" RUNS=${RUNS:-5}"
 BUILDERS="$BUILDERS" \
-CUSTOM_BUILD_CMD="$PYBUILD" \
+CUSTOM_BUILD_CMD="$host_net" \
 CUSTOM_PRUNE_CMD="$REPO/bench/anchors.sh prune" \
 CUSTOM_IMAGE_SRC="oci:$PYBUILD_ROOT:docker.io/" \
 RUNS=${RUNS:-5} \
