@@ -492,7 +492,8 @@ def _run_step(
                     raise ExecutionError(
                         f"failed to create working directory {workdir}: {detail}"
                     ) from None
-            attachment = networks.attach(network)
+            with phase(f"network attach ({network})"):
+                attachment = networks.attach(network)
             etc = write_etc_files(bundle / "etc", hostname, network=attachment)
             planned = [
                 _Planned(destination=mount.destination, directory=False, mount=mount)
@@ -504,7 +505,8 @@ def _run_step(
                 item = builder.plan(m)
                 if item is not None:
                     planned.append(item)
-            mounts, stubs = _materialise(rootfs, planned)
+            with phase("mount points and spec"):
+                mounts, stubs = _materialise(rootfs, planned)
             env = default_env((*step.env, *builder.env), hostname=hostname, home=user.home or "/")
             process = ProcessSpec(
                 args=tuple(step.args),

@@ -1,12 +1,14 @@
 """Run one container with an OCI runtime binary (runc, or crun with the same CLI).
 
-``runc run --keep`` in the foreground without a terminal; runc's stdout and stderr are one pipe,
+``runc run`` in the foreground without a terminal; runc's stdout and stderr are one pipe,
 streamed chunk by chunk to ``on_output``. (runc relays the container's stdout and stderr
 through two pipes of its own, so each stream keeps its order but their interleaving can differ
-from the order of the writes.) ``--keep`` leaves the
-stopped container (and its cgroup) in place so its OOM counter can be read before
-``runc delete``. runc's own diagnostics go to a JSON log file in the bundle, not into the step
-output. Whatever happens (exit, exception, KeyboardInterrupt) the container is killed and
+from the order of the writes.) With a memory limit, ``--keep`` leaves the stopped container
+(and its cgroup) in place so its OOM counter can be read before ``runc delete``; without one,
+``runc run`` deletes the container itself as it exits, which saves a ``runc delete`` process
+per RUN step (as BuildKit, pybuild then reports an OOM kill by the host as exit code 137).
+runc's own diagnostics go to a JSON log file in the bundle, not into the step output. Whatever
+happens (exit, exception, KeyboardInterrupt) the container is killed and
 deleted before ``run`` returns or raises: ``runc list`` never shows a leftover.
 
 cgroups: ``linux.cgroupsPath`` is ``pybuild/<id>`` *relative* to pybuild's own cgroup when the
@@ -269,7 +271,8 @@ class Runc:
         (bundle / "config.json").write_text(json.dumps(doc, indent=1))
         log = bundle / f"{self.name}.log"
         cmd = [*self._base(exe), "--log", str(log), "--log-format", "json", "run"]
-        if self.supports_keep:
+        keep = self.supports_keep and memory_limit is not None
+        if keep:
             cmd.append("--keep")
         if self.no_pivot:
             cmd.append("--no-pivot")
@@ -293,7 +296,7 @@ class Runc:
                 while chunk := os.read(fd, 1 << 16):
                     on_output(chunk)
                 code = _exit_code(proc.wait())
-            cgroup = memory_cgroup_dir(cgroups_path, layout)
+            cgroup = memory_cgroup_dir(cgroups_path, layout) if keep else None
             oom = cgroup is not None and oom_kill_count(cgroup) > 0
         except BaseException:
             proc.stdout.close()
@@ -306,8 +309,9 @@ class Runc:
                 self._live.pop(container_id, None)
             self._pending_signals.clear()
         proc.stdout.close()
-        with phase(f"{self.name} delete"):
-            self._delete(exe, container_id, proc)
+        if keep or (self.root / container_id).exists():  # runc died before deleting it
+            with phase(f"{self.name} delete"):
+                self._delete(exe, container_id, proc)
         error = _read_runc_log(log) if code != 0 else ""
         return ExitStatus(
             code=code,

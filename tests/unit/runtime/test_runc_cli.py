@@ -25,7 +25,8 @@ from builder.runtime.oci import (
 )
 
 # A stand-in for runc: "run" executes process.args on the host (no isolation) with the
-# bundle's config, records every subcommand, and keeps a state dir per container like runc.
+# bundle's config, records every subcommand, and keeps a state dir per container like runc
+# (removed as "run" exits, unless it was given --keep or died first).
 FAKE = r"""#!PYTHON
 import json, os, signal, subprocess, sys
 child, pending = None, []
@@ -57,6 +58,8 @@ if cmd == "run":
     for signum in pending:
         child.send_signal(signum)
     code = child.wait()
+    if "--keep" not in args:
+        os.remove(os.path.join(root, cid, "pid")); os.rmdir(os.path.join(root, cid))
     sys.exit(code if code >= 0 else 128 - code)
 if cmd == "kill":
     d = os.path.join(root, cid)
@@ -104,10 +107,9 @@ def test_run_streams_output_and_returns_the_exit_code(fake_runc: Runc, tmp_path:
     cid = calls(fake_runc)[0][-1]
     assert cid.startswith("pybuild-")
     assert config["linux"]["cgroupsPath"].endswith(f"pybuild/{cid}")
-    run_call, delete_call = calls(fake_runc)
-    assert run_call[run_call.index("run") :] == ["run", "--keep", "--bundle", str(bundle), cid]
+    (run_call,) = calls(fake_runc)  # runc run deleted the container itself: no runc delete
+    assert run_call[run_call.index("run") :] == ["run", "--bundle", str(bundle), cid]
     assert run_call[:2] == ["--root", str(fake_runc.root)]
-    assert delete_call[-3:] == ["delete", "--force", cid]
     assert fake_runc.list_containers() == ()
 
 
@@ -195,6 +197,12 @@ def test_memory_limit_is_reported(fake_runc: Runc, tmp_path: Path) -> None:
     status = fake_runc.run(bundle, spec, on_output=lambda _b: None)
     assert status.memory_limit == 1 << 26
     assert not status.oom_killed
+    # kept for its OOM counter, then deleted
+    run_call, delete_call = calls(fake_runc)
+    cid = run_call[-1]
+    assert run_call[run_call.index("run") :] == ["run", "--keep", "--bundle", str(bundle), cid]
+    assert delete_call[-3:] == ["delete", "--force", cid]
+    assert fake_runc.list_containers() == ()
 
 
 def test_missing_binary_and_non_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
