@@ -130,14 +130,11 @@ def download(
                     if resp.is_redirect:
                         current = _next_hop(current, resp, label)
                         continue
+                    status = f"invalid response status {resp.status_code} {resp.reason_phrase}"
                     if resp.status_code in {401, 403}:
-                        raise fail(f"authentication required ({resp.status_code})")
-                    if resp.status_code == 404:
-                        raise fail("not found (404)")
+                        raise fail(f"authentication required ({status})")
                     if resp.status_code >= 400 or resp.status_code < 200:
-                        raise fail(
-                            f"invalid response status {resp.status_code} {resp.reason_phrase}"
-                        )
+                        raise fail(status)
                     declared = resp.headers.get("Content-Length", "")
                     if declared.isdigit() and int(declared) > limits.max_bytes:
                         raise fail(f"too large: {declared} bytes (limit {limits.max_bytes})")

@@ -282,7 +282,8 @@ def describe_failure(stderr: bytes, what: str) -> str:
         "connection timed out",
     )
     if any(m in low for m in unreachable):
-        return f"unreachable host ({_last(lines)})"
+        errno = next((ln.split("errno=", 1)[1] for ln in lines if "errno=" in ln), "")
+        return f"unreachable host ({errno or _last(lines)})"
     missing = ("not found", "does not appear to be a git repository", "not exported")
     if any(m in low for m in missing):
         return f"repository not found ({_last(lines)})"

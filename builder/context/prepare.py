@@ -132,7 +132,7 @@ def _git(
     keep = url.keep_git_dir if url.keep_git_dir is not None else keep_git_dir
     submodules = url.submodules if url.submodules is not None else True
     done = checkout(url, store_root, GitOptions(keep_git_dir=keep, submodules=submodules))
-    directory = _subdir(done.path, url.subdir, label=url.display)
+    directory = subdir_of(done.path, url.subdir, label=url.display)
     name, data, path = _read_in_root(directory, dockerfile, label=url.display)
     return PreparedContext(
         kind="git",
@@ -144,7 +144,7 @@ def _git(
     )
 
 
-def _subdir(tree: Path, subdir: str, *, label: str) -> Path:
+def subdir_of(tree: Path, subdir: str, *, label: str) -> Path:
     """``tree/subdir`` where every component is a real directory (no symlink is followed)."""
     if not subdir:
         return tree

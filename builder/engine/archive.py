@@ -8,6 +8,11 @@ names land under the destination, an existing entry is replaced unless both are 
 missing parents are created 0755 and owned by root, and ``--chown`` (when given) owns every
 entry. Symlinks already in the image below the destination are followed with the destination
 as their root. Everything is written through ``DestTree``, never by host path.
+
+Extraction is bounded (SECURITY.md I3): the tar reader's entry and name limits apply, and the
+decompressed bytes are capped by ``PYBUILD_MAX_UNPACK`` (bytes) or, when unset, by 1024 times
+the archive's size (at least 1 GiB), which no honest gzip stream exceeds: an archive bomb stops
+with "limit exceeded" instead of filling the disk.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from builder.oci.compress import gzip_reader
 from builder.oci.tarformat import EntryType, TarHeader, TarReader
 
 if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
     from builder.engine.chown import Owner
     from builder.engine.copy_dest import DestTree
 
@@ -37,6 +44,40 @@ _BZIP2: Final = b"BZh"
 _XZ: Final = b"\xfd7zXZ\x00"
 _ZSTD: Final = b"\x28\xb5\x2f\xfd"
 _BASE_DECOMPRESS_ERRORS: Final = (OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError)
+_MIN_UNPACK: Final = 1 << 30
+_UNPACK_RATIO: Final = 1024
+
+
+def unpack_limit(compressed_size: int) -> int:
+    """The most bytes an archive of ``compressed_size`` bytes may expand to."""
+    text = os.environ.get("PYBUILD_MAX_UNPACK", "")
+    if text:
+        if not text.isdigit():
+            raise ContextError(f"PYBUILD_MAX_UNPACK={text!r}: want a number of bytes")
+        return int(text)
+    return max(_MIN_UNPACK, _UNPACK_RATIO * compressed_size)
+
+
+class _Capped(io.RawIOBase):
+    """Counts what is read from ``inner`` and stops past ``limit`` bytes."""
+
+    def __init__(self, inner: BinaryIO, limit: int) -> None:
+        super().__init__()
+        self._inner = inner
+        self._limit = limit
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._inner.read(len(view))
+        self.total += len(data)
+        if self.total > self._limit:
+            raise LayerError(f"decompresses to more than {self._limit} bytes: limit exceeded")
+        view[: len(data)] = data
+        return len(data)
 
 
 def _decompress_errors() -> tuple[type[Exception], ...]:
@@ -108,9 +149,11 @@ def extract_archive(
     label: str,
 ) -> None:
     """Extract archive ``fd`` into directory ``dest`` (canonical, existing) of ``tree``."""
+    limit = unpack_limit(os.fstat(fd).st_size)
     try:
         with open_archive(fd) as stream:
-            reader = TarReader(stream)
+            capped = io.BufferedReader(_Capped(stream, limit), buffer_size=_CHUNK)
+            reader = TarReader(cast(BinaryIO, capped))
             while (hdr := reader.next()) is not None:
                 _extract_entry(hdr, reader, tree, dest, owner=owner, clamp_ns=clamp_ns)
     except _Breakout as exc:

@@ -15,7 +15,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import assert_never
 
@@ -51,6 +51,7 @@ class Selection:
     excludes: tuple[str, ...] = ()
     unpack_local: bool = False  # ADD extracts local archives unless --unpack=false
     unpack_remote: bool = False  # downloads only with --unpack=true
+    keep_git_dir: bool = False  # ADD --keep-git-dir
 
     @classmethod
     def of(cls, step: CopyStep) -> Selection:
@@ -62,6 +63,7 @@ class Selection:
             excludes=step.excludes,
             unpack_local=step.is_add if step.unpack is None else step.unpack,
             unpack_remote=step.unpack is True,
+            keep_git_dir=bool(step.keep_git_dir),
         )
 
     @classmethod
@@ -227,12 +229,33 @@ def _collect_into(
                     continue
                 _url(out, src, selection, fetcher=fetcher, group=group)
             case GitSource():
-                raise ContextError(
-                    f"{selection.command} {src.url}: git sources are not supported by pybuild yet"
-                )
+                _git(out, src, selection, fetcher=fetcher, group=group, excludes=excludes)
             case _:
                 assert_never(src)
     _inline(out, selection.inline_files)
+
+
+def _git(
+    out: Sources,
+    src: GitSource,
+    selection: Selection,
+    *,
+    fetcher: UrlFetcher,
+    group: int,
+    excludes: PatternMatcher | None,
+) -> None:
+    """A git source copies the contents of its checkout (or subdir), owned by root."""
+    directory = fetcher.git(
+        src.url,
+        checksum=src.checksum,
+        keep_git_dir=selection.keep_git_dir,
+        command=selection.command,
+    )
+    staged = _StagedSource(root=directory, name=src.url)
+    gfs = SourceFS(staged)
+    out.closers.append(gfs)
+    plain = replace(selection, parents=False, unpack_local=False)
+    _local(out, gfs, staged, "/", plain, group=group, excludes=excludes)
 
 
 def _url(

@@ -1,14 +1,21 @@
-"""Remote sources of ADD: URLs fetched over HTTP(S) (the planner classified the sources).
+"""Remote sources of ADD: HTTP(S) files and git repositories (the planner classified them).
 
-The transfer is ``builder.context.download`` (redirect, credential, size and time rules shared
-with tarball contexts); this module keeps each download once per build in the content store.
-The file is named after the last element of the URL path (``__unnamed__`` if there is none),
-has mode 0600 and the ``Last-Modified`` time, and ``--checksum`` is verified. ``UrlFetcher``
-downloads each URL once per build.
+A download goes through :func:`builder.context.download.download`, the one bounded transfer
+that tarball contexts use too (10 redirects between http(s) only, never https to http, no
+credentials to another origin, a size cap and a total deadline). The file is named after the
+``filename`` of a ``Content-Disposition`` header (its base name only, moby's
+``getFilenameForDownload``) or else the last element of the URL path (``__unnamed__`` if there is
+none), has mode 0600 and the ``Last-Modified`` time, and ``--checksum`` is verified.
+``UrlFetcher`` downloads each URL once per build.
+
+A git source is checked out by :func:`builder.context.git.checkout`, shared with git contexts:
+kept in the store by commit ID, ``.git`` dropped unless ``--keep-git-dir``, ``--checksum`` (a
+commit ID or a prefix of one) compared with the commit the ref resolved to.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -23,7 +30,7 @@ from builder.digest import Digest
 from builder.errors import ContextError, DigestMismatchError
 from builder.oci.descriptor import Descriptor
 from builder.store.cas import BlobWriter, ContentStore
-from builder.urls import redact
+from builder.urls import check_checksum, parse_git_url, redact
 
 UNNAMED: Final = "__unnamed__"
 _CHUNK: Final = 1 << 20
@@ -35,6 +42,21 @@ def url_filename(url: str) -> str:
     path = urllib.parse.unquote(urllib.parse.urlsplit(url).path).rstrip("/")
     base = path.rsplit("/", 1)[-1]
     return base if base not in ("", ".", "..") else UNNAMED
+
+
+def disposition_filename(value: str | None) -> str | None:
+    """The base name of a ``Content-Disposition`` ``filename`` (RFC 6266/2231), if any."""
+    if not value:
+        return None
+    import email.message
+
+    msg = email.message.Message()
+    msg["Content-Disposition"] = value
+    name = msg.get_filename()
+    if not name:
+        return None
+    base = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return base if base not in ("", ".", "..") and "\0" not in base else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,9 +158,29 @@ class UrlFetcher:
             raise _mismatch(url, checksum, exc.actual) from None
         finally:
             writer.abort()
+        filename = disposition_filename(got.content_disposition) or url_filename(url)
         return Download(
-            url=url, filename=url_filename(url), blob=blob, mtime_ns=_http_time(got.last_modified)
+            url=url, filename=filename, blob=blob, mtime_ns=_http_time(got.last_modified)
         )
+
+    def git(
+        self, url: str, *, checksum: str | None, keep_git_dir: bool, command: str = "ADD"
+    ) -> Path:
+        """The directory ``ADD <git URL>`` copies: the checkout of the ref, at its subdir."""
+        from builder.context.git import GitOptions, checkout
+        from builder.context.prepare import subdir_of
+
+        try:
+            parsed = parse_git_url(url)
+            if checksum:
+                parsed = dataclasses.replace(parsed, checksum=check_checksum(checksum, url=url))
+            keep = parsed.keep_git_dir if parsed.keep_git_dir is not None else keep_git_dir
+            submodules = parsed.submodules if parsed.submodules is not None else True
+            options = GitOptions(keep_git_dir=keep, submodules=submodules)
+            done = checkout(parsed, self._store().root, options)
+            return subdir_of(done.path, parsed.subdir, label=parsed.display)
+        except ContextError as err:
+            raise ContextError(f"{command} {err.message}") from None
 
 
 def _mismatch(url: str, expected: Digest | None, actual: str) -> ContextError:

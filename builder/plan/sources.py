@@ -10,25 +10,27 @@ instruction's.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from typing import Final
 
 from builder.digest import Digest
-from builder.errors import InvalidInstructionError, StoreError
+from builder.errors import ContextError, InvalidInstructionError, StoreError
 from builder.plan.steps import CopySource, GitSource, PathSource, UrlSource
-
-_SCP_LIKE: Final = re.compile(r"[A-Za-z0-9_.+-]+@[A-Za-z0-9.-]+:")
+from builder.urls import check_checksum, is_git_url, parse_git_url
 
 
 def is_git_source(src: str) -> bool:
     """What BuildKit's ``dfgitutil.ParseGitRef`` accepts as a remote git repository."""
-    if src.startswith(("git://", "ssh://")) or _SCP_LIKE.match(src) is not None:
-        return True
-    if src.startswith(("http://", "https://")):
-        path = re.split(r"[?#]", src, maxsplit=1)[0]
-        return path.endswith(".git")
-    return False
+    return is_git_url(src)
+
+
+def _check_git(src: str, checksum: str | None) -> None:
+    """A bad ref, subdir, query or checksum fails at planning, before anything is fetched."""
+    try:
+        parse_git_url(src)
+        if checksum:
+            check_checksum(checksum, url=src)
+    except ContextError as err:
+        raise InvalidInstructionError(err.message) from None
 
 
 def is_http_source(src: str) -> bool:
@@ -64,6 +66,7 @@ def classify_sources(
         if is_git_source(src):
             if not is_add:
                 raise InvalidInstructionError("source can't be a git ref for COPY")
+            _check_git(src, checksum)
             out.append(GitSource(url=src, checksum=checksum or None))
         elif is_http_source(src):
             if not is_add:

@@ -19,9 +19,11 @@ from __future__ import annotations
 import base64
 import gzip
 import http.server
+import io
 import os
 import socket
 import subprocess
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -293,6 +295,19 @@ def ssh_command(directory: Path, base: Path, log: Path) -> str:
     )
     script.chmod(0o755)
     return str(script)
+
+
+def tar_bytes(members: dict[str, bytes], *, extra: list[tarfile.TarInfo] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = 1_700_000_000
+            tar.addfile(info, io.BytesIO(data))
+        for info in extra or ():
+            tar.addfile(info)
+    return buf.getvalue()
 
 
 # --- a plain HTTP server with faults -------------------------------------------------------

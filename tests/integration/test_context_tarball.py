@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import io
 import lzma
 import tarfile
 import uuid
@@ -16,24 +15,11 @@ from pathlib import Path
 import pytest
 import zstandard
 from enginekit import Builder
-from gitkit import FileServer, file_server
+from gitkit import FileServer, file_server, tar_bytes
 
 pytestmark = pytest.mark.integration
 
 DOCKERFILE = b"FROM scratch\nCOPY . /ctx/\n"
-
-
-def tar_bytes(members: dict[str, bytes], *, extra: list[tarfile.TarInfo] | None = None) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = 1_700_000_000
-            tar.addfile(info, io.BytesIO(data))
-        for info in extra or ():
-            tar.addfile(info)
-    return buf.getvalue()
 
 
 COMPRESSORS = {
@@ -140,7 +126,10 @@ def test_unreachable_and_missing(pb: Builder, server: FileServer) -> None:
 
     url = f"http://127.0.0.1:{free_port()}/ctx.tar"
     assert "unreachable host 127.0.0.1" in pb.build_context(url, check=False).error_line()
-    assert "not found (404)" in pb.build_context(server.url + "/nope.tar", check=False).error_line()
+    assert (
+        "invalid response status 404 Not Found"
+        in pb.build_context(server.url + "/nope.tar", check=False).error_line()
+    )
 
 
 def test_archive_bomb_is_refused(pb: Builder, server: FileServer) -> None:

@@ -136,7 +136,9 @@ def test_checksum_verified(server: tuple[str, Path, list[str]], ctx: Path, tmp_p
 def test_http_errors(server: tuple[str, Path, list[str]], ctx: Path, tmp_path: Path) -> None:
     base, _, _ = server
     # the transfer is builder.context.download's, shared with tarball contexts
-    with pytest.raises(ContextError, match=r"^Dockerfile:3:1: ADD http://.*/missing: not found"):
+    with pytest.raises(
+        ContextError, match=r"^Dockerfile:3:1: ADD http://.*/missing: invalid response status 404"
+    ):
         run(ctx, Step(sources=(f"{base}/missing",), dest="/m", is_add=True), tmp_path / "o")
     with pytest.raises(ContextError, match=r"ADD http://127\.0\.0\.1:1/x: unreachable host"):
         run(ctx, Step(sources=("http://127.0.0.1:1/x",), dest="/m", is_add=True), tmp_path / "o")
@@ -154,9 +156,10 @@ def test_download_limits_apply_to_add(
         fetcher.fetch(f"{base}/big")
 
 
-def test_git_sources_are_not_supported_yet(ctx: Path, tmp_path: Path) -> None:
-    step = Step(sources=("https://github.com/o/r.git",), dest="/", is_add=True)
-    with pytest.raises(ContextError, match="git sources are not supported") as info:
+def test_git_source_failure_names_the_url_at_the_step(ctx: Path, tmp_path: Path) -> None:
+    step = Step(sources=("git://127.0.0.1:1/r.git",), dest="/", is_add=True)
+    expected = r"ADD git://127\.0\.0\.1:1/r\.git: unreachable host \(Connection refused\)"
+    with pytest.raises(ContextError, match=expected) as info:
         run(ctx, step, tmp_path / "o")
     assert info.value.span == step.span
 
