@@ -64,7 +64,13 @@ class LocalContext:
         data: bytes | None = None
         if dockerfile is not None:
             candidate = Path(os.fspath(dockerfile) + IGNORE_FILE)
-            data = _read_regular(candidate)
+            inside = Path(os.path.abspath(candidate))
+            # inside the context (always so for remote ones): read in-root, like .dockerignore
+            data = (
+                _read_in_root(root, inside.relative_to(root).as_posix())
+                if inside.is_relative_to(root)
+                else _read_regular(candidate)
+            )
             if data is not None:
                 ignore_path = candidate
         if data is None:
@@ -99,6 +105,20 @@ def _read_regular(path: Path) -> bytes | None:
     except OSError as exc:
         raise ContextError(f"cannot read {os.fspath(path)}: {exc.strerror}") from None
     return _read_fd(fd, path.name)
+
+
+def _read_in_root(root: Path, rel: str) -> bytes | None:
+    from builder.fs.root import FileTooLargeError, NotRegularFileError, Root
+
+    try:
+        with Root(root) as tree:
+            return tree.read(rel, limit=MAX_IGNORE_BYTES)
+    except FileTooLargeError:
+        raise ContextError(f"{rel} is larger than {MAX_IGNORE_BYTES} bytes") from None
+    except NotRegularFileError:
+        raise ContextError(f"{rel} is not a regular file") from None
+    except OSError as exc:
+        raise ContextError(f"cannot read {rel}: {exc.strerror}") from None
 
 
 def _read_root_ignore(root: Path) -> bytes | None:

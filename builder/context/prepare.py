@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from builder.context.download import DownloadLimits, download
-from builder.context.sourcefs import DirectorySource, SourceFS
 from builder.errors import ContextError
+from builder.fs.root import FileTooLargeError, Root
 from builder.urls import GitURL, is_git_url, is_http_url, parse_git_url, redact
 
 MAX_DOCKERFILE_BYTES: Final = 64 << 20
-_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,20 +147,15 @@ def subdir_of(tree: Path, subdir: str, *, label: str) -> Path:
     """``tree/subdir`` where every component is a real directory (no symlink is followed)."""
     if not subdir:
         return tree
-    fd = os.open(tree, _DIR_FLAGS)
-    try:
-        for comp in subdir.split("/"):
-            try:
-                nxt = os.open(comp, _DIR_FLAGS, dir_fd=fd)
-            except OSError:
-                raise ContextError(
-                    f"{label}: subdir {subdir!r} not found in the repository (or not a directory)"
-                ) from None
-            os.close(fd)
-            fd = nxt
-    finally:
-        os.close(fd)
-    return tree.joinpath(*subdir.split("/"))
+    comps = tuple(subdir.split("/"))
+    with Root(tree) as root:
+        try:
+            os.close(root.open_dir(comps))
+        except OSError:
+            raise ContextError(
+                f"{label}: subdir {subdir!r} not found in the repository (or not a directory)"
+            ) from None
+    return tree.joinpath(*comps)
 
 
 def _read_in_root(
@@ -169,17 +163,23 @@ def _read_in_root(
 ) -> tuple[str, bytes, Path]:
     """The Dockerfile ``dockerfile`` (default ``Dockerfile``, then ``dockerfile``) in-root."""
     names = [dockerfile] if dockerfile else ["Dockerfile", "dockerfile"]
-    with SourceFS(DirectorySource(root=directory, name="context")) as fs:
+    with Root(directory) as root:
         for name in names:
-            node = fs.resolve(name, follow=True)
-            if node is None or not node.comps or not stat.S_ISREG(node.st.st_mode):
+            try:
+                entry = root.resolve(name)
+            except OSError:
                 continue
-            if node.st.st_size > MAX_DOCKERFILE_BYTES:
-                raise ContextError(f"{label}: {name} is larger than {MAX_DOCKERFILE_BYTES} bytes")
-            fd = fs.open_file(node.comps)
-            with open(fd, "rb") as fh:
-                data = fh.read(MAX_DOCKERFILE_BYTES + 1)
-            return node.comps[-1], data, directory.joinpath(*node.comps)
+            if entry.st is None or not entry.comps or not stat.S_ISREG(entry.st.st_mode):
+                continue
+            try:
+                data = root.read("/".join(entry.comps), limit=MAX_DOCKERFILE_BYTES)
+            except FileTooLargeError:
+                raise ContextError(
+                    f"{label}: {name} is larger than {MAX_DOCKERFILE_BYTES} bytes"
+                ) from None
+            if data is None:
+                continue
+            return entry.comps[-1], data, directory.joinpath(*entry.comps)
     raise ContextError(f"{label}: failed to read dockerfile: {names[0]!r} not found in the context")
 
 

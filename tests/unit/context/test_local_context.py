@@ -180,3 +180,14 @@ def test_symlink_loop_is_an_error(tmp_path: Path) -> None:
     os.symlink("a", root / "b")
     with SourceFS(LocalContext.open(root)) as fs, pytest.raises(ContextError, match="levels"):
         fs.resolve("a", follow=True)
+
+
+def test_dockerfile_ignore_inside_the_context_is_read_in_root(tmp_path: Path) -> None:
+    outside = tmp_path / "host-patterns"
+    outside.write_text("secret\n")
+    root = _ctx(tmp_path, {".dockerignore": "root-rule\n"})
+    (root / "Dockerfile.dockerignore").symlink_to(outside)  # resolves to ctx/<host path>: missing
+    ctx = LocalContext.open(root, root / "Dockerfile")
+    assert ctx.ignore_file == root / ".dockerignore"
+    assert not ctx.excluded("secret")
+    assert ctx.excluded("root-rule")
