@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from builder.lint.inputs import LintInputs
@@ -33,9 +34,11 @@ class Facts:
     inputs: LintInputs
 
     def item_at(self, line: int) -> Item | None:
-        for item in self.items:
-            if item.node.start_line <= line <= item.node.end_line:
-                return item
+        """The instruction whose lines hold ``line`` (``items`` are in file order and do not
+        overlap: a binary search, as every finding asks)."""
+        i = bisect.bisect_right(self.items, line, key=lambda item: item.node.start_line) - 1
+        if i >= 0 and line <= self.items[i].node.end_line:
+            return self.items[i]
         return None
 
 
