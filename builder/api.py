@@ -74,6 +74,7 @@ class _Vertices:
     """Numbers internal progress vertices (``[internal] load build definition ...``)."""
 
     def __init__(self, sink: EventSink) -> None:
+        # lazy: the build machinery loads after the no-op check (builder.engine.noop), not at import
         from builder.engine.scheduler import _Counter
 
         self.sink = sink
@@ -103,6 +104,7 @@ class StoreResolver:
         self._client: RegistryClient | None = None
 
     def resolve(self, ref: str, platform: Platform) -> object:
+        # lazy: the build machinery loads after the no-op check (builder.engine.noop), not at import
         from builder.plan import ResolvedImage
         from builder.reference import parse
 
@@ -129,6 +131,7 @@ class StoreResolver:
         return ResolvedImage(ref=name, digest=image.digest, config=image.config)
 
     def _pull(self, store: Store, name: str, platform: Platform) -> ImageRecord:
+        # lazy: the registry client (httpx) loads only when a base image is pulled
         from builder.registry.client import RegistryClient
         from builder.registry.remote import pull
 
@@ -167,6 +170,7 @@ def _noop_request(
     writes the one a plain rebuild will use, since that rebuild hits the cache records it wrote."""
     if options.pull or dockerfile is None:
         return None
+    # lazy: builds with --pull or a Dockerfile on stdin skip the no-op check
     from builder.engine import noop
 
     settings: dict[str, object] = {
@@ -187,6 +191,7 @@ def _noop_request(
 
 def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
     """Build ``options.context`` and store (and tag) the resulting image."""
+    # lazy: `import builder.api` stays light; a build loads what it needs
     from builder.context.prepare import is_local, prepare
     from builder.store.paths import default_store_root
 
@@ -196,6 +201,7 @@ def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
         with phase("read Dockerfile"):
             prepared = prepare(options.context, options.dockerfile, store_root=root)
         return _build_prepared(options, prepared, root=root, build_args=build_args, sink=sink)
+    # lazy: a local context never opens the store here
     from builder.store import Store
 
     # A remote or streamed context lives in the store (git/ and tmp/): hold the store lease
@@ -224,6 +230,7 @@ _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 
 
 def _display(options: BuildOptions) -> str:
+    # lazy: only remote contexts name a URL
     from builder.urls import redact
 
     return "from stdin" if options.context == "-" else redact(options.context)
@@ -255,6 +262,7 @@ def _build_prepared(
             vertex_offset=vertex_offset,
         )
         return plain.result
+    # lazy: builds with --pull or a Dockerfile on stdin skip the no-op check
     from builder.engine import noop
 
     # Scanned before anything reads the context: a change made during the build shows next time.
@@ -303,6 +311,7 @@ def _build(
     vertex_offset: int = 0,
 ) -> _Built:
     with phase("imports: parser, planner, engine"):
+        # lazy: the build machinery loads after the no-op check (builder.engine.noop)
         from builder.context.local import LocalContext
         from builder.engine.scheduler import EngineSettings, Scheduler, final_image, timestamp
         from builder.oci.descriptor import Platform
@@ -410,6 +419,7 @@ def _build(
     built = BuildResult(image_id=image.id, digest=image.digest, tags=record.names)
     outcome = None
     if not _fetches_remote(build_plan):
+        # lazy: builds with --pull or a Dockerfile on stdin skip the no-op check
         from builder.engine.noop import Outcome
 
         hits = scheduler.cache_records
@@ -428,6 +438,7 @@ def _build(
 def _check_inputs(
     options: BuildOptions, platform: Platform, matcher: PatternMatcher | None, store: Store
 ) -> LintInputs:
+    # lazy: the build machinery loads after the no-op check (builder.engine.noop), not at import
     from builder.engine.checks import base_images
     from builder.lint.inputs import LintInputs
     from builder.oci.descriptor import Platform
@@ -448,6 +459,7 @@ def _lint(
     ast: AST, analysis: Analysis, inputs: LintInputs, sink: EventSink, *, fail: bool = True
 ) -> None:
     """Emit the build-check warnings (BuildKit's short form); raise when they fail the build."""
+    # lazy: the build machinery loads after the no-op check (builder.engine.noop), not at import
     from builder.lint.config import CheckOptionError
     from builder.lint.runner import lint
 
@@ -470,6 +482,7 @@ def _steps(build_plan: BuildPlan) -> Iterator[Step]:
 
 
 def _reads_context(build_plan: BuildPlan) -> bool:
+    # lazy: the build machinery loads after the no-op check (builder.engine.noop), not at import
     from builder.plan import FromContext
 
     return any(
@@ -481,6 +494,7 @@ def _reads_context(build_plan: BuildPlan) -> bool:
 
 def _fetches_remote(build_plan: BuildPlan) -> bool:
     """ADD of a URL or git source: its content is only known by fetching it."""
+    # lazy: the build machinery loads after the no-op check (builder.engine.noop), not at import
     from builder.plan import CopyStep, GitSource, UrlSource
 
     return any(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from pathlib import Path
 
 from builder import timings
 from builder.api import BuildOptions, build
@@ -137,8 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     """``--check``: ``pybuild check`` with this build's Dockerfile, arguments and context."""
-    from pathlib import Path
-
+    # lazy: only --check loads the lint modules
     from builder.commands.check import Request, evaluate, key_values, report
 
     dockerfile = args.file

@@ -25,14 +25,22 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from builder import __version__
 from builder.commands._io import read_dockerfile
 from builder.commands._store import add_root_argument
+from builder.context.local import LocalContext
+from builder.engine.checks import base_images
 from builder.errors import BuildError, Diagnostic, ParseError, Span
-
-if TYPE_CHECKING:
-    from builder.lint.inputs import LintInputs
+from builder.lint.config import CheckOptionError
+from builder.lint.inputs import LintInputs
+from builder.lint.report import to_json, to_sarif
+from builder.lint.runner import lint
+from builder.oci.types import Platform
+from builder.store import Store, default_store_root
+from builder.syntax.parser import parse
+from builder.syntax.source import SourceFile, render
+from builder.syntax.transform import analyze
 
 HELP = "Check a Dockerfile for errors and BuildKit's build-check warnings without building it."
 FORMATS = ("human", "json", "sarif")
@@ -150,12 +158,6 @@ def _context_dir(request: Request, path: str) -> Path | None:
 
 def _inputs(request: Request, path: str) -> LintInputs:
     """The LintInputs of ``request``: build args, platforms, .dockerignore, the store."""
-    from builder.context.local import LocalContext
-    from builder.engine.checks import base_images
-    from builder.lint.inputs import LintInputs
-    from builder.oci.types import Platform
-    from builder.store import Store, default_store_root
-
     args = dict(request.build_args)
     context = _context_dir(request, path)
     ignore = None
@@ -176,12 +178,6 @@ def _inputs(request: Request, path: str) -> LintInputs:
 
 def evaluate(request: Request) -> Outcome:
     """Parse, analyse and lint ``request.dockerfile``; every problem, in file order."""
-    from builder.lint.config import CheckOptionError
-    from builder.lint.runner import lint
-    from builder.syntax.parser import parse
-    from builder.syntax.source import SourceFile
-    from builder.syntax.transform import analyze
-
     path, text = read_dockerfile(request.dockerfile)
     try:
         ast = parse(text, path=path)
@@ -214,9 +210,6 @@ def evaluate(request: Request) -> Outcome:
 
 def report(request: Request, outcome: Outcome) -> int:
     """Print ``outcome`` in ``request.output``'s format; the exit status."""
-    from builder import __version__
-    from builder.lint.report import to_json, to_sarif
-
     match request.output:
         case "json":
             sys.stdout.write(
@@ -230,8 +223,6 @@ def report(request: Request, outcome: Outcome) -> int:
 
 
 def _human(outcome: Outcome) -> None:
-    from builder.syntax.source import SourceFile, render
-
     source = SourceFile.from_text(outcome.path, outcome.text)
     if outcome.problems:
         sys.stderr.write("\n".join(render(p, source) for p in outcome.problems))

@@ -23,14 +23,18 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from builder.commands._containers import add_container_flags, run_container, wants_container
+from builder.commands._store import open_store
+from builder.engine.run import run_on_layers
 from builder.errors import BuildError, Interrupted, RunStepError, Span
+from builder.runtime.oci import Runc
+from builder.snapshot.layerdirs import LayerDirs
+from builder.snapshot.overlay import Overlay
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from builder.runtime.oci import ExitStatus, OutputCallback, Runc
 
 HELP = "Run a command in a new container from an image (like `docker run --rm`)."
@@ -176,14 +180,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, signals: StopSignals) -> int:
-    from pathlib import Path
-
-    from builder.commands._store import open_store
-    from builder.engine.run import run_on_layers
-    from builder.runtime.oci import Runc
-    from builder.snapshot.layerdirs import LayerDirs
-    from builder.snapshot.overlay import Overlay
-
     store = open_store(args)
     record = store.resolve(args.image)
     image = store.load_image(record.descriptor)

@@ -16,6 +16,7 @@ The body is written to a file the caller opened and hashed while it streams.
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 import urllib.parse
@@ -94,6 +95,7 @@ def download(
     transport: httpx.BaseTransport | None = None,
 ) -> Downloaded:
     """GET ``url`` into ``out`` under ``limits``; ``what`` prefixes error messages."""
+    # lazy: httpx (~100 ms) loads only for URL contexts
     import httpx
 
     limits = limits or DownloadLimits()
@@ -180,7 +182,6 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
 def _auth(url: httpx.URL) -> str | None:
     if not url.username and not url.password:
         return None
-    import base64
 
     user = urllib.parse.unquote(url.username)
     password = urllib.parse.unquote(url.password or "")
@@ -189,6 +190,7 @@ def _auth(url: httpx.URL) -> str | None:
 
 
 def _next_hop(current: httpx.URL, resp: httpx.Response, label: str) -> httpx.URL:
+    # lazy: httpx (~100 ms) loads only for URL contexts
     import httpx
 
     def fail(cause: str) -> ContextError:
@@ -211,6 +213,7 @@ def _next_hop(current: httpx.URL, resp: httpx.Response, label: str) -> httpx.URL
 
 
 def _phase(exc: Exception) -> str:
+    # lazy: httpx (~100 ms) loads only for URL contexts
     import httpx
 
     match exc:

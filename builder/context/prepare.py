@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,7 @@ def _local(context: str, dockerfile: str | None, *, stdin: BinaryIO | None) -> P
 def _git(
     url: GitURL, dockerfile: str | None, store_root: Path, *, keep_git_dir: bool
 ) -> PreparedContext:
+    # lazy: only git contexts need the git client
     from builder.context.git import GitOptions, checkout
 
     keep = url.keep_git_dir if url.keep_git_dir is not None else keep_git_dir
@@ -253,6 +255,7 @@ def _from_bytes_or_archive(
     limits: DownloadLimits,
     kind: str,
 ) -> PreparedContext:
+    # lazy: only tarball contexts need the archive reader
     from builder.context.tarball import extract, is_archive
 
     directory = work / "context"
@@ -286,8 +289,6 @@ def _from_bytes_or_archive(
 
 
 def _stdin() -> BinaryIO:
-    import sys
-
     return sys.stdin.buffer
 
 

@@ -9,8 +9,10 @@ archive bomb stops with "limit exceeded" instead of filling the disk.
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import io
+import lzma
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,8 @@ from typing import BinaryIO, Final, cast
 import zstandard
 
 from builder.errors import ContextError, LayerError
+from builder.oci.compress import DecompressingReader
+from builder.oci.layer_apply import apply_layer
 from builder.oci.tarformat import TarLimits, TarReader
 
 _GZIP: Final = b"\x1f\x8b"
@@ -29,17 +33,12 @@ _PROBE_BYTES: Final = 1 << 16
 
 
 def _errors() -> tuple[type[Exception], ...]:
-    import lzma
-
     return (OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError, lzma.LZMAError)
 
 
 @contextlib.contextmanager
 def _decompressed(fh: BinaryIO) -> Iterator[BinaryIO]:
     """``fh`` decompressed (bzip2 and xz here; gzip and zstd are left to the layer reader)."""
-    import bz2
-    import lzma
-
     head = fh.read(6)
     fh.seek(-len(head), io.SEEK_CUR)
     stream: BinaryIO
@@ -59,8 +58,6 @@ def _decompressed(fh: BinaryIO) -> Iterator[BinaryIO]:
 
 def is_archive(fh: BinaryIO) -> bool:
     """Whether ``fh`` (from its current position) is a tar archive, maybe compressed."""
-    from builder.oci.compress import DecompressingReader
-
     start = fh.tell()
     not_archive: tuple[type[Exception], ...] = (LayerError, *_errors())
     try:
@@ -76,8 +73,6 @@ def is_archive(fh: BinaryIO) -> bool:
 
 def extract(fh: BinaryIO, directory: Path, *, label: str, max_bytes: int) -> int:
     """Extract archive ``fh`` into the empty ``directory``; returns the number of entries."""
-    from builder.oci.layer_apply import apply_layer
-
     limits = TarLimits(max_bytes=max_bytes)
     try:
         with _decompressed(fh) as stream:

@@ -81,7 +81,8 @@ class _Capped(io.RawIOBase):
 
 
 def _decompress_errors() -> tuple[type[Exception], ...]:
-    import lzma  # bz2/lzma/urllib load on use: most builds never need them (start-up time)
+    # lazy: bz2/lzma load on use: most builds never meet such an archive
+    import lzma
 
     return (*_BASE_DECOMPRESS_ERRORS, lzma.LZMAError)
 
@@ -89,7 +90,10 @@ def _decompress_errors() -> tuple[type[Exception], ...]:
 @contextlib.contextmanager
 def open_archive(fd: int) -> Iterator[BinaryIO]:
     """The decompressed stream of the file ``fd`` (read from its start; ``fd`` stays open)."""
+    # lazy: bz2/lzma load on use: most builds never meet such an archive
     import bz2
+
+    # lazy: bz2/lzma load on use: most builds never meet such an archive
     import lzma
 
     os.lseek(fd, 0, os.SEEK_SET)

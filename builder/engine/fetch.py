@@ -188,6 +188,7 @@ def _mismatch(url: str, expected: Digest | None, actual: str) -> ContextError:
 
 
 def _http_time(value: str | None) -> int | None:
+    # lazy: only ADD <url> reads HTTP dates
     import calendar
     import email.utils
 

@@ -64,6 +64,7 @@ from builder.engine.events import (
     VertexStatus,
     Warning_,
 )
+from builder.errors import BuildError
 from builder.store.paths import (
     REF_NAME,
     blob_path,
@@ -480,8 +481,8 @@ def ignore_matcher(req: Request) -> PatternMatcher | None:
                 data = fh.read()
         except OSError:
             return None
+    # lazy: the .dockerignore matcher loads only when the context has one
     from builder.context.ignore import load_ignore_file
-    from builder.errors import BuildError
 
     try:
         return load_ignore_file(data, name=IGNORE_FILE) or None

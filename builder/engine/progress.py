@@ -162,7 +162,8 @@ class TtyProgress:
                 self._last_draw = now
 
     def _lines(self, *, final: bool, ok: bool = True) -> list[str]:
-        import shutil  # here: it loads the compression modules, which plain output never needs
+        # lazy: shutil loads the compression modules, which plain output never needs
+        import shutil
 
         width = max(40, shutil.get_terminal_size((100, 24)).columns - 1)
         total = len(self._vertices)

@@ -323,6 +323,7 @@ class Scheduler:
         return CopyReuse(root=root, labels=labels) if root is not None else None
 
     def _cached_layer(self, record: CacheRecord) -> Layer | None:
+        # lazy: only a cache hit needs the store's layer type (loads the store layout)
         from builder.store import StoreLayer
 
         diff = record.get("diff_id")
@@ -334,6 +335,7 @@ class Scheduler:
 
     def _inputs(self, step: Step) -> tuple[tuple[Digest, ...], tuple[tuple[str, str], ...]]:
         """Content digests of what the step reads (COPY sources, bind-mount sources)."""
+        # lazy: only COPY/ADD and bind mounts digest their sources
         from builder.engine.copy_digest import copy_source_digest, mount_source_digest
 
         if isinstance(step, CopyStep):
@@ -417,6 +419,7 @@ class Scheduler:
         upper: Path,
         on_output: Callable[[bytes], None],
     ) -> None:
+        # lazy: loaded when a step executes: a fully cached build never needs it
         from builder.engine.run import MountSources, run_on_layers
 
         with contextlib.ExitStack() as stack:
@@ -445,6 +448,7 @@ class Scheduler:
     def _execute_copy(
         self, step: CopyStep, layers: tuple[Layer, ...], out: Path, reuse: CopyReuse | None
     ) -> None:
+        # lazy: loaded when a step executes: a fully cached build never needs it
         from builder.engine.chown import ChownResolver
         from builder.engine.copy import apply_copy
 
@@ -464,6 +468,7 @@ class Scheduler:
             )
 
     def _execute_workdir(self, step: WorkdirStep, layers: tuple[Layer, ...], upper: Path) -> None:
+        # lazy: loaded when a step executes: a fully cached build never needs it
         from builder.runtime.users import resolve_user
         from builder.snapshot.overlay import mkdir_in_root
 
@@ -516,6 +521,7 @@ class _Machinery:
 
     @classmethod
     def create(cls, store: Store, settings: EngineSettings) -> _Machinery:
+        # lazy: the runtime and snapshotter load once the first step runs
         from builder.engine.run import Resources
         from builder.runtime.oci import Crun, Runc
         from builder.snapshot.layerdirs import LayerDirs

@@ -84,7 +84,9 @@ from builder.syntax.expand import Lexer
 from builder.syntax.flags import suggest
 from builder.syntax.gotext import go_quote
 from builder.syntax.heredoc import HeredocSyntaxError, parse_marker
+from builder.syntax.parser import parse
 from builder.syntax.substitute import substitute
+from builder.syntax.transform import to_ir
 
 EMPTY_IMAGE: Final = "scratch"
 DEFAULT_HOSTNAME: Final = "buildkitsandbox"
@@ -112,9 +114,6 @@ def _upper_keyword(text: str) -> str:
 
 def _parse_trigger(expression: str, span: Span) -> ir.Instruction:
     """An ONBUILD trigger parsed on its own (default escape), located at the child's FROM."""
-    from builder.syntax.parser import parse
-    from builder.syntax.transform import to_ir
-
     try:
         df = to_ir(parse(f"FROM {EMPTY_IMAGE}\n{expression}", path=span.file))
     except BuildError as err:

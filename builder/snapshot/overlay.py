@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import os
 import shutil
 import stat
@@ -280,8 +281,6 @@ def mount_persistent(
 
 
 def _flock(fd: int) -> None:
-    import fcntl
-
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
