@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from builder.commands._format import human_duration
 from builder.commands._store import add_root_argument, open_store
 from builder.errors import BuildError
+from builder.units import ram_in_bytes
 
 if TYPE_CHECKING:
     from builder.containers.lifecycle import Containers
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 
 def open_containers(args: argparse.Namespace) -> Containers:
+    # lazy: `pybuild run` without -d loads this module, not the container machinery
     from builder.containers.lifecycle import Containers
 
     return Containers(open_store(args))
@@ -42,8 +44,6 @@ def each(args: argparse.Namespace, action: Any) -> int:
     containers = open_containers(args)
     status = 0
     for ref in args.containers:
-        from builder.errors import BuildError
-
         try:
             action(containers, containers.store.find(ref))
             print(ref)
@@ -57,6 +57,7 @@ def each(args: argparse.Namespace, action: Any) -> int:
 
 
 def ports_text(container: Container) -> str:
+    # lazy: `pybuild run` without -d loads this module, not the container machinery
     from builder.containers.state import Status
 
     if container.state.status is not Status.RUNNING:
@@ -65,6 +66,7 @@ def ports_text(container: Container) -> str:
 
 
 def status_text(container: Container, now: float | None = None) -> str:
+    # lazy: `pybuild run` without -d loads this module, not the container machinery
     from builder.containers.state import Status
 
     current = time.time() if now is None else now
@@ -105,6 +107,7 @@ def rfc3339(when: float | None) -> str:
 
 def inspect_json(container: Container) -> dict[str, Any]:
     """``docker container inspect``'s shape (the fields pybuild has)."""
+    # lazy: `pybuild run` without -d loads this module, not the container machinery
     from builder.containers.state import Status
 
     config, state = container.config, container.state
@@ -184,8 +187,6 @@ def inspect_json(container: Container) -> dict[str, Any]:
 
 
 def _memory(text: str) -> int:
-    from builder.units import ram_in_bytes
-
     size = ram_in_bytes(text)
     if size is None:
         raise argparse.ArgumentTypeError(f"invalid size: {text!r}")
@@ -241,6 +242,7 @@ def wants_container(args: argparse.Namespace) -> bool:
 def run_container(args: argparse.Namespace) -> int:
     """``pybuild run`` through a supervised container: ``-d`` prints its ID; attached, the
     output is followed and the exit code returned (``--rm`` removes it after)."""
+    # lazy: `pybuild run` without -d loads this module, not the container machinery
     from builder.containers.config import parse_mount, parse_volume
     from builder.containers.lifecycle import RunRequest
 
@@ -345,7 +347,10 @@ class _SignalProxy:
 
 def _follow(containers: Containers, container_id: str) -> int:
     """Copy the container's output until it exits; its exit code."""
+    # lazy: `pybuild run` without -d loads this module, not the container machinery
     from builder.containers.logs import Entry, read_logs
+
+    # lazy: `pybuild run` without -d loads this module, not the container machinery
     from builder.containers.state import Status
 
     def write(entry: Entry) -> None:

@@ -8,10 +8,14 @@ container's process exits, ``start`` runs ``health ID`` for a container with a H
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+from builder.commands import ps
 from builder.commands._containers import open_containers
 from builder.commands._store import add_root_argument
+from builder.containers.health import monitor
+from builder.containers.state import Status
 from builder.units import human_size
 
 HELP = "Manage containers: prune (remove all stopped containers), ls."
@@ -34,8 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _size(path: object) -> int:
-    import os
-
     total = 0
     for directory, _, files in os.walk(str(path)):
         for name in files:
@@ -47,20 +49,14 @@ def _size(path: object) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.containers.state import Status
-
     match args.action:
         case "ls":
-            from builder.commands import ps
-
             return ps.run(args)
         case "cleanup":
             containers = open_containers(args)
             containers.cleanup(containers.store.find(args.container))
             return 0
         case "health":
-            from builder.containers.health import monitor
-
             containers = open_containers(args)
             monitor(containers, containers.store.find(args.container).config.id)
             return 0

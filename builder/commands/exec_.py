@@ -6,6 +6,7 @@ import argparse
 
 from builder.commands._containers import open_containers
 from builder.commands._store import add_root_argument
+from builder.errors import BuildError
 
 HELP = "Run a command in a running container (like `docker exec`)."
 
@@ -22,8 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.errors import BuildError
-
     if not args.command:
         raise BuildError('"pybuild exec" requires at least 2 arguments.')
     containers = open_containers(args)

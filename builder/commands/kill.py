@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from builder.commands._containers import add_container_arguments, each
+from builder.containers.config import signal_name
 
 HELP = "Kill one or more running containers (like `docker kill`)."
 
@@ -15,7 +16,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.containers.config import signal_name
-
     name = signal_name(args.signal)
     return each(args, lambda containers, c: containers.kill(c, name, stopping=name == "SIGKILL"))

@@ -7,6 +7,9 @@ import sys
 
 from builder.commands._containers import open_containers
 from builder.commands._store import add_root_argument
+from builder.containers.logs import Entry, parse_since, read_logs
+from builder.containers.state import Status
+from builder.errors import BuildError
 
 HELP = "Fetch the logs of a container (like `docker logs`)."
 
@@ -21,10 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.containers.logs import Entry, parse_since, read_logs
-    from builder.containers.state import Status
-    from builder.errors import BuildError
-
     containers = open_containers(args)
     container = containers.store.find(args.container)
     tail = None

@@ -15,6 +15,7 @@ from builder.commands._containers import (
 )
 from builder.commands._format import human_duration
 from builder.commands._store import add_root_argument
+from builder.containers.state import Status
 
 HELP = "List containers (like `docker ps`)."
 
@@ -29,8 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.containers.state import Status
-
     containers = open_containers(args)
     now = time.time()
     listed = [containers.refresh(c) for c in containers.store.all()]
