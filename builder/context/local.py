@@ -19,6 +19,7 @@ from builder.context.checksum import ContentCache
 from builder.context.ignore import PatternMatcher, load_ignore_file
 from builder.context.sourcefs import DirectorySource, SourceFS
 from builder.errors import ContextError
+from builder.fs.root import FileTooLargeError, NotRegularFileError, Root
 
 IGNORE_FILE: Final = ".dockerignore"
 MAX_IGNORE_BYTES: Final = 16 << 20
@@ -108,8 +109,6 @@ def _read_regular(path: Path) -> bytes | None:
 
 
 def _read_in_root(root: Path, rel: str) -> bytes | None:
-    from builder.fs.root import FileTooLargeError, NotRegularFileError, Root
-
     try:
         with Root(root) as tree:
             return tree.read(rel, limit=MAX_IGNORE_BYTES)

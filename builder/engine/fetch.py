@@ -48,6 +48,7 @@ def disposition_filename(value: str | None) -> str | None:
     """The base name of a ``Content-Disposition`` ``filename`` (RFC 6266/2231), if any."""
     if not value:
         return None
+    # lazy: the email package loads only for a download that names its file
     import email.message
 
     msg = email.message.Message()
@@ -167,6 +168,7 @@ class UrlFetcher:
         self, url: str, *, checksum: str | None, keep_git_dir: bool, command: str = "ADD"
     ) -> Path:
         """The directory ``ADD <git URL>`` copies: the checkout of the ref, at its subdir."""
+        # lazy: only ADD <git URL> needs the git client
         from builder.context.git import GitOptions, checkout
         from builder.context.prepare import subdir_of
 
