@@ -18,13 +18,13 @@ a ``git`` command line (CVE-2019-13139).
 
 from __future__ import annotations
 
-import posixpath
 import re
 import urllib.parse
 from dataclasses import dataclass
 from typing import Final, Literal
 
 from builder.errors import ContextError
+from builder.fs import paths
 
 GitScheme = Literal["https", "http", "git", "ssh"]
 
@@ -196,7 +196,7 @@ def clean_subdir(subdir: str, *, url: str) -> str:
                 raise ContextError(f"{redact(url)}: subdir {subdir!r} is outside of the repository")
         elif part not in ("", "."):
             depth += 1
-    cleaned = posixpath.normpath("/" + subdir).lstrip("/")
+    cleaned = paths.clean_abs(subdir).lstrip("/")
     return "" if cleaned in ("", ".") else cleaned
 
 
