@@ -61,6 +61,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_check_arguments(parser)
     parser.add_argument(
+        "--fix",
+        action="store_true",
+        help="rewrite the Dockerfile: instruction casing, legacy ENV/LABEL key value, "
+        "shell-form CMD/ENTRYPOINT to JSON where safe",
+    )
+    parser.add_argument(
+        "--diff",
+        action="store_true",
+        help="print the fixes as a unified diff (without --fix: change nothing, exit 1 if any)",
+    )
+    parser.add_argument(
         "--build-arg",
         action="append",
         default=[],
@@ -104,6 +115,7 @@ class Outcome:
     errors: int
     instructions: int = 0
     stages: int = 0
+    fixed: str | None = None  # the text with the fixable findings fixed; None with errors
 
     @property
     def ok(self) -> bool:
@@ -163,7 +175,8 @@ def _inputs(request: Request, path: str) -> LintInputs:
     ignore = None
     if context is not None and context.is_dir():
         dockerfile = Path(path) if request.dockerfile != "-" else None
-        ignore = LocalContext.open(context, dockerfile).matcher
+        with LocalContext.open(context, dockerfile) as opened:
+            ignore = opened.matcher
     root = Path(request.root) if request.root else default_store_root()
     lookup = base_images(Store.open(root)) if (root / "oci-layout").is_file() else None
     return LintInputs(
@@ -191,9 +204,10 @@ def evaluate(request: Request) -> Outcome:
     try:
         checked = lint(ast, result, inputs)
         findings, failure = checked.findings, checked.failure()
+        fixed = checked.fixed() if not errors else None
     except CheckOptionError as err:
         errors.append(BuildError(f"failed to parse check options: {err.message}"))
-        findings, failure = (), None
+        findings, failure, fixed = (), None, None
     problems: list[BuildError | Diagnostic] = [*errors, *findings]
     problems.sort(key=_position)
     stages = len(result.dockerfile.stages) if result.dockerfile is not None else 0
@@ -205,6 +219,7 @@ def evaluate(request: Request) -> Outcome:
         errors=len(errors),
         instructions=result.instruction_count,
         stages=stages,
+        fixed=fixed,
     )
 
 
@@ -248,4 +263,46 @@ def run(args: argparse.Namespace) -> int:
         root=args.root,
         output=args.format,
     )
+    outcome = evaluate(request)
+    if args.fix or args.diff:
+        return _fix(request, outcome, write=args.fix, diff=args.diff)
+    return report(request, outcome)
+
+
+def _fix(request: Request, outcome: Outcome, *, write: bool, diff: bool) -> int:
+    """``--fix`` / ``--diff``: show and/or write the fixed text, then check what is left."""
+    import difflib
+
+    if outcome.fixed is None:
+        sys.stderr.write("cannot fix a Dockerfile that has errors\n")
+        return report(request, outcome)
+    changed = outcome.fixed != outcome.text
+    if diff:
+        lines = difflib.unified_diff(
+            outcome.text.splitlines(keepends=True),
+            outcome.fixed.splitlines(keepends=True),
+            fromfile=outcome.path,
+            tofile=outcome.path,
+        )
+        sys.stdout.write("".join(line if line.endswith("\n") else line + "\n" for line in lines))
+    if not write:
+        return 1 if changed else 0
+    if changed:
+        if request.dockerfile == "-":
+            sys.stdout.write(outcome.fixed)
+            return 0
+        _write(Path(request.dockerfile), outcome.fixed)
     return report(request, evaluate(request))
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace ``path``'s content atomically, keeping its mode."""
+    data = text.encode("utf-8", "surrogateescape")
+    temp = path.with_name(f".{path.name}.pybuild-fix")
+    try:
+        temp.write_bytes(data)
+        os.chmod(temp, path.stat().st_mode & 0o7777)
+        os.replace(temp, path)
+    except OSError as err:
+        temp.unlink(missing_ok=True)
+        raise BuildError(f"write {path}: {err.strerror or err}") from None

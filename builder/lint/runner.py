@@ -10,6 +10,7 @@ from builder.lint import descriptions, dispatch, fromline, parsing, stages
 from builder.lint import rules as _rules
 from builder.lint.config import CheckConfig, parse_check_options, with_comments
 from builder.lint.facts import Facts, gather
+from builder.lint.fix import apply_fixes
 from builder.lint.inputs import LintInputs
 from builder.lint.rules import NO_EMPTY_CONTINUATION, rule_named
 from builder.syntax.transform import Analysis
@@ -43,6 +44,11 @@ _FILE_WIDE = frozenset(
 class LintResult:
     findings: tuple[Diagnostic, ...]
     config: CheckConfig
+    facts: Facts
+
+    def fixed(self) -> str:
+        """The file's text with every fixable finding fixed (``pybuild check --fix``)."""
+        return apply_fixes(self.facts, self.findings)
 
     def failure(self) -> str | None:
         """BuildKit's message when ``error=true`` and a rule fired, else ``None``."""
@@ -104,7 +110,7 @@ def lint(ast: AST, analysis: Analysis, inputs: LintInputs | None = None) -> Lint
     for family in _FAMILIES:
         found.extend(family(facts))
     findings = sorted(_enabled(found, config, facts), key=_position)
-    return LintResult(findings=tuple(findings), config=config)
+    return LintResult(findings=tuple(findings), config=config, facts=facts)
 
 
 __all__ = ["LintInputs", "LintResult", "config_for", "lint"]
