@@ -11,6 +11,8 @@ from __future__ import annotations
 import pytest
 
 from builder.errors import Span
+from builder.syntax.parser import parse
+from builder.syntax.transform import analyze
 from tests.unit.lint.helpers import found, run
 
 CASING = "Command '{}' should match the case of the command majority ({})"
@@ -45,8 +47,8 @@ def test_no_empty_continuation() -> None:
     text = "\nFROM scratch\n# warning: empty continuation line\nCOPY Dockerfile \\\n\n.\n"
     text += "COPY Dockerfile \\\n.\n"
     result = run(text)
-    assert [(f.rule, f.message) for f in result.findings] == [
-        ("NoEmptyContinuation", "Empty continuation line")
+    assert [(f.rule, f.message, f.span.line if f.span else 0) for f in result.findings] == [
+        ("NoEmptyContinuation", "Empty continuation line", 6)
     ]
     assert result.findings[0].url == (
         "https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/"
@@ -126,3 +128,18 @@ def test_maintainer_deprecated() -> None:
 def test_parse_time_findings_survive_errors_elsewhere() -> None:
     result = run("FROM a AS Base\nWORKDIR\n")
     assert [f.rule for f in result.findings] == ["StageNameCasing"]
+
+
+def test_warnings_before_error() -> None:
+    """BuildKit's testWarningsBeforeError: the warnings before an unknown instruction stay."""
+    text = "\nFROM scratch AS BadStageName\nMAINTAINER me@example.org\nBADCMD\n"
+    assert found(text) == [
+        ("StageNameCasing", "Stage name 'BadStageName' should be lowercase", 2),
+        ("MaintainerDeprecated", "Maintainer instruction is deprecated in favor of using label", 3),
+    ]
+    ast = parse(text, path="Dockerfile")
+    (error,) = analyze(ast).errors
+    assert (error.message, error.span.line if error.span else 0) == (
+        "unknown instruction: BADCMD",
+        4,
+    )
