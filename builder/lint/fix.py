@@ -148,7 +148,7 @@ class _Planner:
         if recase and keyword in (keyword.upper(), keyword.lower()):
             target = _cased(as_word, keyword == keyword.upper())
             if target != as_word:
-                self.word(item.where.arg(1), target)
+                self.word(item.where.arg(-2), target)  # AS: counted from the end
         if rules.STAGE_NAME_CASING.name in reported:
             name = item.node.args[2]
             self.word(item.where.arg(-1), name.lower())

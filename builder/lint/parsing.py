@@ -34,5 +34,5 @@ def check(facts: Facts) -> Iterator[Diagnostic]:
             if not consistent:
                 yield rules.FROM_AS_CASING.finding(
                     f"'{as_word}' and '{keyword}' keywords' casing do not match",
-                    item.where.arg(1),
+                    item.where.arg(-2),  # from the end: flag values may hold blanks
                 )

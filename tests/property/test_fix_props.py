@@ -55,7 +55,7 @@ def messy(draw: st.DrawFn) -> str:
         where = Where(ctx, node, 0, node.flags)
         spans = [where.keyword()]
         if node.cmd.upper() == "FROM" and len(node.args) == 3:
-            spans += [where.arg(1), where.arg(-1)]
+            spans += [where.arg(-2), where.arg(-1)]
             extra[node.end_line] = draw(st.lists(_extra_line(), max_size=3))
         for span in spans:
             if span.end_column is None or span.end_line != span.line:

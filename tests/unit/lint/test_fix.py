@@ -23,6 +23,11 @@ def test_casing_follows_the_majority_and_as_follows_from() -> None:
     assert fixed(text) == "FROM alpine AS base\nRUN make\nCOPY a b\n"
 
 
+def test_as_is_found_after_a_flag_value_with_blanks() -> None:
+    text = 'from --platform="a b" alpine AS Base\nrun x\n'
+    assert fixed(text) == 'from --platform="a b" alpine as base\nrun x\n'
+
+
 def test_mixed_case_keywords_take_the_majority() -> None:
     assert fixed("From scratch\nCopy a b\nRUN x\n") == "FROM scratch\nCOPY a b\nRUN x\n"
 
