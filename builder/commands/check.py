@@ -178,7 +178,12 @@ def _inputs(request: Request, path: str) -> LintInputs:
         with LocalContext.open(context, dockerfile) as opened:
             ignore = opened.matcher
     root = Path(request.root) if request.root else default_store_root()
-    lookup = base_images(Store.open(root)) if (root / "oci-layout").is_file() else None
+    lookup = None
+    try:
+        if (root / "oci-layout").is_file():  # never create a store just to check a file
+            lookup = base_images(Store.open(root))
+    except (BuildError, OSError):  # an unreadable store: check without it
+        lookup = None
     return LintInputs(
         check=args.get("BUILDKIT_DOCKERFILE_CHECK"),
         build_args=args,
