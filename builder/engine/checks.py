@@ -29,7 +29,7 @@ def base_images(store: Store) -> Callable[[str, Platform], BaseImage | None]:
                 return None
         config = image.config
         found = Platform(os=config.os, architecture=config.architecture, variant=config.variant)
-        env = tuple(entry.partition("=")[0] for entry in config.config.env)
+        env = tuple((k, v) for k, _, v in (e.partition("=") for e in config.config.env))
         return BaseImage(platform=found, env=env, shell=bool(config.config.shell))
 
     return lookup

@@ -115,7 +115,7 @@ class _Walk:
                     item.where.whole(),
                 )
             )
-        return _State(env=dict.fromkeys(image.env, ""), shell=image.shell)
+        return _State(env=dict(image.env), shell=image.shell)
 
     def stage(self, items: list[Item]) -> None:
         head = items[0]

@@ -38,10 +38,10 @@ class IgnoreRules(Protocol):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BaseImage:
-    """A base image as the store has it: platform, environment variable names, SHELL set."""
+    """A base image as the store has it: platform, environment (``(name, value)``), SHELL set."""
 
     platform: Platform
-    env: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
     shell: bool = False
 
 

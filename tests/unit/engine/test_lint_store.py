@@ -33,7 +33,9 @@ def store_root(tmp_path: Path) -> Path:
 def test_base_images_answers_from_the_store(store_root: Path) -> None:
     lookup = base_images(Store.open(store_root))
     assert lookup(REF, AMD64) == BaseImage(
-        platform=Platform.parse("linux/arm64"), env=("PATH", "GOPATH"), shell=True
+        platform=Platform.parse("linux/arm64"),
+        env=(("PATH", "/usr/bin"), ("GOPATH", "/go")),
+        shell=True,
     )
     assert lookup("localhost:5000/team/absent:1", AMD64) is None
 

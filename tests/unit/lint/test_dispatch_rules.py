@@ -24,7 +24,7 @@ ARM64 = Platform.parse("linux/arm64")
 
 def alpine(ref: str, platform: Platform) -> BaseImage | None:
     if ref in ("alpine", "busybox"):
-        return BaseImage(platform=platform, env=("PATH",))
+        return BaseImage(platform=platform, env=(("PATH", "/usr/bin:/bin"), ("HOME", "/root")))
     return None
 
 
@@ -79,6 +79,8 @@ def test_workdir_relative_path() -> None:
 
 def test_workdir_is_checked_after_expansion() -> None:
     assert found("FROM scratch\nARG D=/abs\nWORKDIR $D\nWORKDIR rel\n") == []
+    # the base image's variables have their values
+    assert found("FROM alpine\nWORKDIR $HOME\n", ALPINE) == []
 
 
 # --------------------------------------------------------------------------- UndefinedVar
