@@ -125,8 +125,10 @@ def prune(
         if not dry_run:
             for path in ingest:
                 path.unlink(missing_ok=True)
-            for name in ("tmp", "corrupt"):
+            for name in ("tmp", "corrupt", "git"):  # git/: checkouts by commit, refetchable
                 directory = store.root / name
+                if not directory.is_dir():
+                    continue
                 for child in directory.iterdir():
                     if child.is_dir() and not child.is_symlink():
                         shutil.rmtree(child, ignore_errors=True)

@@ -129,6 +129,16 @@ def test_grace_period_protects_fresh_blobs(store: Store) -> None:
     assert fresh.digest.hex in _blobs(store)
 
 
+def test_prune_drops_git_checkouts(store: Store) -> None:
+    """git/ holds checkouts kept by commit ID: a cache that a later build fetches again."""
+    (store.root / "git" / ("a" * 40) / "src").mkdir(parents=True)
+    prune(store, dry_run=True)
+    assert (store.root / "git" / ("a" * 40)).is_dir()
+    prune(store)
+    assert list((store.root / "git").iterdir()) == []
+    assert fsck(store).ok
+
+
 def test_prune_cleans_killed_process_leftovers(store: Store) -> None:
     """A process killed mid-write leaves ingest temp files and unreferenced blobs only."""
     (store.root / "ingest" / "abandoned.tmp").write_bytes(b"partial")
