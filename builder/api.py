@@ -7,6 +7,7 @@ overlayfs, the local context, the registry for base images that are not in the s
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,7 +22,7 @@ from builder.engine.events import (
     VertexStatus,
     Warning_,
 )
-from builder.errors import BuildError, DockerfileError, StoreError
+from builder.errors import BuildError, ContextError, DockerfileError, StoreError
 from builder.timings import phase
 
 # Everything else loads inside build(), after the no-op check: a rebuild whose inputs did not
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from builder.context.ignore import PatternMatcher
-    from builder.context.prepare import PreparedContext
     from builder.engine import noop
     from builder.lint.inputs import LintInputs
     from builder.oci.descriptor import Platform
@@ -192,16 +192,65 @@ def _noop_request(
 def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
     """Build ``options.context`` and store (and tag) the resulting image."""
     # lazy: `import builder.api` stays light; a build loads what it needs
-    from builder.context.prepare import is_local, prepare
     from builder.store.paths import default_store_root
 
     build_args = _build_args(options)
     root = Path(options.root) if options.root else default_store_root()
-    if is_local(options.context):
+    if is_local_context(options.context):
+        context_dir = Path(options.context)
         with phase("read Dockerfile"):
-            prepared = prepare(options.context, options.dockerfile, store_root=root)
-        return _build_prepared(options, prepared, root=root, build_args=build_args, sink=sink)
-    # lazy: a local context never opens the store here
+            name, data, dockerfile_path = _read_dockerfile(options, context_dir)
+        return _build_prepared(
+            options,
+            _Input(directory=context_dir, name=name, data=data, path=dockerfile_path),
+            root=root,
+            build_args=build_args,
+            sink=sink,
+        )
+    return _build_remote(options, root=root, build_args=build_args, sink=sink)
+
+
+def is_local_context(context: str) -> bool:
+    """Whether CONTEXT names a local directory. The docker CLI's order: ``-`` is stdin, an
+    existing directory wins over a URL, then git URLs, then http(s) URLs; anything else is a
+    local path (and fails as one)."""
+    # lazy: urls is small, but `import builder.api` loads nothing a build may not need
+    from builder.urls import is_git_url, is_http_url
+
+    if context == "-":
+        return False
+    return os.path.isdir(context) or not (is_git_url(context) or is_http_url(context))
+
+
+def _read_dockerfile(options: BuildOptions, context_dir: Path) -> tuple[str, bytes, Path | None]:
+    """(display name, content, path for `<Dockerfile>.dockerignore` lookup)."""
+    if options.dockerfile == "-":
+        return "Dockerfile", sys.stdin.buffer.read(), None
+    if options.dockerfile:
+        path = Path(options.dockerfile)
+    else:
+        path = context_dir / "Dockerfile"
+        if not path.exists() and (context_dir / "dockerfile").exists():
+            path = context_dir / "dockerfile"
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ContextError(
+            f"failed to read dockerfile: open {path}: {err.strerror or err}"
+        ) from None
+    return path.name, data, path
+
+
+def _build_remote(
+    options: BuildOptions,
+    *,
+    root: Path,
+    build_args: tuple[tuple[str, str], ...],
+    sink: EventSink,
+) -> BuildResult:
+    """A git, tarball or Dockerfile URL, or stdin: fetched into the store, then built."""
+    # lazy: a local context never loads the fetch code or opens the store here
+    from builder.context.prepare import prepare
     from builder.store import Store
 
     # A remote or streamed context lives in the store (git/ and tmp/): hold the store lease
@@ -209,21 +258,45 @@ def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
     store = Store.open(root)
     with store.lease():
         keep = dict(build_args).get("BUILDKIT_CONTEXT_KEEP_GIT_DIR", "") in _TRUE
-        n = _Vertices(sink).run(f"[internal] load remote build context {_display(options)}")
-        try:
-            prepared = prepare(
-                options.context, options.dockerfile, store_root=root, keep_git_dir=keep
+        n = 1  # the first vertex; the build's own vertices follow it
+        sink.emit(
+            VertexStarted(
+                vertex=n, name=f"[internal] load remote build context {_display(options)}"
             )
+        )
+        try:
+            with phase("fetch the build context"):
+                prepared = prepare(
+                    options.context, options.dockerfile, store_root=root, keep_git_dir=keep
+                )
         except BuildError as err:
             sink.emit(VertexDone(vertex=n, error=err.message))
             raise
         sink.emit(VertexDone(vertex=n))
         try:
+            given = _Input(
+                directory=prepared.directory,
+                name=prepared.dockerfile_name,
+                data=prepared.dockerfile,
+                path=prepared.dockerfile_path,
+                reusable=prepared.reusable,
+            )
             return _build_prepared(
-                options, prepared, root=root, build_args=build_args, sink=sink, vertex_offset=n
+                options, given, root=root, build_args=build_args, sink=sink, vertex_offset=n
             )
         finally:
             prepared.close()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Input:
+    """The context directory and the Dockerfile of one build."""
+
+    directory: Path
+    name: str  # the Dockerfile's display name
+    data: bytes
+    path: Path | None  # for the <Dockerfile>.dockerignore lookup and no-op records
+    reusable: bool = True  # the same input gives the same directory (no-op records may apply)
 
 
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
@@ -238,15 +311,15 @@ def _display(options: BuildOptions) -> str:
 
 def _build_prepared(
     options: BuildOptions,
-    prepared: PreparedContext,
+    prepared: _Input,
     *,
     root: Path,
     build_args: tuple[tuple[str, str], ...],
     sink: EventSink,
     vertex_offset: int = 0,
 ) -> BuildResult:
-    name, data = prepared.dockerfile_name, prepared.dockerfile
-    dockerfile_path = prepared.dockerfile_path
+    name, data = prepared.name, prepared.data
+    dockerfile_path = prepared.path
     context_dir = prepared.directory
     request = None
     if prepared.reusable:

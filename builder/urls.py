@@ -19,12 +19,14 @@ a ``git`` command line (CVE-2019-13139).
 from __future__ import annotations
 
 import re
-import urllib.parse
 from dataclasses import dataclass
 from typing import Final, Literal
 
 from builder.errors import ContextError
 from builder.fs import paths
+
+# urllib.parse loads inside the functions that need it: deciding that a local path is not a URL
+# must not cost start-up time (the no-op rebuild answers in a few hundred milliseconds).
 
 GitScheme = Literal["https", "http", "git", "ssh"]
 
@@ -93,6 +95,8 @@ def is_git_url(text: str) -> bool:
     if scheme not in _GIT_SCHEMES:
         return False
     if scheme in ("http", "https"):
+        import urllib.parse
+
         path = urllib.parse.urlsplit(text).path
         return path.endswith(".git")
     return True
@@ -100,6 +104,8 @@ def is_git_url(text: str) -> bool:
 
 def redact(url: str) -> str:
     """``url`` with the password of its user info replaced by ``xxxxx`` (as BuildKit prints)."""
+    import urllib.parse
+
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
@@ -113,6 +119,8 @@ def redact(url: str) -> str:
 
 def parse_git_url(text: str) -> GitURL:
     """Parse a git URL in any form docker accepts; ``ContextError`` names what is wrong."""
+    import urllib.parse
+
     scheme = _scheme(text)
     fragment = ""
     query: list[tuple[str, str]] = []
@@ -227,6 +235,8 @@ def _scheme(text: str) -> str | None:
 
 def _parse_query(url: str, text: str) -> list[tuple[str, str]]:
     """Go's ``url.ParseQuery``: ``k=v`` pairs split on ``&``; a bare ``k`` has an empty value."""
+    import urllib.parse
+
     out: list[tuple[str, str]] = []
     for pair in text.split("&"):
         if not pair:

@@ -37,7 +37,7 @@ MAX_DOCKERFILE_BYTES: Final = 64 << 20
 class PreparedContext:
     """A context directory and its Dockerfile; ``close`` removes a temporary directory."""
 
-    kind: str  # "local", "git", "tarball", "stdin" or "dockerfile" (no context: empty dir)
+    kind: str  # "git", "tarball", "stdin" or "dockerfile" (no context: an empty directory)
     directory: Path
     dockerfile_name: str
     dockerfile: bytes
@@ -59,66 +59,23 @@ def prepare(
     keep_git_dir: bool = False,
     limits: DownloadLimits | None = None,
 ) -> PreparedContext:
-    """Turn ``context`` (the CONTEXT argument) and ``dockerfile`` (``-f``) into a directory."""
+    """Turn ``context`` (``-`` or a URL; a local directory is read in place by the caller) and
+    ``dockerfile`` (``-f``, relative to the context) into a directory."""
     if context == "-":
         if dockerfile == "-":
             raise ContextError(
                 "invalid argument: can't use stdin for both build context and dockerfile"
             )
         return _from_stdin(stdin, dockerfile, store_root=store_root, limits=limits)
-    if is_local(context):
-        return _local(context, dockerfile, stdin=stdin)
     if dockerfile == "-":
         raise ContextError(
             f"{redact(context)}: a Dockerfile from stdin needs a local context directory"
         )
     if is_git_url(context):
         return _git(parse_git_url(context), dockerfile, store_root, keep_git_dir=keep_git_dir)
-    return _from_url(context, dockerfile, store_root=store_root, limits=limits)
-
-
-def is_local(context: str) -> bool:
-    """Whether ``context`` names a local directory (an existing directory wins over a URL)."""
-    if context == "-":
-        return False
-    return os.path.isdir(context) or not (is_git_url(context) or is_http_url(context))
-
-
-# --- local -------------------------------------------------------------------------------------
-
-
-def _local(context: str, dockerfile: str | None, *, stdin: BinaryIO | None) -> PreparedContext:
-    directory = Path(context)
-    if dockerfile == "-":
-        data = _read_stream(stdin, "Dockerfile from stdin", MAX_DOCKERFILE_BYTES)
-        return PreparedContext(
-            kind="local",
-            directory=directory,
-            dockerfile_name="Dockerfile",
-            dockerfile=data,
-            dockerfile_path=None,
-            reusable=False,
-        )
-    if dockerfile:
-        path = Path(dockerfile)
-    else:
-        path = directory / "Dockerfile"
-        if not path.exists() and (directory / "dockerfile").exists():
-            path = directory / "dockerfile"
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ContextError(
-            f"failed to read dockerfile: open {path}: {err.strerror or err}"
-        ) from None
-    return PreparedContext(
-        kind="local",
-        directory=directory,
-        dockerfile_name=path.name,
-        dockerfile=data,
-        dockerfile_path=path,
-        reusable=True,
-    )
+    if is_http_url(context):
+        return _from_url(context, dockerfile, store_root=store_root, limits=limits)
+    raise ContextError(f"unable to prepare context: {context!r} is not a URL")
 
 
 # --- git ---------------------------------------------------------------------------------------
@@ -290,14 +247,6 @@ def _from_bytes_or_archive(
 
 def _stdin() -> BinaryIO:
     return sys.stdin.buffer
-
-
-def _read_stream(stream: BinaryIO | None, what: str, limit: int) -> bytes:
-    source = stream if stream is not None else _stdin()
-    data = source.read(limit + 1)
-    if len(data) > limit:
-        raise ContextError(f"{what} is larger than {limit} bytes")
-    return data
 
 
 __all__ = ["PreparedContext", "prepare"]

@@ -1,4 +1,4 @@
-"""The CONTEXT argument: stdin tar or Dockerfile, local directories, and in-root Dockerfile reads
+"""The CONTEXT argument: stdin tar or Dockerfile, which arguments are local, in-root reads
 (remote contexts are covered against real servers in tests/integration/test_context_*.py)."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.context.prepare import is_local, prepare
+from builder.api import is_local_context
+from builder.context.prepare import prepare
 from builder.errors import ContextError
 
 
@@ -72,21 +73,13 @@ def test_stdin_twice_is_refused(tmp_path: Path) -> None:
         prepare("-", "-", store_root=tmp_path, stdin=io.BytesIO(b""))
 
 
-def test_local_directory_and_dockerfile_from_stdin(tmp_path: Path) -> None:
-    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    got = prepare(str(tmp_path), None, store_root=tmp_path / "store")
-    assert (got.kind, got.reusable, got.dockerfile_path) == ("local", True, tmp_path / "Dockerfile")
-    piped = prepare(str(tmp_path), "-", store_root=tmp_path, stdin=io.BytesIO(b"FROM x\n"))
-    assert (piped.dockerfile, piped.reusable) == (b"FROM x\n", False)
-
-
-def test_is_local(tmp_path: Path) -> None:
-    assert is_local(str(tmp_path))
-    assert is_local("no/such/dir")
-    assert not is_local("-")
-    assert not is_local("https://h/r.git")
-    assert not is_local("https://h/ctx.tar.gz")
-    assert not is_local("git@h:o/r")
+def test_is_local_context(tmp_path: Path) -> None:
+    assert is_local_context(str(tmp_path))
+    assert is_local_context("no/such/dir")
+    assert not is_local_context("-")
+    assert not is_local_context("https://h/r.git")
+    assert not is_local_context("https://h/ctx.tar.gz")
+    assert not is_local_context("git@h:o/r")
     odd = tmp_path / "git@h:o"
     odd.mkdir()
-    assert is_local(str(odd))  # an existing directory wins, as in the docker CLI
+    assert is_local_context(str(odd))  # an existing directory wins, as in the docker CLI
