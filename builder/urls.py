@@ -95,6 +95,7 @@ def is_git_url(text: str) -> bool:
     if scheme not in _GIT_SCHEMES:
         return False
     if scheme in ("http", "https"):
+        # lazy: urllib.parse only for URLs, never for a local path (start-up)
         import urllib.parse
 
         path = urllib.parse.urlsplit(text).path
@@ -104,6 +105,7 @@ def is_git_url(text: str) -> bool:
 
 def redact(url: str) -> str:
     """``url`` with the password of its user info replaced by ``xxxxx`` (as BuildKit prints)."""
+    # lazy: urllib.parse only for URLs, never for a local path (start-up)
     import urllib.parse
 
     try:
@@ -119,6 +121,7 @@ def redact(url: str) -> str:
 
 def parse_git_url(text: str) -> GitURL:
     """Parse a git URL in any form docker accepts; ``ContextError`` names what is wrong."""
+    # lazy: urllib.parse only for URLs, never for a local path (start-up)
     import urllib.parse
 
     scheme = _scheme(text)
@@ -235,6 +238,7 @@ def _scheme(text: str) -> str | None:
 
 def _parse_query(url: str, text: str) -> list[tuple[str, str]]:
     """Go's ``url.ParseQuery``: ``k=v`` pairs split on ``&``; a bare ``k`` has an empty value."""
+    # lazy: urllib.parse only for URLs, never for a local path (start-up)
     import urllib.parse
 
     out: list[tuple[str, str]] = []
