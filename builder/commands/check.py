@@ -276,6 +276,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _fix(request: Request, outcome: Outcome, *, write: bool, diff: bool) -> int:
     """``--fix`` / ``--diff``: show and/or write the fixed text, then check what is left."""
+    # lazy: difflib only for --fix/--diff, not on every check
     import difflib
 
     if outcome.fixed is None:
