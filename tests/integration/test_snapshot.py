@@ -20,7 +20,7 @@ from builder.oci.layer_apply import apply_layer, list_entries
 from builder.oci.layer_write import LayerEntry
 from builder.oci.tarformat import EntryType
 from builder.snapshot import LayerDirs, Overlay, mounts_under
-from builder.snapshot.overlay import bind_mount, mountpoints
+from builder.snapshot.overlay import bind_mount
 from builder.store import Store, StoreLayer
 
 pytestmark = pytest.mark.integration
@@ -281,14 +281,14 @@ def test_overlay_with_120_lowers(tmp_path: Path) -> None:
     lowers = make_layer_dirs(tmp_path / "layers", 120)
     assert sum(len(str(p)) + 1 for p in lowers) > 4096  # absolute paths would not fit a page
     os.mknod(lowers[-1] / "f3", stat.S_IFCHR, os.makedev(0, 0))  # top layer deletes f3
-    before = mountpoints()
+    before = mounts_under(tmp_path)
     with Overlay(tmp_path).mount(lowers, None) as merged:
         names = set(os.listdir(merged))
         assert names == {f"f{i}" for i in range(120) if i != 3} | {"common"}
         assert (merged / "common").read_text() == "119"
         assert (merged / "f0").read_text() == "0"
-        assert len(mountpoints()) == len(before) + 1
-    assert mountpoints() == before
+        assert len(mounts_under(tmp_path)) == len(before) + 1
+    assert mounts_under(tmp_path) == before
     assert [p.name for p in tmp_path.iterdir()] == ["layers"]  # private dir removed
 
 
@@ -343,27 +343,27 @@ def test_overlay_unmounts_when_the_body_raises(tmp_path: Path) -> None:
     lowers = make_layer_dirs(tmp_path / "layers", 2)
     upper = tmp_path / "upper"
     upper.mkdir()
-    before = mountpoints()
+    before = mounts_under(tmp_path)
 
     def body() -> None:
         with Overlay().mount(lowers, upper) as merged:
             (merged / "x").write_text("1")
-            assert len(mountpoints()) == len(before) + 1
+            assert len(mounts_under(tmp_path)) == len(before) + 1
             raise ValueError("inside")
 
     with pytest.raises(ValueError, match="inside"):
         body()
-    assert mountpoints() == before
+    assert mounts_under(tmp_path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["layers", "upper"]
 
 
 def test_busy_overlay_is_detached(tmp_path: Path) -> None:
     lowers = make_layer_dirs(tmp_path / "layers", 1)
-    before = mountpoints()
+    before = mounts_under(tmp_path)
     with Overlay(tmp_path).mount(lowers, None) as merged:
         fd = os.open(merged / "f0", os.O_RDONLY)  # keeps the mount busy
     try:
-        assert mountpoints() == before  # lazily detached, not left mounted
+        assert mounts_under(tmp_path) == before  # lazily detached, not left mounted
         assert os.read(fd, 10) == b"0"
     finally:
         os.close(fd)
