@@ -1,8 +1,9 @@
 """``pybuild run [OPTIONS] IMAGE [COMMAND [ARG...]]``: run a command in a new container.
 
 The container's root is an overlay of the image's layer directories with a throwaway upper
-directory (``docker run --rm`` semantics: nothing the container writes is kept). Networking is
-the host's (there is no bridge), so ``-p`` publishes nothing: the process's ports are the host's.
+directory (``docker run --rm`` semantics: nothing the container writes is kept), on the private
+network RUN steps get (``--network``). ``-d``, ``-p``, ``-v``, ``--mount`` and ``--restart`` make
+a container supervised by conmon instead (:mod:`builder.containers`); ``-t`` runs on a pty.
 
 Signals (``docker run``'s signal proxy, without a terminal): SIGTERM, SIGINT and SIGHUP are
 forwarded to the container's process, and ``pybuild run`` exits quietly with the container's
@@ -179,6 +180,15 @@ def run(args: argparse.Namespace) -> int:
         return 128 + stop.signum
 
 
+def _runtime(args: argparse.Namespace, root: Path) -> Runc:
+    """runc; with -t on a pseudo-terminal in the foreground (-i: stdin connected)."""
+    from builder.runtime.terminal import TerminalRunc
+
+    if args.tty:
+        return TerminalRunc(root=root, interactive=args.interactive)
+    return Runc(root=root)
+
+
 def _run(args: argparse.Namespace, signals: StopSignals) -> int:
     store = open_store(args)
     record = store.resolve(args.image)
@@ -208,7 +218,7 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
                 dirs.ensure(image.layers),
                 upper,
                 process,  # type: ignore[arg-type]
-                runtime=_ForwardingRuntime(Runc(root=Path(store.root) / "runc"), signals),
+                runtime=_ForwardingRuntime(_runtime(args, Path(store.root) / "runc"), signals),
                 on_output=on_output,
                 network=args.network,
                 bundle_dir=Path(store.root) / "tmp",

@@ -354,7 +354,8 @@ class Containers:
         for stale in (directory / "pidfile", directory / "conmon.pid"):
             stale.unlink(missing_ok=True)
         (directory / "exits" / config.id).unlink(missing_ok=True)
-        self._runc(container, "delete", "--force", config.id)
+        if (self.runtime_root / config.id).exists():  # left by a crash: runc create would fail
+            self._runc(container, "delete", "--force", config.id)
         self.runtime_root.mkdir(parents=True, exist_ok=True, mode=0o700)
         exit_command = [sys.executable, "-m", "builder", "container", "cleanup"]
         exit_command += ["--root", str(self.images.root), config.id]

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import pty
 import re
+import select
 import socket
 import subprocess
 import time
@@ -16,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from enginekit import REPO, Builder, mounts
+from enginekit import PYBUILD, REPO, Builder, mounts
 
 pytestmark = pytest.mark.integration
 
@@ -373,3 +376,38 @@ def test_container_prune_and_image_kept_for_containers(ctr: Containers, pb: Buil
     pruned = ctr("container", "prune", "-f")
     assert "Deleted Containers:" in pruned.stdout
     assert name not in ctr("ps", "-a").stdout
+
+
+def _read_until(fd: int, token: bytes) -> bytes:
+    buffer = b""
+    deadline = time.monotonic() + WAIT
+    while token not in buffer:
+        assert time.monotonic() < deadline, f"no {token!r} in {buffer!r}"
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                buffer += os.read(fd, 4096)
+            except OSError:  # the other side closed
+                break
+    return buffer
+
+
+def test_interactive_shell_under_a_pty(pb: Builder) -> None:
+    controller, terminal = pty.openpty()
+    try:
+        shell = subprocess.Popen(
+            [PYBUILD, "run", "-it", "busybox", "sh"],
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+            env=pb.environ(),
+            start_new_session=True,
+        )
+        os.close(terminal)
+        _read_until(controller, b"# ")
+        os.write(controller, b"tty; echo $((6*7)); exit 3\r")
+        output = _read_until(controller, b"42\r\n")
+        assert b"/dev/pts/0\r\n42\r\n" in output  # a terminal inside, and a shell reading it
+        assert shell.wait(timeout=WAIT) == 3
+    finally:
+        os.close(controller)
