@@ -8,7 +8,8 @@ Builds ``examples/psweb`` into a temporary pybuild store, then, ``--runs`` times
   when a docker engine answers (the anchors kit's dockerd runs without a bridge, so docker's
   ``-p`` cannot be measured here).
 
-``builder/`` is byte-compiled first, as an installed package is. Each measurement starts the container, polls ``GET /`` every 2 ms until a 200 arrives, and
+``builder/`` is byte-compiled first, as an installed package is. Each measurement starts the
+container, polls ``GET /`` every 2 ms until a 200 arrives, and
 removes the container (``rm -f``) afterwards, outside the timed part. Prints the medians.
 
     .venv/bin/python bench/run_psweb.py [--runs 7] [--docker /usr/bin/docker]
@@ -78,7 +79,8 @@ def main() -> int:
     opts = parser.parse_args()
     # an installed pybuild has its .pyc files; with PYTHONDONTWRITEBYTECODE set (as on these
     # machines) an editable checkout would otherwise compile every module at every start
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", str(REPO / "builder")])
+    compile_all = [sys.executable, "-m", "compileall", "-q", "-j", "0", str(REPO / "builder")]
+    subprocess.run(compile_all, check=False)
     with tempfile.TemporaryDirectory(prefix="runbench-") as tmp:
         root = Path(tmp) / "store"
         env = {**os.environ, "PYBUILD_ROOT": str(root)}

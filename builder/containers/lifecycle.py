@@ -132,6 +132,19 @@ def _alive(pid: int, name: str) -> bool:
         return False
 
 
+def _stop_monitor(pid: int, container_id: str) -> None:
+    """End a container's health monitor (checked by its command line: pids are reused)."""
+    if pid <= 0:
+        return
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return
+    if b"health" in cmdline and container_id.encode() in cmdline:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 class Containers:
     """Container operations over one image store."""
 
@@ -236,7 +249,9 @@ class Containers:
                 state = replace(state, restart_count=current.state.restart_count)
             self.store.save_state(cid, state)
         if container.config.health is not None:
-            self._spawn(["container", "health", cid])
+            monitor = self._spawn(["container", "health", cid])
+            with self.store.locked(cid):
+                self.store.update(cid, monitor_pid=monitor)
         return self.store.load(cid)
 
     def _start(self, container: Container) -> ContainerState:
@@ -402,16 +417,16 @@ class Containers:
         message = _read_runc_log(container.directory / "runtime.log")
         return message or f"{container.config.runtime} create failed"
 
-    def _spawn(self, args: list[str]) -> None:
-        """Run ``pybuild ARGS`` detached (the health monitor)."""
-        subprocess.Popen(
+    def _spawn(self, args: list[str]) -> int:
+        """Run ``pybuild ARGS`` detached (the health monitor); its pid."""
+        return subprocess.Popen(
             [sys.executable, "-m", "builder", *args, "--root", str(self.images.root)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             close_fds=True,
             start_new_session=True,
-        )
+        ).pid
 
     # -- exit --------------------------------------------------------------------------------
 
@@ -451,6 +466,7 @@ class Containers:
                     pid=0,
                     conmon_pid=0,
                     network_pids=(),
+                    monitor_pid=0,
                     health="unhealthy" if current.state.health == "unhealthy" else "",
                 ),
             )
@@ -475,6 +491,7 @@ class Containers:
         with contextlib.suppress(OSError, subprocess.SubprocessError, EnvironmentUnavailableError):
             self._runc(container, "delete", "--force", container.config.id)
         stop_pids(network_pids)
+        _stop_monitor(container.state.monitor_pid, container.config.id)
         rootfs = container.directory / "rootfs"
         for target in reversed(mounts_under(rootfs)):
             unmount(target)

@@ -187,6 +187,7 @@ class ContainerState:
     status: Status = Status.CREATED
     pid: int = 0
     conmon_pid: int = 0
+    monitor_pid: int = 0  # the HEALTHCHECK monitor
     network_pids: tuple[int, ...] = ()
     ports: tuple[PortMapping, ...] = ()  # as published (a host port 0 made concrete)
     started_at: float | None = None
@@ -204,6 +205,7 @@ class ContainerState:
             "status": str(self.status),
             "pid": self.pid,
             "conmon_pid": self.conmon_pid,
+            "monitor_pid": self.monitor_pid,
             "network_pids": list(self.network_pids),
             "ports": [p.to_json() for p in self.ports],
             "started_at": self.started_at,
@@ -223,6 +225,7 @@ class ContainerState:
             status=Status(d.get("status", "created")),
             pid=int(d.get("pid", 0)),
             conmon_pid=int(d.get("conmon_pid", 0)),
+            monitor_pid=int(d.get("monitor_pid", 0)),
             network_pids=tuple(d.get("network_pids", ())),
             ports=tuple(PortMapping.from_json(p) for p in d.get("ports", ())),
             started_at=d.get("started_at"),

@@ -350,6 +350,10 @@ def test_healthcheck_status_in_ps(ctr: Containers, pb: Builder) -> None:
     ctr("exec", name, "touch", "/healthy")
     wait_for("healthy", lambda: health() == "healthy")
     assert "(healthy)" in ctr("ps").stdout
+    monitor = json.loads((ctr.directory(name) / "state.json").read_text())["monitor_pid"]
+    assert _alive(monitor)
+    ctr("rm", "-f", name)
+    wait_for("the monitor to end", lambda: not _alive(monitor))
 
 
 def test_subcommand_names_are_not_build_contexts(ctr: Containers, tmp_path: Path) -> None:
