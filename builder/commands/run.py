@@ -32,6 +32,7 @@ from builder.commands._store import open_store
 from builder.engine.run import run_on_layers
 from builder.errors import BuildError, Interrupted, RunStepError, Span
 from builder.runtime.oci import Runc
+from builder.runtime.terminal import TerminalRunc
 from builder.snapshot.layerdirs import LayerDirs
 from builder.snapshot.overlay import Overlay
 
@@ -182,8 +183,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _runtime(args: argparse.Namespace, root: Path) -> Runc:
     """runc; with -t on a pseudo-terminal in the foreground (-i: stdin connected)."""
-    from builder.runtime.terminal import TerminalRunc
-
     if args.tty:
         return TerminalRunc(root=root, interactive=args.interactive)
     return Runc(root=root)
