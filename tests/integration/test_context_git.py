@@ -303,14 +303,18 @@ def test_refs_and_subdirs_never_become_options(
     assert daemon.requests() == before  # refused before git ran
 
 
-@pytest.mark.parametrize("transport", ["ext", "file"])
+@pytest.mark.parametrize("transport", ["ext", "fd", "file"])
 def test_dangerous_submodule_transports_are_refused(
     pb: Builder, daemon: GitDaemon, repos: Repos, tmp_path: Path, transport: str
 ) -> None:
     pwn = Path("/tmp") / f"pwn-{uuid.uuid4().hex}"
     target = tmp_path / "target"
     make_repo(target, {"secret.txt": "host file\n"})
-    url = f"ext::sh -c touch% {pwn}" if transport == "ext" else f"file://{target}"
+    url = {
+        "ext": f"ext::sh -c touch% {pwn}",
+        "fd": "fd::0",
+        "file": f"file://{target}",
+    }[transport]
     work = make_repo(tmp_path / f"evil-{transport}", {"Dockerfile": ROOT_DOCKERFILE})
     (work / ".gitmodules").write_text(f'[submodule "x"]\n\tpath = x\n\turl = {url}\n')
     sub = git("rev-parse", "HEAD", cwd=target)
