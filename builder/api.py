@@ -1,7 +1,9 @@
 """The composition root: ``build(options)`` wires parser, planner, store, context and engine.
 
-This is the one place that picks concrete implementations (the store under ``--root``, runc,
-overlayfs, the local context, the registry for base images that are not in the store).
+This is the one place that picks concrete implementations (the store under ``--root``, runc or
+crun, overlayfs, the local context, the registry for base images that are not in the store):
+:func:`open_machinery` builds the snapshotter and the runtime for both ``pybuild build`` and
+``pybuild run``. The public Python API (``import builder``) wraps these functions.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import sys
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from builder import timings
 from builder.digest import Digest
@@ -32,10 +34,11 @@ if TYPE_CHECKING:
 
     from builder.context.ignore import PatternMatcher
     from builder.engine import noop
+    from builder.engine.scheduler import Machinery, StepResult
     from builder.lint.inputs import LintInputs
     from builder.oci.descriptor import Platform
     from builder.oci.image import ImageValue
-    from builder.plan import BuildPlan, Step
+    from builder.plan import BuildPlan, ResolvedImage, Step
     from builder.registry.client import RegistryClient
     from builder.store import ImageRecord, Store
     from builder.syntax.transform import Analysis
@@ -65,9 +68,13 @@ class BuildOptions:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BuildResult:
+    """What a build made: the image ID (config digest), the manifest digest, the names it
+    was given, and how each layer step went (cached or executed), in Dockerfile order."""
+
     image_id: Digest
     digest: Digest
     tags: tuple[str, ...]
+    steps: tuple[StepResult, ...] = ()
 
 
 class _Vertices:
@@ -103,7 +110,7 @@ class StoreResolver:
         self._lock = threading.Lock()
         self._client: RegistryClient | None = None
 
-    def resolve(self, ref: str, platform: Platform) -> object:
+    def resolve(self, ref: str, platform: Platform) -> ResolvedImage:
         # lazy: the build machinery loads after the no-op check (builder.engine.noop), not at import
         from builder.plan import ResolvedImage
         from builder.reference import parse
@@ -187,6 +194,41 @@ def _noop_request(
         "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH"),
     }
     return noop.request(root=root, context=context_dir, dockerfile=dockerfile, settings=settings)
+
+
+RUNTIMES: Final = ("runc", "crun")
+
+
+def open_machinery(
+    store: Store, *, runtime: str = "runc", terminal: bool = False, interactive: bool = False
+) -> Machinery:
+    """The snapshotter (overlayfs layer directories) and the OCI runtime (``runtime``: runc or
+    crun; ``terminal``: runc on a pseudo-terminal, ``interactive`` with stdin) for ``store``.
+    Raises ``EnvironmentUnavailableError`` when they cannot work here (no root, the runtime's
+    binary missing)."""
+    # lazy: the runtime and snapshotter load once the first step runs
+    from builder.engine.scheduler import Machinery
+    from builder.runtime.oci import Crun, Runc
+    from builder.runtime.terminal import TerminalRunc
+    from builder.snapshot.layerdirs import LayerDirs
+    from builder.store.paths import runtime_state_dir
+
+    oci: Runc
+    match runtime:
+        case "runc" if terminal:
+            oci = TerminalRunc(root=runtime_state_dir(store.root, runtime), interactive=interactive)
+        case "runc":
+            oci = Runc(root=runtime_state_dir(store.root, runtime))
+        case "crun" if terminal:
+            raise BuildError("a terminal (-t) needs --runtime runc")
+        case "crun":
+            oci = Crun(root=runtime_state_dir(store.root, runtime))
+        case _:
+            raise BuildError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+    oci.check()  # a missing binary or no root: a clear EnvironmentUnavailableError
+    # Layer dirs are not synced: each is trusted in the boot that wrote it, and extracted
+    # again from its (fsynced) blob after a crash (see builder.snapshot.layerdirs).
+    return Machinery(snapshotter=LayerDirs(store, durable=False), runtime=oci)
 
 
 def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
@@ -346,8 +388,24 @@ def _build_prepared(
         hit, events = found
         timings.note("no-op record matched: progress replayed, nothing else ran")
         noop.replay(events, sink)
+        # lazy: the engine is not loaded when a no-op record answers the build
+        from builder.engine.scheduler import StepResult
+
         return BuildResult(
-            image_id=Digest.parse(hit.image_id), digest=Digest.parse(hit.digest), tags=hit.tags
+            image_id=Digest.parse(hit.image_id),
+            digest=Digest.parse(hit.digest),
+            tags=hit.tags,
+            steps=tuple(
+                StepResult(
+                    stage=stage,
+                    text=text,
+                    cached=True,
+                    layer=Digest.parse(layer),
+                    diff_id=Digest.parse(diff_id),
+                    duration=0.0,
+                )
+                for stage, text, layer, diff_id in hit.steps
+            ),
         )
     noop.forget(request)  # whatever this build ends as, the old record no longer holds
     recorder = noop.Recorder(sink=sink)
@@ -392,6 +450,7 @@ def _build(
         from builder.reference import parse as parse_ref
         from builder.runtime.network import BuildNetworks
         from builder.store import Store, default_store_root
+        from builder.store.paths import CONTEXTS
         from builder.syntax.parser import parse
         from builder.syntax.transform import analyze
         from builder.units import human_size
@@ -425,7 +484,7 @@ def _build(
         n = vertices.run("[internal] load .dockerignore")
         with phase("context open (.dockerignore)"):
             context = LocalContext.open(
-                context_dir, dockerfile_path, state_dir=store.root / "contexts"
+                context_dir, dockerfile_path, state_dir=store.root / CONTEXTS
             )
         sink.emit(VertexDone(vertex=n))
         try:
@@ -442,7 +501,7 @@ def _build(
             checks = _check_inputs(options, platform, context.matcher, store)
             try:
                 with phase("plan (base images resolved)"):
-                    build_plan = plan(dockerfile, request, resolver)  # type: ignore[arg-type]
+                    build_plan = plan(dockerfile, request, resolver)
             except BuildError:
                 _lint(ast, analysis, checks, sink, fail=False)  # shown before the error
                 raise
@@ -468,8 +527,8 @@ def _build(
                     memory=options.memory,
                     cpus=options.cpus,
                     source_date_epoch=epoch,
-                    runtime=options.runtime,
                 ),
+                machinery=lambda: open_machinery(store, runtime=options.runtime),
                 identity=identity,
                 counter=vertices.counter,
                 networks=networks,
@@ -489,7 +548,8 @@ def _build(
             sink.emit(VertexDone(vertex=n))
         finally:
             context.close()
-    built = BuildResult(image_id=image.id, digest=image.digest, tags=record.names)
+    steps = scheduler.step_results(build_plan)
+    built = BuildResult(image_id=image.id, digest=image.digest, tags=record.names, steps=steps)
     outcome = None
     if not _fetches_remote(build_plan):
         # lazy: builds with --pull or a Dockerfile on stdin skip the no-op check
@@ -504,6 +564,7 @@ def _build(
             cache_keys=tuple(key.hex for key, _ in hits),
             blobs=tuple(sorted({d.hex for _, roots in hits for d in roots})),
             uses_context=_reads_context(build_plan),
+            steps=tuple((s.stage, s.text, str(s.layer), str(s.diff_id)) for s in steps),
         )
     return _Built(result=built, outcome=outcome)
 

@@ -23,8 +23,9 @@ from builder.oci.layer_apply import open_layer_stream
 from builder.oci.tarformat import EntryType, TarLimits, TarReader
 from builder.store import Store, default_store_root
 from builder.store.fsutil import atomic_write
+from builder.store.paths import SIZES
 
-_SIZES_DIR: Final = "sizes"  # <root>/sizes/<diff_id hex>: file-content bytes of a layer
+_SIZES_DIR: Final = SIZES  # <root>/sizes/<diff_id hex>: file-content bytes of a layer
 
 
 # -- the store --------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from builder.lint.report import to_json, to_sarif
 from builder.lint.runner import lint
 from builder.oci.types import Platform
 from builder.store import Store, default_store_root
+from builder.store.paths import OCI_LAYOUT
 from builder.syntax.parser import parse
 from builder.syntax.source import SourceFile, render
 from builder.syntax.transform import analyze
@@ -180,7 +181,7 @@ def _inputs(request: Request, path: str) -> LintInputs:
     root = Path(request.root) if request.root else default_store_root()
     lookup = None
     try:
-        if (root / "oci-layout").is_file():  # never create a store just to check a file
+        if (root / OCI_LAYOUT).is_file():  # never create a store just to check a file
             lookup = base_images(Store.open(root))
     except (BuildError, OSError):  # an unreadable store: check without it
         lookup = None

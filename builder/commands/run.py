@@ -4,6 +4,7 @@ The container's root is an overlay of the image's layer directories with a throw
 directory (``docker run --rm`` semantics: nothing the container writes is kept), on the private
 network RUN steps get (``--network``). ``-d``, ``-p``, ``-v``, ``--mount`` and ``--restart`` make
 a container supervised by conmon instead (:mod:`builder.containers`); ``-t`` runs on a pty.
+The snapshotter and the runtime (``--runtime``) are the build's (``api.open_machinery``).
 
 Signals (``docker run``'s signal proxy, without a terminal): SIGTERM, SIGINT and SIGHUP are
 forwarded to the container's process, and ``pybuild run`` exits quietly with the container's
@@ -23,42 +24,26 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from builder.api import open_machinery
 from builder.commands._containers import add_container_flags, run_container, wants_container
 from builder.commands._store import open_store
 from builder.engine.run import run_on_layers
 from builder.errors import BuildError, Interrupted, RunStepError, Span
-from builder.runtime.oci import Runc
-from builder.runtime.terminal import TerminalRunc
-from builder.snapshot.layerdirs import LayerDirs
-from builder.snapshot.overlay import Overlay
+from builder.oci.types import History
+from builder.plan import RunStep
+from builder.store.paths import TMP
 
 if TYPE_CHECKING:
-    from builder.runtime.oci import ExitStatus, OutputCallback, Runc
+    from builder.runtime.oci import ExitStatus, OutputCallback, Runtime
 
 HELP = "Run a command in a new container from an image (like `docker run --rm`)."
 
 DEFAULT_STOP_TIMEOUT = 10  # seconds (docker's default)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Process:
-    """What the runtime needs to start the container's process (the shape of a RUN step)."""
-
-    args: tuple[str, ...]
-    env: tuple[str, ...]
-    user: str
-    workdir: str
-    network: str
-    hostname: str
-    mounts: tuple[object, ...] = ()
-    security: str = "sandbox"
-    heredoc_files: tuple[object, ...] = ()
-    span: Span | None = field(default=None)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,7 +89,8 @@ class _Phase(enum.Enum):
 
 
 class SignalTarget(Protocol):
-    """What :class:`StopSignals` needs of the runtime (:class:`~builder.runtime.oci.Runc`)."""
+    """What :class:`StopSignals` needs of the runtime (part of
+    :class:`~builder.runtime.oci.Runtime`)."""
 
     def forward_signal(self, signum: int) -> None: ...
 
@@ -160,7 +146,7 @@ class StopSignals:
 class _ForwardingRuntime:
     """``runtime`` with the stop signals forwarded to its container while it runs."""
 
-    runtime: Runc
+    runtime: Runtime
     signals: StopSignals
 
     def run(self, bundle: Path, spec: dict[str, Any], *, on_output: OutputCallback) -> ExitStatus:
@@ -169,6 +155,12 @@ class _ForwardingRuntime:
 
     def swap_accounting(self) -> bool:
         return self.runtime.swap_accounting()
+
+    def kill_all(self) -> None:
+        self.runtime.kill_all()
+
+    def forward_signal(self, signum: int) -> None:
+        self.runtime.forward_signal(signum)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -181,13 +173,6 @@ def run(args: argparse.Namespace) -> int:
         return 128 + stop.signum
 
 
-def _runtime(args: argparse.Namespace, root: Path) -> Runc:
-    """runc; with -t on a pseudo-terminal in the foreground (-i: stdin connected)."""
-    if args.tty:
-        return TerminalRunc(root=root, interactive=args.interactive)
-    return Runc(root=root)
-
-
 def _run(args: argparse.Namespace, signals: StopSignals) -> int:
     store = open_store(args)
     record = store.resolve(args.image)
@@ -197,31 +182,41 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
     for item in args.env:
         key, sep, value = item.partition("=")
         env[key] = value if sep else ""
-    process = _Process(
-        args=_command(config.entrypoint or (), config.cmd or (), args),
-        env=tuple(f"{k}={v}" for k, v in env.items()),
+    argv = _command(config.entrypoint or (), config.cmd or (), args)
+    env_list = tuple(f"{k}={v}" for k, v in env.items())
+    process = RunStep(
+        span=Span(file=args.image, line=1),  # not shown: only the scheduler attaches spans
+        text=" ".join(argv),
+        history=History(),
+        args=argv,
+        env=env_list,
+        cache_env=env_list,
         user=args.user or config.user or "",
         workdir=args.workdir or config.working_dir or "/",
         network=args.network,
         hostname=args.hostname or str(record.config_digest.hex[:12]),
     )
-    dirs = LayerDirs(store)
+    # with -t on a pseudo-terminal in the foreground (-i: stdin connected)
+    machinery = open_machinery(
+        store, runtime=args.runtime, terminal=args.tty, interactive=args.interactive
+    )
+    snapshotter = machinery.snapshotter
 
     def on_output(data: bytes) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
 
-    with store.lease(), dirs.scratch_dir() as upper:
+    with store.lease(), snapshotter.scratch_dir() as upper:
         try:
             run_on_layers(
-                dirs.ensure(image.layers),
+                snapshotter.ensure(image.layers),
                 upper,
-                process,  # type: ignore[arg-type]
-                runtime=_ForwardingRuntime(_runtime(args, Path(store.root) / "runc"), signals),
+                process,
+                runtime=_ForwardingRuntime(machinery.runtime, signals),
                 on_output=on_output,
                 network=args.network,
-                bundle_dir=Path(store.root) / "tmp",
-                overlay=Overlay(dirs.root),
+                bundle_dir=store.root / TMP,
+                overlay=snapshotter,
             )
         except RunStepError as err:
             return err.exit_code or 1

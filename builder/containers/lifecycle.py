@@ -74,7 +74,7 @@ from builder.snapshot.overlay import (
     prepare_mountpoints,
     unmount,
 )
-from builder.store import Store
+from builder.store import Store, paths
 
 START_TIMEOUT: Final = 20.0  # seconds for conmon + runc create
 CLEANUP_WAIT: Final = 20.0  # seconds to wait for conmon's exit command after a kill
@@ -151,7 +151,7 @@ class Containers:
     def __init__(self, store: Store) -> None:
         self.images = store
         self.store = ContainerStore(Path(store.root))
-        self.runtime_root = Path(store.root) / "runc-containers"
+        self.runtime_root = Path(store.root) / paths.CONTAINER_RUNTIME
 
     # -- create ------------------------------------------------------------------------------
 

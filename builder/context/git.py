@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Final
 
 from builder.errors import ContextError
+from builder.store import paths
 from builder.urls import GitURL, redact
 
 DEFAULT_TIMEOUT: Final = 1800.0  # seconds for one whole fetch
@@ -63,7 +64,7 @@ def checkout(url: GitURL, store_root: Path, options: GitOptions | None = None) -
     """The tree of ``url``'s ref (cached by commit ID under ``store_root/git``)."""
     options = options or GitOptions()
     runner = _Git(url, options)
-    cache = store_root / "git"
+    cache = store_root / paths.GIT
     commit = url.full_commit
     fetch_ref = commit
     if commit is None:
@@ -73,7 +74,7 @@ def checkout(url: GitURL, store_root: Path, options: GitOptions | None = None) -
         cached = cache / _entry_name(commit, options)
         if cached.is_dir():
             return Checkout(url=url, commit=commit, path=cached, fetched=False)
-    tmp_root = store_root / "tmp"
+    tmp_root = store_root / paths.TMP
     tmp_root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="git-", dir=tmp_root))
     try:

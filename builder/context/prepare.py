@@ -28,6 +28,7 @@ from typing import BinaryIO, Final
 from builder.context.download import DownloadLimits, download
 from builder.errors import ContextError
 from builder.fs.root import FileTooLargeError, Root
+from builder.store import paths
 from builder.urls import GitURL, is_git_url, is_http_url, parse_git_url, redact
 
 MAX_DOCKERFILE_BYTES: Final = 64 << 20
@@ -146,7 +147,7 @@ def _read_in_root(
 
 
 def _workdir(store_root: Path) -> Path:
-    tmp = store_root / "tmp"
+    tmp = store_root / paths.TMP
     tmp.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix="context-", dir=tmp))
 

@@ -66,6 +66,7 @@ from builder.engine.events import (
 )
 from builder.errors import BuildError
 from builder.store.paths import (
+    BUILDINFO,
     REF_NAME,
     blob_path,
     cache_record_path,
@@ -100,7 +101,7 @@ class Request:
 
     @property
     def path(self) -> Path:
-        return self.root / "buildinfo" / f"noop-{self.key}.json"
+        return self.root / BUILDINFO / f"noop-{self.key}.json"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,6 +125,8 @@ class Outcome:
     cache_keys: tuple[str, ...]  # hex keys of the cache records the build used
     blobs: tuple[str, ...]  # hex digests that must exist (record roots, manifest, config)
     uses_context: bool
+    # (stage, step text, layer digest, diff ID) of each layer step, to report the steps again
+    steps: tuple[tuple[str, str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,6 +134,7 @@ class Hit:
     image_id: str
     digest: str
     tags: tuple[str, ...]
+    steps: tuple[tuple[str, str, str, str], ...] = ()
 
 
 def request(
@@ -243,7 +247,14 @@ def _check(
     finally:
         os.close(lock)
     events = tuple(_event(e) for e in _list(record["events"]))
-    return Hit(image_id=f"sha256:{image_id}", digest=f"sha256:{digest}", tags=tags), events
+    steps = tuple(_step(s) for s in _list(record.get("steps", [])))
+    hit = Hit(image_id=f"sha256:{image_id}", digest=f"sha256:{digest}", tags=tags, steps=steps)
+    return hit, events
+
+
+def _step(item: object) -> tuple[str, str, str, str]:
+    stage, text, layer, diff_id = (str(x) for x in _list(item))
+    return stage, text, layer, diff_id
 
 
 def _index_matches(
@@ -370,6 +381,7 @@ def record(req: Request, seen: Observation, outcome: Outcome, recorder: Recorder
         "blobs": [b.removeprefix("sha256:") for b in outcome.blobs],
         "cache_records": entries,
         "events": [list(e) for e in recorder.events],
+        "steps": [list(s) for s in outcome.steps],
     }
     path = req.path
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")

@@ -33,9 +33,9 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
-from builder.errors import ExecutionError, RunStepError, Span, with_span
+from builder.errors import ExecutionError, RunStepError
 from builder.fs import paths
 from builder.fs.root import Root
 from builder.runtime.network import BuildNetworks, NetworkMode, NetworkProvider
@@ -54,6 +54,7 @@ from builder.runtime.spec import (
     write_etc_files,
 )
 from builder.runtime.users import resolve_user
+from builder.snapshot.base import Mounter
 from builder.snapshot.overlay import (
     MountStubs,
     MountTarget,
@@ -67,10 +68,12 @@ from builder.syntax import ir
 from builder.syntax.gotext import go_quote
 from builder.timings import phase
 
+if TYPE_CHECKING:
+    from builder.plan import RunFile, RunMount, RunStep, Source
+
 __all__ = [
     "MountSources",
     "Resources",
-    "RunStepLike",
     "failure_message",
     "run_on_layers",
     "run_step",
@@ -79,80 +82,6 @@ __all__ = [
 OUTPUT_TAIL_LINES: Final = 20
 OUTPUT_TAIL_BYTES: Final = 64 * 1024
 MAX_SECRET_BYTES: Final = 500 * 1024  # BuildKit's limit
-
-
-# --------------------------------------------------------------------------- step protocol
-
-
-class HeredocFileLike(Protocol):
-    @property
-    def path(self) -> str: ...
-
-    @property
-    def data(self) -> str: ...
-
-    @property
-    def mode(self) -> int: ...
-
-
-class RunMountLike(Protocol):
-    """``builder.plan.steps.RunMount``: the expanded mount, absolute target, resolved source."""
-
-    @property
-    def mount(self) -> ir.Mount: ...
-
-    @property
-    def target(self) -> str: ...
-
-    @property
-    def source(self) -> object: ...
-
-    @property
-    def source_path(self) -> str: ...
-
-    @property
-    def id(self) -> str | None: ...
-
-
-class RunStepLike(Protocol):
-    """What ``run_step`` reads of ``builder.plan.steps.RunStep``."""
-
-    @property
-    def args(self) -> Sequence[str]: ...
-
-    @property
-    def env(self) -> Sequence[str]: ...
-
-    @property
-    def user(self) -> str: ...
-
-    @property
-    def workdir(self) -> str: ...
-
-    @property
-    def mounts(self) -> Sequence[RunMountLike]: ...
-
-    @property
-    def network(self) -> str: ...
-
-    @property
-    def security(self) -> str: ...
-
-    @property
-    def hostname(self) -> str: ...
-
-    @property
-    def heredoc_files(self) -> Sequence[HeredocFileLike]: ...
-
-    @property
-    def span(self) -> Span | None: ...
-
-
-if TYPE_CHECKING:
-    from builder.plan.steps import RunStep
-
-    def _planner_steps_conform(step: RunStep) -> RunStepLike:
-        return step  # mypy checks the planner's RunStep against this protocol
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,7 +95,7 @@ class MountSources:
     ``BUILDKIT_CACHE_MOUNT_NS``).
     """
 
-    bind_root: Callable[[object], Path] | None = None
+    bind_root: Callable[[Source | None], Path] | None = None
     secrets: Mapping[str, Path] | None = None
     cache_dir: Path | None = None
     cache_namespace: str = ""
@@ -264,7 +193,7 @@ class _MountBuilder:
         stack: contextlib.ExitStack,
         bundle: Path,
         sources: MountSources,
-        step: RunStepLike,
+        step: RunStep,
     ) -> None:
         self.stack = stack
         self.bundle = bundle
@@ -273,7 +202,7 @@ class _MountBuilder:
         self.env: list[str] = []
         self.secret_dir: Path | None = None
 
-    def plan(self, m: RunMountLike) -> _Planned | None:
+    def plan(self, m: RunMount) -> _Planned | None:
         spec = m.mount
         match spec.type:
             case ir.MountType.BIND:
@@ -293,7 +222,7 @@ class _MountBuilder:
             case _:
                 raise ExecutionError(f"unsupported mount type {spec.type!r}")
 
-    def _bind(self, m: RunMountLike) -> _Planned:
+    def _bind(self, m: RunMount) -> _Planned:
         if self.sources.bind_root is None:
             raise ExecutionError(f"no source available for the bind mount at {m.target}")
         root = self.sources.bind_root(m.source)
@@ -317,7 +246,7 @@ class _MountBuilder:
         merged = self.stack.enter_context(Overlay().mount([lower], upper))
         return merged if is_dir else merged / host.name
 
-    def _cache(self, m: RunMountLike) -> _Planned:
+    def _cache(self, m: RunMount) -> _Planned:
         spec = m.mount
         if spec.from_ is not None:
             raise ExecutionError("RUN --mount=type=cache,from=... is not supported yet")
@@ -358,7 +287,7 @@ class _MountBuilder:
             mount=bind(directory, m.target, readonly=spec.readonly),
         )
 
-    def _secret(self, m: RunMountLike) -> _Planned | None:
+    def _secret(self, m: RunMount) -> _Planned | None:
         spec = m.mount
         secret_id = m.id or spec.id or os.path.basename(m.target)
         src = (self.sources.secrets or {}).get(secret_id)
@@ -393,7 +322,7 @@ class _MountBuilder:
         return _Planned(destination=m.target, directory=False, mount=bind(path, m.target))
 
 
-def _heredoc_mounts(bundle: Path, files: Sequence[HeredocFileLike]) -> list[_Planned]:
+def _heredoc_mounts(bundle: Path, files: Sequence[RunFile]) -> list[_Planned]:
     by_dir: dict[str, Path] = {}
     for item in files:
         directory, name = os.path.split(paths.clean_abs(item.path))
@@ -413,7 +342,7 @@ def _heredoc_mounts(bundle: Path, files: Sequence[HeredocFileLike]) -> list[_Pla
 # --------------------------------------------------------------------------- run
 
 
-def _network(step: RunStepLike, override: str | None) -> NetworkMode:
+def _network(step: RunStep, override: str | None) -> NetworkMode:
     network = str(override or step.network or "default")
     try:
         return NetworkMode(network)
@@ -423,7 +352,7 @@ def _network(step: RunStepLike, override: str | None) -> NetworkMode:
 
 def run_step(
     rootfs: Path,
-    step: RunStepLike,
+    step: RunStep,
     *,
     runtime: Runtime,
     on_output: OutputCallback,
@@ -439,32 +368,27 @@ def run_step(
     shares one private namespace across its steps); without it the step gets its own.
 
     Returns the mount stubs created in the rootfs: unmount, then ``clean_upper(upper, stubs)``.
-    Raises ``RunStepError`` on a non-zero exit, ``ExecutionError`` for set-up problems (with
-    the step's span attached).
+    Raises ``RunStepError`` on a non-zero exit, ``ExecutionError`` for set-up problems (the
+    scheduler attaches the step's span).
     """
-    try:
-        with contextlib.ExitStack() as stack:
-            provider = networks if networks is not None else stack.enter_context(BuildNetworks())
-            return _run_step(
-                rootfs,
-                step,
-                runtime=runtime,
-                on_output=on_output,
-                network=_network(step, network),
-                networks=provider,
-                resources=resources,
-                sources=sources or MountSources(),
-                bundle_dir=bundle_dir,
-            )
-    except ExecutionError as err:
-        if step.span is not None:
-            with_span(err, step.span)
-        raise
+    with contextlib.ExitStack() as stack:
+        provider = networks if networks is not None else stack.enter_context(BuildNetworks())
+        return _run_step(
+            rootfs,
+            step,
+            runtime=runtime,
+            on_output=on_output,
+            network=_network(step, network),
+            networks=provider,
+            resources=resources,
+            sources=sources or MountSources(),
+            bundle_dir=bundle_dir,
+        )
 
 
 def _run_step(
     rootfs: Path,
-    step: RunStepLike,
+    step: RunStep,
     *,
     runtime: Runtime,
     on_output: OutputCallback,
@@ -572,7 +496,7 @@ def _materialise(
 def run_on_layers(
     lowers: Sequence[Path],
     upper: Path,
-    step: RunStepLike,
+    step: RunStep,
     *,
     runtime: Runtime,
     on_output: OutputCallback,
@@ -581,11 +505,12 @@ def run_on_layers(
     resources: Resources | None = None,
     sources: MountSources | None = None,
     bundle_dir: Path | None = None,
-    overlay: Overlay | None = None,
+    overlay: Mounter | None = None,
 ) -> None:
-    """Mount ``lowers`` + ``upper``, run ``step``, unmount, and strip the mount stubs from
-    ``upper``, which is then exactly the step's layer (``store.write_layer(upper,
-    overlay=True)``). On failure ``upper`` holds partial changes: discard it."""
+    """Mount ``lowers`` + ``upper`` (with ``overlay``, the snapshotter; default a plain
+    overlayfs mount), run ``step``, unmount, and strip the mount stubs from ``upper``, which
+    is then exactly the step's layer (``store.write_layer(upper, overlay=True)``). On failure
+    ``upper`` holds partial changes: discard it."""
     with (overlay or Overlay()).mount(lowers, upper) as rootfs, phase("run"):
         stubs = run_step(
             rootfs,

@@ -1,9 +1,14 @@
 """Execute a :class:`~builder.plan.BuildPlan`: cache lookup, else run each step into a layer.
 
-Every layer the engine handles is also a *layer directory* (overlay form) cached by chain ID;
-a stage's rootfs is an overlay mount of its layer directories. RUN and WORKDIR write into the
-overlay's upper directory, COPY/ADD into a fresh directory; either becomes the new layer
-(``write_layer``) and the layer directory of the new chain. Independent stages run in parallel.
+Every layer the engine handles is also a *layer directory* cached by chain ID (the
+:class:`~builder.snapshot.base.Snapshotter`); a stage's rootfs is a mount of its layer
+directories. RUN and WORKDIR write into the mount's upper directory, COPY/ADD into a fresh
+directory; either becomes the new layer (``write_layer``) and the layer directory of the new
+chain. Independent stages run in parallel.
+
+The snapshotter and the runtime (:class:`Machinery`) come from the composition root
+(``builder.api``) through a factory, called when a step first runs: a build that hits the
+cache everywhere never sets them up.
 """
 
 from __future__ import annotations
@@ -34,9 +39,9 @@ from builder.engine.explain import StepRecord, explain_miss
 from builder.engine.fetch import UrlFetcher
 from builder.engine.reuse import CopyReuse
 from builder.errors import BuildError, ExecutionError, with_span
-from builder.oci.image import ImageValue, Layer, image_from
-from builder.oci.mediatype import MediaType
-from builder.oci.types import Descriptor, History, ImageConfig, Manifest, canonical_json
+from builder.oci import mutate
+from builder.oci.image import EMPTY, ImageValue, Layer
+from builder.oci.types import History, ImageConfig, canonical_json
 from builder.plan import (
     BuildPlan,
     ConfigStep,
@@ -55,15 +60,13 @@ from builder.plan import (
     WorkdirStep,
 )
 from builder.plan.cachekey import cache_key, describe_inputs, step_cache_payload
-from builder.store import CacheRecord, Store
+from builder.store import CacheRecord, Store, paths
 from builder.timings import phase
 
 if TYPE_CHECKING:
-    from builder.engine.run import Resources
     from builder.runtime.network import NetworkProvider
-    from builder.runtime.oci import Runc
-    from builder.snapshot.layerdirs import LayerDirs
-    from builder.snapshot.overlay import Overlay
+    from builder.runtime.oci import Runtime
+    from builder.snapshot.base import Snapshotter
 
 
 class ImageSource(Protocol):
@@ -73,10 +76,36 @@ class ImageSource(Protocol):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Machinery:
+    """What executing a step needs beyond the store (built by ``builder.api``)."""
+
+    snapshotter: Snapshotter
+    runtime: Runtime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepResult:
+    """How one layer step of the build went.
+
+    ``text`` is the instruction as written, ``stage`` the stage's progress name (``""`` when
+    the Dockerfile has one stage); ``layer`` is the layer's (compressed) blob digest and
+    ``diff_id`` its content digest; ``duration`` is in seconds (lookup included).
+    """
+
+    stage: str
+    text: str
+    cached: bool
+    layer: Digest
+    diff_id: Digest
+    duration: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StageResult:
     layers: tuple[Layer, ...]
     config: ImageConfig
     key: Digest
+    steps: tuple[StepResult, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,7 +115,6 @@ class EngineSettings:
     memory: int | None = None
     cpus: float | None = None
     source_date_epoch: int | None = None
-    runtime: str = "runc"  # or "crun"
 
 
 @dataclass(slots=True)
@@ -111,6 +139,7 @@ class Scheduler:
         context: FileSource,
         sink: EventSink,
         settings: EngineSettings,
+        machinery: Callable[[], Machinery],
         identity: str,
         counter: _Counter | None = None,
         networks: NetworkProvider | None = None,
@@ -120,29 +149,38 @@ class Scheduler:
         self.context = context
         self.sink = sink
         self.settings = settings
+        self._make_machinery = machinery
         self.identity = identity  # names the build (context + Dockerfile) for miss explanations
         self.counter = counter or _Counter()
         self.networks = networks  # None: each RUN step starts its own private network
         self._results: dict[int, StageResult] = {}
         self._lock = threading.Lock()
-        self._machinery: _Machinery | None = None
+        self._machinery: Machinery | None = None
         # ADD URLs: each is downloaded once per build, into the store, for key and copy alike
         self._fetcher = UrlFetcher(store.cas)
         # (cache key, blobs of its record) of every step, taken from the cache or run and
         # recorded, for the build's no-op record (builder.engine.noop).
         self.cache_records: list[tuple[Digest, tuple[Digest, ...]]] = []
 
-    def _tools(self) -> _Machinery:
-        """Layer directories, overlay mounts and the runtime, set up when a step first runs (a
-        build that hits the cache everywhere never loads them)."""
+    def _tools(self) -> Machinery:
+        """The snapshotter and the runtime, set up when a step first runs (a build that hits
+        the cache everywhere never loads them)."""
         with self._lock:
             if self._machinery is None:
-                self._machinery = _Machinery.create(self.store, self.settings)
+                self._machinery = self._make_machinery()
             return self._machinery
 
     @property
-    def layer_dirs(self) -> LayerDirs:
-        return self._tools().layer_dirs
+    def snapshotter(self) -> Snapshotter:
+        return self._tools().snapshotter
+
+    def step_results(self, plan: BuildPlan) -> tuple[StepResult, ...]:
+        """The layer steps of every stage that ran, in plan order."""
+        with self._lock:
+            results = dict(self._results)
+        return tuple(
+            s for stage in plan.stages if stage.index in results for s in results[stage.index].steps
+        )
 
     # -- stages ------------------------------------------------------------------------------
 
@@ -184,20 +222,32 @@ class Scheduler:
         # cache everywhere produces the very same config and image ID, as BuildKit does.
         created = next((h.created for h in reversed(history) if h.created), None)
         position = 1
+        reports: list[StepResult] = []
         for step in stage.steps:
             if not isinstance(step, ConfigStep):
                 position += 1
                 name = f"[{prefix}{position}/{total}] {step.text}"
+                began = time.monotonic()
                 with phase(f"step {name}"):
-                    layer, key, created = self._step(
+                    layer, key, created, cached = self._step(
                         stage, step, name=name, layers=layers, parent=key, position=position
                     )
                 layers = (*layers, layer)
                 diff_ids.append(layer.diff_id)
+                reports.append(
+                    StepResult(
+                        stage=stage.display_name,
+                        text=step.text,
+                        cached=cached,
+                        layer=layer.descriptor.digest,
+                        diff_id=layer.diff_id,
+                        duration=time.monotonic() - began,
+                    )
+                )
             if step.history is not None:
                 entries.append(replace(step.history, created=created))
         config = replace(stage.config, diff_ids=tuple(diff_ids), history=tuple(entries))
-        result = StageResult(layers=layers, config=config, key=key)
+        result = StageResult(layers=layers, config=config, key=key, steps=tuple(reports))
         with self._lock:
             self._results[stage.index] = result
         return result
@@ -243,7 +293,8 @@ class Scheduler:
         layers: tuple[Layer, ...],
         parent: Digest,
         position: int,
-    ) -> tuple[Layer, Digest, str]:
+    ) -> tuple[Layer, Digest, str, bool]:
+        """The step's layer, the cache key of its chain, its creation time, whether cached."""
         n = self.counter.next()
         with phase("source digests (context scan and hash)"):
             inputs, described_files = self._inputs(step)
@@ -268,7 +319,7 @@ class Scheduler:
                 self.sink.emit(VertexCached(vertex=n, name=name))
                 self.sink.emit(VertexDone(vertex=n))
                 self._remember(identity, record)
-                return layer, chain, cached.created
+                return layer, chain, cached.created, True
         self.sink.emit(VertexStarted(vertex=n, name=name))
         previous = None if self.settings.no_cache else self._recall(identity)
         reason = "--no-cache" if self.settings.no_cache else explain_miss(previous, record)
@@ -294,7 +345,7 @@ class Scheduler:
             self.cache_records.append((key, (layer.descriptor.digest,)))
         self._remember(identity, record)
         self.sink.emit(VertexDone(vertex=n))
-        return layer, chain, created
+        return layer, chain, created, False
 
     def _reuse(
         self,
@@ -319,7 +370,7 @@ class Scheduler:
         layer = self._cached_layer(cached) if cached is not None else None
         if layer is None:
             return None
-        root = self.layer_dirs.trusted_path((*history_diff_ids(layers), layer.diff_id))
+        root = self.snapshotter.trusted_path((*history_diff_ids(layers), layer.diff_id))
         return CopyReuse(root=root, labels=labels) if root is not None else None
 
     def _cached_layer(self, record: CacheRecord) -> Layer | None:
@@ -373,15 +424,15 @@ class Scheduler:
                 with self._rootfs(image.layers) as root:
                     yield DirectorySource(root=root)
             case FromScratch():
-                with self.layer_dirs.scratch_dir() as empty:
+                with self.snapshotter.scratch_dir() as empty:
                     yield DirectorySource(root=empty)
             case _:
                 assert_never(source)
 
     @contextlib.contextmanager
     def _rootfs(self, layers: Sequence[Layer], upper: Path | None = None) -> Iterator[Path]:
-        lowers = self.layer_dirs.ensure(layers)
-        with self._tools().overlay.mount(lowers, upper) as merged:
+        snapshotter = self.snapshotter
+        with snapshotter.mount(snapshotter.ensure(layers), upper) as merged:
             yield merged
 
     def _execute(
@@ -390,7 +441,7 @@ class Scheduler:
         def on_output(data: bytes) -> None:
             self.sink.emit(VertexLog(vertex=vertex, data=data))
 
-        with self.layer_dirs.scratch_dir() as out:
+        with self.snapshotter.scratch_dir() as out:
             match step:
                 case RunStep():
                     self._execute_run(step, layers, out, on_output)
@@ -409,7 +460,7 @@ class Scheduler:
                 out, overlay=overlay, source_date_epoch=self.settings.source_date_epoch
             )
             chain = (*history_diff_ids(layers), layer.diff_id)
-            self.layer_dirs.adopt(chain, out)
+            self.snapshotter.adopt(chain, out)
         return layer
 
     def _execute_run(
@@ -420,8 +471,9 @@ class Scheduler:
         on_output: Callable[[bytes], None],
     ) -> None:
         # lazy: loaded when a step executes: a fully cached build never needs it
-        from builder.engine.run import MountSources, run_on_layers
+        from builder.engine.run import MountSources, Resources, run_on_layers
 
+        tools = self._tools()
         with contextlib.ExitStack() as stack:
             roots: dict[int, Path] = {}
             for m in step.mounts:
@@ -429,20 +481,20 @@ class Scheduler:
                     src = stack.enter_context(self._file_source(m.source))
                     roots[id(m.source)] = Path(src.root)
             run_on_layers(
-                self.layer_dirs.ensure(layers),
+                tools.snapshotter.ensure(layers),
                 upper,
                 step,
-                runtime=self._tools().runtime,
+                runtime=tools.runtime,
                 on_output=on_output,
                 network=self.settings.network if step.network == "default" else step.network,
                 networks=self.networks,
-                resources=self._tools().resources,
+                resources=Resources(memory=self.settings.memory, cpus=self.settings.cpus),
                 sources=MountSources(
                     bind_root=lambda source: roots[id(source)],
-                    cache_dir=self.store.root / "cachemounts",
+                    cache_dir=self.store.root / paths.CACHEMOUNTS,
                 ),
-                bundle_dir=self.store.root / "tmp",
-                overlay=self._tools().overlay,
+                bundle_dir=self.store.root / paths.TMP,
+                overlay=tools.snapshotter,
             )
 
     def _execute_copy(
@@ -488,7 +540,7 @@ class Scheduler:
         return Digest.of_bytes(data).hex
 
     def _record_path(self, identity: str) -> Path:
-        return self.store.root / "buildinfo" / f"{identity}.json"
+        return self.store.root / paths.BUILDINFO / f"{identity}.json"
 
     def _recall(self, identity: str) -> StepRecord | None:
         try:
@@ -510,37 +562,6 @@ class Scheduler:
         tmp.replace(path)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Machinery:
-    """What executing a step needs beyond the store."""
-
-    layer_dirs: LayerDirs
-    overlay: Overlay
-    runtime: Runc
-    resources: Resources
-
-    @classmethod
-    def create(cls, store: Store, settings: EngineSettings) -> _Machinery:
-        # lazy: the runtime and snapshotter load once the first step runs
-        from builder.engine.run import Resources
-        from builder.runtime.oci import Crun, Runc
-        from builder.snapshot.layerdirs import LayerDirs
-        from builder.snapshot.overlay import Overlay
-
-        runtime_class = Crun if settings.runtime == "crun" else Runc
-        runtime = runtime_class(root=store.root / settings.runtime)
-        runtime.check()  # a missing binary or no root: a clear EnvironmentUnavailableError
-        # Layer dirs are not synced: each is trusted in the boot that wrote it, and extracted
-        # again from its (fsynced) blob after a crash (see builder.snapshot.layerdirs).
-        layer_dirs = LayerDirs(store, durable=False)
-        return cls(
-            layer_dirs=layer_dirs,
-            overlay=Overlay(layer_dirs.root),
-            runtime=runtime,
-            resources=Resources(memory=settings.memory, cpus=settings.cpus),
-        )
-
-
 def history_diff_ids(layers: Sequence[Layer]) -> tuple[Digest, ...]:
     return tuple(layer.diff_id for layer in layers)
 
@@ -548,15 +569,17 @@ def history_diff_ids(layers: Sequence[Layer]) -> tuple[Digest, ...]:
 def final_image(
     result: StageResult, *, created: str | None = None, docker: bool = False
 ) -> ImageValue:
-    """The image of the target stage: its layers, config and manifest.
+    """The image of the target stage: its layers, config and manifest, assembled with
+    ``builder.oci.mutate`` on the empty image (layer media types follow the manifest's).
 
     ``created`` defaults to the newest history time, so an all-cached build is reproducible.
     """
     times = [h.created for h in result.config.history if h.created]
-    config = replace(result.config, created=created or (max(times) if times else None))
-    media_type = MediaType.DOCKER_MANIFEST if docker else MediaType.OCI_MANIFEST
-    placeholder = Descriptor(media_type=MediaType.OCI_CONFIG, digest=Digest.of_bytes(b"{}"), size=2)
-    return image_from(Manifest(config=placeholder, media_type=media_type), config, result.layers)
+    image = mutate.append_layers(
+        mutate.convert(EMPTY, docker=docker), *((layer, None) for layer in result.layers)
+    )
+    image = mutate.with_image_config(image, result.config)
+    return mutate.with_created(image, created or (max(times) if times else None))
 
 
 def timestamp(epoch: float | None = None) -> str:

@@ -57,12 +57,23 @@ class ExitStatus:
 
 
 class Runtime(Protocol):
+    """An OCI runtime as the engine and ``pybuild run`` use it (``Runc`` and ``Crun``; built by
+    the composition root, ``builder.api``)."""
+
     def run(self, bundle: Path, spec: dict[str, Any], *, on_output: OutputCallback) -> ExitStatus:
         """Write ``spec`` as ``bundle/config.json``, run it to completion, clean up."""
         ...
 
     def swap_accounting(self) -> bool:
         """Whether a memory limit can also cap swap on this host."""
+        ...
+
+    def kill_all(self) -> None:
+        """Kill every container this runtime is running now (Ctrl-C, a failed stage)."""
+        ...
+
+    def forward_signal(self, signum: int) -> None:
+        """Send ``signum`` to the container being run (``pybuild run``'s signal proxy)."""
         ...
 
 

@@ -1,8 +1,13 @@
-"""Layer directories in overlayfs form, overlay mounts, and mount-stub cleanup (root only)."""
+"""Layer directories in overlayfs form, overlay mounts, and mount-stub cleanup (root only).
+
+``Snapshotter`` (``builder.snapshot.base``) is what the engine needs of them; ``LayerDirs`` is
+the overlayfs implementation, built by the composition root (``builder.api``).
+"""
 
 from __future__ import annotations
 
-from builder.snapshot.layerdirs import LayerBlob, LayerDirs
+from builder.snapshot.base import LayerBlob, Mounter, Snapshotter
+from builder.snapshot.layerdirs import LayerDirs
 from builder.snapshot.overlay import (
     MountStubs,
     MountTarget,
@@ -17,7 +22,9 @@ __all__ = [
     "LayerDirs",
     "MountStubs",
     "MountTarget",
+    "Mounter",
     "Overlay",
+    "Snapshotter",
     "clean_upper",
     "mounts_under",
     "prepare_mountpoints",

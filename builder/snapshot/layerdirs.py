@@ -31,14 +31,23 @@ import fcntl
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import BinaryIO, Final, Protocol
+from typing import Final
 
 from builder.digest import Digest
 from builder.errors import StoreError
 from builder.fs.root import DIR_FLAGS
 from builder.oci.layer_apply import apply_layer
-from builder.snapshot.overlay import PRIVATE_PREFIX, mounts_under, remove_tree, unmount
+from builder.snapshot.base import LayerBlob
+from builder.snapshot.overlay import (
+    PRIVATE_PREFIX,
+    Overlay,
+    mounts_under,
+    remove_tree,
+    unmount,
+)
+from builder.store import paths
 from builder.store.layout import Store
 from builder.store.locks import flocked
 from builder.timings import phase
@@ -49,15 +58,6 @@ UNSYNCED_SUFFIX: Final = ".unsynced"
 BOOT_SUFFIX: Final = ".boot-"
 BOOT_ID_FILE: Final = "/proc/sys/kernel/random/boot_id"
 DEFAULT_EXTRACT_TIMEOUT: Final = 1800.0
-
-
-class LayerBlob(Protocol):
-    """What ``ensure`` needs of a layer: ``StoreLayer`` and ``builder.oci.image.Layer`` fit."""
-
-    @property
-    def diff_id(self) -> Digest: ...
-
-    def open_compressed(self) -> BinaryIO: ...
 
 
 def syncfs(fd: int) -> None:
@@ -88,7 +88,8 @@ def _sync_dir(path: Path) -> None:
 
 
 class LayerDirs:
-    """Extracted layer directories shared by every build using ``store``."""
+    """Extracted layer directories shared by every build using ``store``, and overlay mounts
+    of them: the overlayfs :class:`~builder.snapshot.base.Snapshotter`."""
 
     def __init__(
         self,
@@ -98,7 +99,7 @@ class LayerDirs:
         lock_timeout: float = DEFAULT_EXTRACT_TIMEOUT,
     ) -> None:
         self.store = store
-        self.root = store.root / "snapshots"
+        self.root = store.root / paths.SNAPSHOTS
         self.lock_timeout = lock_timeout
         self.root.mkdir(parents=True, exist_ok=True)
         self.boot = boot_id()
@@ -159,7 +160,9 @@ class LayerDirs:
     @contextlib.contextmanager
     def _chain_lock(self, chain: tuple[Digest, ...]) -> Iterator[None]:
         name = f"snapshot-{self.path(chain).name}.lock"
-        with flocked(self.store.root / "locks" / name, exclusive=True, timeout=self.lock_timeout):
+        with flocked(
+            paths.lock_path(self.store.root, name), exclusive=True, timeout=self.lock_timeout
+        ):
             yield
 
     @contextlib.contextmanager
@@ -235,6 +238,11 @@ class LayerDirs:
         it was adopted."""
         with self._temp_dir(SCRATCH_PREFIX) as path:
             yield path
+
+    def mount(self, lowers: Sequence[Path], upper: Path | None) -> AbstractContextManager[Path]:
+        """An overlay of ``lowers`` with ``upper`` (see ``Overlay.mount``); its private
+        directory is in the snapshots dir when there is no upper, so ``reap`` finds it."""
+        return Overlay(self.root).mount(lowers, upper)
 
     def remove(self, chain: tuple[Digest, ...]) -> bool:
         """Delete the directory of ``chain`` (GC); False if there was none."""

@@ -20,6 +20,7 @@ from typing import BinaryIO, Final
 from builder.digest import CHUNK_SIZE, Digest, Hasher, VerifyingReader
 from builder.errors import DigestMismatchError, StoreError
 from builder.oci.descriptor import Descriptor
+from builder.store import paths
 from builder.store.fsutil import fsync_dir
 from builder.store.locks import try_lock_exclusive
 
@@ -136,9 +137,9 @@ class ContentStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.blobs_dir = root / "blobs" / "sha256"
-        self.ingest_dir = root / "ingest"
-        self.corrupt_dir = root / "corrupt"
+        self.blobs_dir = paths.blobs_dir(root)
+        self.ingest_dir = root / paths.INGEST
+        self.corrupt_dir = root / paths.CORRUPT
 
     def blob_path(self, digest: Digest) -> Path:
         # ``Digest`` is validated on construction: the hex part is 64 [0-9a-f], never a path.

@@ -17,6 +17,7 @@ from builder.oci.config import MAX_CONFIG_BYTES, ImageConfig
 from builder.oci.descriptor import Descriptor
 from builder.oci.manifest import Index, Manifest
 from builder.oci.mediatype import is_index, is_manifest
+from builder.store import paths
 
 if TYPE_CHECKING:
     from builder.store.layout import Store
@@ -100,14 +101,16 @@ def fsck(store: Store, *, repair: bool = False) -> FsckReport:
     problems: list[FsckProblem] = []
     corrupt: set[Digest] = set()
     with store.lease():
-        layout = store.root / "oci-layout"
+        layout = store.root / paths.OCI_LAYOUT
         try:
             if b'"imageLayoutVersion"' not in layout.read_bytes():
                 problems.append(
-                    FsckProblem(kind="invalid", subject="oci-layout", detail="no version")
+                    FsckProblem(kind="invalid", subject=paths.OCI_LAYOUT, detail="no version")
                 )
         except FileNotFoundError:
-            problems.append(FsckProblem(kind="missing", subject="oci-layout", detail="file absent"))
+            problems.append(
+                FsckProblem(kind="missing", subject=paths.OCI_LAYOUT, detail="file absent")
+            )
         checked = 0
         for digest, _ in sorted(store.cas.digests(), key=lambda p: p[0].hex):
             checked += 1
@@ -129,6 +132,17 @@ def fsck(store: Store, *, repair: bool = False) -> FsckReport:
                 except StoreError:
                     problems.append(
                         FsckProblem(kind="stray", subject=entry.path, detail="not a blob name")
+                    )
+        known = paths.known_entries()
+        with os.scandir(store.root) as it:
+            for entry in it:
+                if entry.name not in known:
+                    problems.append(
+                        FsckProblem(
+                            kind="stray",
+                            subject=entry.path,
+                            detail="not part of the store layout (builder.store.paths)",
+                        )
                     )
         images = 0
         try:

@@ -22,6 +22,7 @@ from builder.oci._json import MAX_JSON_BYTES
 from builder.oci.descriptor import Descriptor
 from builder.oci.manifest import Index, Manifest
 from builder.oci.mediatype import is_index, is_manifest
+from builder.store import paths
 from builder.store.paths import CONTAINER_IMAGE, containers_dir
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def prune(
         if not dry_run:
             for path in ingest:
                 path.unlink(missing_ok=True)
-            for name in ("tmp", "corrupt", "git"):  # git/: checkouts by commit, refetchable
+            for name in (d.name for d in paths.STATE_DIRS if d.temporary):
                 directory = store.root / name
                 if not directory.is_dir():
                     continue

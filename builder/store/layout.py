@@ -9,7 +9,7 @@
     <root>/locks/              store.lock (shared: writers; exclusive: prune), index.lock
     <root>/cache/              build cache records (GC roots)
     <root>/snapshots/          unpacked rootfs per chain ID (managed by the snapshotter)
-    <root>/tmp/ <root>/corrupt/
+    <root>/tmp/ <root>/corrupt/ and the rest of pybuild's state: see ``builder.store.paths``
 
 Tags: each tagged image is one ``index.json`` entry whose ``org.opencontainers.image.ref.name``
 is the full normalised reference (``docker.io/library/busybox:latest``) and whose
@@ -36,6 +36,7 @@ from builder.oci.image import Image, ImageValue, Layer
 from builder.oci.manifest import Index, Manifest
 from builder.oci.mediatype import Compression, is_index, is_manifest, layer_media_type
 from builder.reference import Reference, is_digest, parse
+from builder.store import paths
 from builder.store.cache import CacheIndex
 from builder.store.cas import BlobWriter, ContentStore
 from builder.store.fsutil import atomic_write
@@ -57,7 +58,6 @@ if TYPE_CHECKING:
     from builder.oci.layer_write import LayerEntry
 
 LAYOUT_VERSION: Final = b'{"imageLayoutVersion":"1.0.0"}'
-_PRIVATE_DIRS: Final = ("ingest", "locks", "cache", "snapshots", "tmp", "corrupt", "git")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,7 +115,7 @@ class Store:
     def __init__(self, root: Path, *, lock_timeout: float = DEFAULT_TIMEOUT) -> None:
         self.root = root
         self.cas = ContentStore(root)
-        self.cache = CacheIndex(root / "cache", self.cas)
+        self.cache = CacheIndex(paths.state_dir(root, paths.CACHE), self.cas)
         self.lock_timeout = lock_timeout
         self._leases = 0
 
@@ -129,14 +129,15 @@ class Store:
         path = Path(root) if root is not None else default_store_root()
         try:
             path.mkdir(parents=True, exist_ok=True)
-            (path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-            for name in _PRIVATE_DIRS:
-                (path / name).mkdir(exist_ok=True)
-            layout = path / "oci-layout"
+            paths.blobs_dir(path).mkdir(parents=True, exist_ok=True)
+            for state in paths.STATE_DIRS:
+                if state.at_open:
+                    (path / state.name).mkdir(exist_ok=True)
+            layout = path / paths.OCI_LAYOUT
             if not layout.exists():
                 atomic_write(layout, LAYOUT_VERSION)
-            if not (path / "index.json").exists():
-                atomic_write(path / "index.json", Index().to_bytes())
+            if not paths.index_path(path).exists():
+                atomic_write(paths.index_path(path), Index().to_bytes())
         except OSError as exc:
             raise StoreError(f"cannot create the image store at {path}: {exc.strerror}") from None
         store = cls(path, lock_timeout=lock_timeout)
@@ -145,7 +146,8 @@ class Store:
         return store
 
     def _check_one_filesystem(self) -> None:
-        devices = {(self.root / d).stat().st_dev for d in ("blobs/sha256", "ingest", "tmp")}
+        dirs = (paths.blobs_dir(self.root), self.root / paths.INGEST, self.root / paths.TMP)
+        devices = {d.stat().st_dev for d in dirs}
         if len(devices) != 1:
             raise StoreError(
                 f"store {self.root}: blobs/, ingest/ and tmp/ must be on one filesystem"
@@ -161,9 +163,7 @@ class Store:
     @contextlib.contextmanager
     def lease(self) -> Iterator[Store]:
         """Hold the shared store lock: blobs written meanwhile survive a concurrent prune."""
-        with flocked(
-            self.root / "locks" / "store.lock", exclusive=False, timeout=self.lock_timeout
-        ):
+        with flocked(paths.store_lock_path(self.root), exclusive=False, timeout=self.lock_timeout):
             self._leases += 1
             try:
                 yield self
@@ -175,12 +175,14 @@ class Store:
         """Hold the exclusive store lock (GC/prune/fsck repair): no writer runs meanwhile."""
         if self._leases:
             raise StoreError("cannot take the exclusive store lock inside a lease (deadlock)")
-        with flocked(self.root / "locks" / "store.lock", exclusive=True, timeout=self.lock_timeout):
+        with flocked(paths.store_lock_path(self.root), exclusive=True, timeout=self.lock_timeout):
             yield self
 
     @contextlib.contextmanager
     def _index_lock(self) -> Iterator[None]:
-        with flocked(self.root / "locks" / "index.lock", exclusive=True, timeout=self.lock_timeout):
+        with flocked(
+            paths.lock_path(self.root, "index.lock"), exclusive=True, timeout=self.lock_timeout
+        ):
             yield
 
     # -- blobs ------------------------------------------------------------------------------
@@ -219,7 +221,7 @@ class Store:
     def blob_lock(self, digest: Digest) -> Iterator[bool]:
         """Exclusive per-digest lock for fetchers (S5): yields whether the blob already exists,
         checked after the lock is held, so concurrent pulls of one blob fetch it once."""
-        path = self.root / "locks" / f"{digest.hex}.lock"
+        path = paths.lock_path(self.root, f"{digest.hex}.lock")
         with flocked(path, exclusive=True, timeout=self.lock_timeout):
             yield self.cas.has(digest)
 
@@ -268,7 +270,7 @@ class Store:
     # -- index.json -------------------------------------------------------------------------
 
     def read_index(self) -> Index:
-        path = self.root / "index.json"
+        path = paths.index_path(self.root)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -277,7 +279,7 @@ class Store:
 
     def _write_index(self, index: Index) -> None:
         with phase("index write (fsync, rename, fsync dir)"):
-            atomic_write(self.root / "index.json", index.to_bytes())
+            atomic_write(paths.index_path(self.root), index.to_bytes())
 
     def _update_index(self, entries: tuple[Descriptor, ...], names: tuple[str, ...]) -> None:
         """Add ``entries``; each name moves to them, images losing their last name stay dangling."""
@@ -543,7 +545,7 @@ class Store:
 
     def snapshot_dir(self, diff_ids: tuple[Digest, ...]) -> Path:
         """Where the unpacked rootfs of a layer stack lives: ``snapshots/<chain-id hex>``."""
-        return self.root / "snapshots" / chain_id(diff_ids).hex
+        return self.root / paths.SNAPSHOTS / chain_id(diff_ids).hex
 
 
 def _dedupe_dangling(entries: list[Descriptor]) -> tuple[Descriptor, ...]:

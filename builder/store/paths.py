@@ -1,17 +1,87 @@
-"""Where things are in a store, for code that must not load the whole store package.
+"""The store's on-disk layout, named in this one place (every file and directory under the
+store root), and where things are for code that must not load the whole store package.
 
-The no-op rebuild check (:mod:`builder.engine.noop`) reads ``index.json`` and stats blobs and
-cache records through these names before anything else of the engine is imported.
+``Store.open`` creates the directories marked ``at_open``; ``pybuild fsck`` reports any other
+entry of the store root as stray; ``pybuild prune`` empties the ``temporary`` ones. The no-op
+rebuild check (:mod:`builder.engine.noop`) reads ``index.json`` and stats blobs and cache
+records through these names before anything else of the engine is imported.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 REF_NAME: Final = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME: Final = "io.containerd.image.name"
+
+OCI_LAYOUT: Final = "oci-layout"
+INDEX: Final = "index.json"
+BLOBS: Final = "blobs"
+INGEST: Final = "ingest"
+LOCKS: Final = "locks"
+CACHE: Final = "cache"
+SNAPSHOTS: Final = "snapshots"
+TMP: Final = "tmp"
+CORRUPT: Final = "corrupt"
+BUILDINFO: Final = "buildinfo"
+CACHEMOUNTS: Final = "cachemounts"
+CONTEXTS: Final = "contexts"
+SIZES: Final = "sizes"
+GIT: Final = "git"
+CONTAINERS: Final = "containers"
+CONTAINER_RUNTIME: Final = "runc-containers"
+RUNTIMES: Final = ("runc", "crun")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateDir:
+    """A directory directly under the store root."""
+
+    name: str
+    purpose: str
+    at_open: bool = False  # created by ``Store.open``; the others by their first user
+    temporary: bool = False  # nothing in it outlives its writer: ``prune`` empties it
+
+
+STATE_DIRS: Final = (
+    StateDir(name=BLOBS, purpose="content, named by its sha256", at_open=True),
+    StateDir(name=INGEST, purpose="blobs being written (flocked)", at_open=True),
+    StateDir(name=LOCKS, purpose="store, index, blob and snapshot locks", at_open=True),
+    StateDir(name=CACHE, purpose="build cache records (GC roots)", at_open=True),
+    StateDir(name=SNAPSHOTS, purpose="layer directories by chain ID", at_open=True),
+    StateDir(name=TMP, purpose="run bundles, staging", at_open=True, temporary=True),
+    StateDir(name=CORRUPT, purpose="quarantined blobs", at_open=True, temporary=True),
+    StateDir(
+        name=GIT, purpose="git contexts by commit (fetched again)", at_open=True, temporary=True
+    ),
+    StateDir(name=BUILDINFO, purpose="per-step records (miss reasons), no-op records"),
+    StateDir(name=CACHEMOUNTS, purpose="RUN --mount=type=cache directories"),
+    StateDir(name=CONTEXTS, purpose="build-context checksum caches"),
+    StateDir(name=SIZES, purpose="file-content sizes of layers (pybuild images)"),
+    StateDir(name=CONTAINERS, purpose="containers: record, writable layer, bundle, logs"),
+    StateDir(name=CONTAINER_RUNTIME, purpose="runtime state (--root) of detached containers"),
+    *(StateDir(name=r, purpose=f"{r} state (--root of the runtime)") for r in RUNTIMES),
+)
+STORE_FILES: Final = (OCI_LAYOUT, INDEX)
+
+
+def known_entries() -> frozenset[str]:
+    """Every name the store root may hold."""
+    return frozenset((*STORE_FILES, *(d.name for d in STATE_DIRS)))
+
+
+def state_dir(root: Path, name: str) -> Path:
+    if not any(d.name == name for d in STATE_DIRS):
+        raise ValueError(f"{name!r} is not a store state directory (see builder.store.paths)")
+    return root / name
+
+
+def runtime_state_dir(root: Path, runtime: str) -> Path:
+    """The ``--root`` of an OCI runtime (runc, crun) for the store at ``root``."""
+    return state_dir(root, runtime)
 
 
 def default_store_root(env: dict[str, str] | None = None, *, euid: int | None = None) -> Path:
@@ -28,20 +98,28 @@ def default_store_root(env: dict[str, str] | None = None, *, euid: int | None = 
 
 
 def index_path(root: Path) -> Path:
-    return root / "index.json"
+    return root / INDEX
+
+
+def blobs_dir(root: Path) -> Path:
+    return root / BLOBS / "sha256"
 
 
 def blob_path(root: Path, hex_digest: str) -> Path:
     """``blobs/sha256/<hex>``; ``hex_digest`` must already be a validated sha256 hex."""
-    return root / "blobs" / "sha256" / hex_digest
+    return blobs_dir(root) / hex_digest
 
 
 def cache_record_path(root: Path, hex_key: str) -> Path:
-    return root / "cache" / f"{hex_key}.json"
+    return root / CACHE / f"{hex_key}.json"
+
+
+def lock_path(root: Path, name: str) -> Path:
+    return root / LOCKS / name
 
 
 def store_lock_path(root: Path) -> Path:
-    return root / "locks" / "store.lock"
+    return lock_path(root, "store.lock")
 
 
 CONTAINER_IMAGE: Final = "image.json"  # in a container's directory: its image's descriptor
@@ -49,4 +127,4 @@ CONTAINER_IMAGE: Final = "image.json"  # in a container's directory: its image's
 
 def containers_dir(root: Path) -> Path:
     """``containers/<id>/``: each container's record, writable layer, bundle and logs."""
-    return root / "containers"
+    return root / CONTAINERS

@@ -3,6 +3,7 @@ signals."""
 
 from __future__ import annotations
 
+import os
 import select
 import signal
 import subprocess
@@ -73,6 +74,52 @@ def test_run_entrypoint(pb: Builder) -> None:
     assert proc.returncode == 0
     assert proc.stdout == ""
     assert pb.cli("run", "--entrypoint", "/bin/false", tag).returncode == 1
+
+
+def _runtime_spy(directory: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose ``crun`` is a script that logs its arguments and runs runc
+    (same CLI): which binary pybuild starts shows on any host, hybrid cgroups or not."""
+    log = directory / "crun-calls"
+    bindir = directory / "bin"
+    bindir.mkdir()
+    spy = bindir / "crun"
+    spy.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec runc "$@"\n')
+    spy.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+    return env, log
+
+
+@pytest.mark.parametrize("command", ["run", "build"])
+def test_runtime_crun_is_the_binary_started(pb: Builder, command: str) -> None:
+    env, log = _runtime_spy(pb.workdir)
+    env["PYBUILD_ROOT"] = str(pb.store_root)
+    if command == "run":
+        argv = ["run", "--runtime", "crun", "busybox", "echo", "via crun"]
+    else:
+        ctx = pb.context({"Dockerfile": f"FROM busybox\nRUN echo {pb.new_tag()}\n"})
+        argv = ["build", "--runtime", "crun", "--progress", "plain", str(ctx)]
+    proc = subprocess.run(
+        [PYBUILD, *argv], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    if command == "run":
+        assert proc.stdout == "via crun\n"
+    calls = log.read_text().splitlines()
+    runs = [c for c in calls if " run " in f" {c} "]
+    assert len(runs) == 1
+    assert f"--root {pb.store_root / 'crun'} " in runs[0]
+    assert "--keep" not in runs[0]  # crun has no `run --keep`: pybuild drives it as crun
+
+
+def test_run_with_the_real_crun(pb: Builder, image: str) -> None:
+    """The installed crun runs the container, or (crun 1.8 on a hybrid cgroup host such as
+    this CI's) refuses with its own reason: either way it is crun that ran."""
+    proc = pb.cli("run", "--runtime", "crun", image, "echo", "real crun")
+    if proc.returncode == 0:
+        assert proc.stdout == "real crun\n"
+    else:
+        assert "cgroups in hybrid mode not supported" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_run_unknown_image(pb: Builder) -> None:

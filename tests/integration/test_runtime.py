@@ -7,7 +7,7 @@ import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -69,24 +69,30 @@ def make_busybox_rootfs(directory: Path) -> Path:
     return directory
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Step:
-    """Shaped like builder.plan.steps.RunStep (what run_step reads)."""
+def Step(
+    *,
+    args: tuple[str, ...],
+    env: tuple[str, ...] = ("PATH=/bin",),
+    user: str = "",
+    workdir: str = "/",
+    **kw: object,
+) -> RunStep:
+    """A planner RunStep (what run_step takes) with the defaults these tests share."""
+    return RunStep(
+        span=Span(file="Dockerfile", line=1),
+        text="RUN " + " ".join(args),
+        history=History(),
+        args=args,
+        env=env,
+        cache_env=env,
+        user=user,
+        workdir=workdir,
+        **kw,  # type: ignore[arg-type]
+    )
 
-    args: tuple[str, ...]
-    env: tuple[str, ...] = ("PATH=/bin",)
-    user: str = ""
-    workdir: str = "/"
-    mounts: tuple[RunMount, ...] = ()
-    network: str = "default"
-    security: str = "sandbox"
-    hostname: str = "buildkitsandbox"
-    heredoc_files: tuple[RunFile, ...] = ()
-    span: Span | None = field(default=None)
 
-
-def sh(script: str, **kw: object) -> Step:
-    return Step(args=("/bin/sh", "-c", script), **kw)  # type: ignore[arg-type]
+def sh(script: str, **kw: object) -> RunStep:
+    return Step(args=("/bin/sh", "-c", script), **kw)
 
 
 @dataclass
@@ -120,7 +126,7 @@ class Result:
     entries: tuple[str, ...]
 
 
-def run(env: Env, step: Step, **kw: object) -> Result:
+def run(env: Env, step: RunStep, **kw: object) -> Result:
     """Run ``step`` on the busybox image; return its output and the layer entries made."""
     chunks: list[bytes] = []
     keep = env.base / f"upper-{os.urandom(4).hex()}"
@@ -187,11 +193,13 @@ def test_missing_executable_reports_runtime_error(env: Env) -> None:
     assert "nonexistent" in str(info.value).split("exit code:", 1)[1]
 
 
-def test_span_attached_to_errors(env: Env) -> None:
-    span = Span(file="Dockerfile", line=7)
+def test_errors_get_their_span_from_the_scheduler_not_here(env: Env) -> None:
+    # run_step leaves the span to the scheduler, which attaches it to every step's error
+    # (tests/unit/engine/test_scheduler.py); `pybuild run` errors then carry none
     with pytest.raises(RunStepError) as info:
-        run(env, sh("exit 2", span=span))
-    assert str(info.value).startswith("Dockerfile:7:1: process")
+        run(env, sh("exit 2"))
+    assert info.value.span is None
+    assert str(info.value).startswith("process ")
 
 
 # --------------------------------------------------------------------------- process config

@@ -9,8 +9,9 @@ from storekit import image
 
 from builder.digest import Digest
 from builder.oci.types import Descriptor
-from builder.store import CacheRecord, Store
+from builder.store import CacheRecord, Store, paths
 from builder.store.fsck import fsck
+from builder.store.gc import prune
 
 
 @pytest.fixture
@@ -88,3 +89,29 @@ def test_stray_and_stale_files_are_reported(store: Store) -> None:
     assert kinds == ["stale", "stray"]
     fsck(store, repair=True)
     assert not (store.root / "ingest" / "x.tmp").exists()
+
+
+def test_every_state_directory_is_known_and_anything_else_is_stray(store: Store) -> None:
+    for state in paths.STATE_DIRS:
+        (store.root / state.name).mkdir(exist_ok=True)
+    assert fsck(store).ok
+    (store.root / "leftover").mkdir()
+    report = fsck(store)
+    assert [(p.kind, p.subject) for p in report.problems] == [
+        ("stray", str(store.root / "leftover"))
+    ]
+
+
+def test_store_open_creates_only_known_entries(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "fresh")
+    created = {p.name for p in store.root.iterdir()}
+    assert created == {d.name for d in paths.STATE_DIRS if d.at_open} | set(paths.STORE_FILES)
+
+
+def test_prune_empties_the_temporary_state_directories(store: Store) -> None:
+    temporary = [d.name for d in paths.STATE_DIRS if d.temporary]
+    assert temporary == ["tmp", "corrupt", "git"]
+    for name in temporary:
+        (store.root / name / "junk").write_text("x")
+    prune(store)
+    assert all(not any((store.root / name).iterdir()) for name in temporary)
