@@ -9,13 +9,17 @@ unless ``-f``. A store whose tagged images are damaged is not pruned (nothing is
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from builder.commands._store import add_root_argument, forget_sizes, open_store
-from builder.digest import Digest
+from builder.digest import Digest, chain_id
 from builder.errors import StoreError
+from builder.oci.descriptor import Descriptor
+from builder.snapshot.layerdirs import LayerDirs
 from builder.store import Store
 from builder.store.gc import prune
+from builder.store.paths import CONTAINER_IMAGE, containers_dir
 from builder.units import human_size
 
 HELP = "Remove dangling images and unreferenced blobs (like `docker image prune`)."
@@ -39,14 +43,25 @@ def _confirm(warning: str) -> bool:
     return answer in ("y", "Y")
 
 
-def _used_diff_ids(store: Store) -> set[Digest]:
-    used: set[Digest] = set()
-    for entry in store.entries():
+def _used_layers(store: Store) -> tuple[set[Digest], set[str]]:
+    """The diff IDs and the chain IDs (hex) of every layer of the images left, and of the
+    containers' images (their layer directories are mounted while they run)."""
+    descriptors = [entry.descriptor for entry in store.entries()]
+    for path in sorted(containers_dir(store.root).glob(f"*/{CONTAINER_IMAGE}")):
         try:
-            used.update(store.load_image(entry.descriptor).config.diff_ids)
+            descriptors.append(Descriptor.from_json(json.loads(path.read_text()), str(path)))
+        except (OSError, ValueError, StoreError):
+            continue  # a container being created or removed
+    diff_ids: set[Digest] = set()
+    chains: set[str] = set()
+    for descriptor in descriptors:
+        try:
+            layers = store.load_image(descriptor).config.diff_ids
         except StoreError:
             continue
-    return used
+        diff_ids.update(layers)
+        chains.update(chain_id(layers[: i + 1]).hex for i in range(len(layers)))
+    return diff_ids, chains
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +75,10 @@ def run(args: argparse.Namespace) -> int:
             for record in list(store.cache.records()):
                 store.cache.delete(record.key)
     report = prune(store, dangling=True)
-    forget_sizes(store, _used_diff_ids(store))
+    diff_ids, chains = _used_layers(store)
+    forget_sizes(store, diff_ids)
+    with store.exclusive():  # no build is using a layer directory
+        LayerDirs(store).prune(keep=chains)
     if dangling and report.removed_dangling:
         print("Deleted Images:")
         for image_id in dangling:

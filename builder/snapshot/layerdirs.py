@@ -30,7 +30,7 @@ import ctypes
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Final
@@ -159,7 +159,12 @@ class LayerDirs:
 
     @contextlib.contextmanager
     def _chain_lock(self, chain: tuple[Digest, ...]) -> Iterator[None]:
-        name = f"snapshot-{self.path(chain).name}.lock"
+        with self._dir_lock(self.path(chain).name):
+            yield
+
+    @contextlib.contextmanager
+    def _dir_lock(self, chain_hex: str) -> Iterator[None]:
+        name = f"snapshot-{chain_hex}.lock"
         with flocked(
             paths.lock_path(self.store.root, name), exclusive=True, timeout=self.lock_timeout
         ):
@@ -251,6 +256,27 @@ class LayerDirs:
             found = target.is_dir()
             self._drop(target)
         return found
+
+    def prune(self, keep: Collection[str]) -> int:
+        """Remove every layer directory whose chain ID (hex) is not in ``keep``, stray markers,
+        and abandoned temporary directories (``reap``): ``pybuild prune``, under the store's
+        exclusive lock. A build extracts a removed directory again from its blob. Returns how
+        many layer directories were removed."""
+        self.reap()
+        removed = 0
+        for entry in sorted(self.root.iterdir()):
+            name = entry.name
+            chain_hex = name.split(".", 1)[0]
+            if name.startswith(".") or chain_hex in keep:
+                continue  # temporary directories are reap's
+            if name != chain_hex:  # a marker: kept while its directory is
+                if not (self.root / chain_hex).is_dir():
+                    entry.unlink(missing_ok=True)
+                continue
+            with self._dir_lock(chain_hex):
+                removed += entry.is_dir()
+                self._drop(entry)
+        return removed
 
     def reap(self) -> tuple[Path, ...]:
         """Remove temporary directories whose owner is gone (their flock is free), unmounting

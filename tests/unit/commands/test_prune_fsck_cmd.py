@@ -10,6 +10,7 @@ import pytest
 from cmdkit import T0, imported, pybuild, rootfs_tar
 
 from builder.digest import Digest
+from builder.snapshot.layerdirs import LayerDirs
 from builder.store import CacheRecord, Store
 from builder.units import human_size
 
@@ -169,3 +170,24 @@ def test_fsck_reports_deleted_blob_and_garbage_index(
         assert bad.rc == 1, argv
         assert f"{index}: invalid JSON" in bad.err, argv
         assert bad.err.count("\n") == 1, argv
+
+
+def test_prune_removes_the_layer_directories_no_image_uses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kept = imported(tmp_path, {"a": b"kept"}, "app:1", created=T0)
+    store = Store.open(tmp_path)
+    dirs = LayerDirs(store)
+    used = dirs.path(store.load_image(kept.descriptor).config.diff_ids[:1])
+    used.mkdir()
+    unused = dirs.path((Digest.of_bytes(b"an image pruned long ago"),))
+    unused.mkdir()
+    (unused / "file").write_text("x")
+    unused_marker = dirs.marker_path(unused, ".unsynced")
+    unused_marker.touch()
+    orphan_marker = dirs.marker_path(dirs.path((Digest.of_bytes(b"gone"),)), ".unsynced")
+    orphan_marker.touch()
+    abandoned = dirs.root / ".scratch-abandoned"  # its owner died: nobody holds its flock
+    abandoned.mkdir()
+    assert pybuild(capsys, tmp_path, "prune", "-f").rc == 0
+    assert sorted(p.name for p in dirs.root.iterdir()) == [used.name]
