@@ -54,7 +54,7 @@ from builder.runtime.network import (
     parse_publish,
     stop_pids,
 )
-from builder.runtime.oci import _read_runc_log, cgroup_layout, cgroups_path_for
+from builder.runtime.oci import cgroup_layout, cgroups_path_for, read_runc_log
 from builder.runtime.spec import (
     ProcessSpec,
     Resources,
@@ -414,7 +414,7 @@ class Containers:
         return int((directory / "conmon.pid").read_text().strip())
 
     def _create_error(self, container: Container) -> str:
-        message = _read_runc_log(container.directory / "runtime.log")
+        message = read_runc_log(container.directory / "runtime.log")
         return message or f"{container.config.runtime} create failed"
 
     def _spawn(self, args: list[str]) -> int:

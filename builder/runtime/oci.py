@@ -168,7 +168,7 @@ def host_has_swap() -> bool:
 # --------------------------------------------------------------------------- runc
 
 
-def _read_runc_log(path: Path) -> str:
+def read_runc_log(path: Path) -> str:
     """The last error-level message of runc's JSON log ("" if none)."""
     try:
         text = path.read_text(errors="replace")
@@ -185,7 +185,7 @@ def _read_runc_log(path: Path) -> str:
     return last
 
 
-def _exit_code(returncode: int) -> int:
+def exit_code(returncode: int) -> int:
     """The runtime's exit status; 128+N when the runtime itself died of signal N, as a shell
     reports it (the runtime reports a container killed by signal N that way too)."""
     return 128 - returncode if returncode < 0 else returncode
@@ -306,7 +306,7 @@ class Runc:
             with phase(f"{self.name} run (create, start, process, exit)"):
                 while chunk := os.read(fd, 1 << 16):
                     on_output(chunk)
-                code = _exit_code(proc.wait())
+                code = exit_code(proc.wait())
             cgroup = memory_cgroup_dir(cgroups_path, layout) if keep else None
             oom = cgroup is not None and oom_kill_count(cgroup) > 0
         except BaseException:
@@ -323,7 +323,7 @@ class Runc:
         if keep or (self.root / container_id).exists():  # runc died before deleting it
             with phase(f"{self.name} delete"):
                 self._delete(exe, container_id, proc)
-        error = _read_runc_log(log) if code != 0 else ""
+        error = read_runc_log(log) if code != 0 else ""
         return ExitStatus(
             code=code,
             oom_killed=oom,

@@ -19,10 +19,10 @@ from builder.runtime.oci import (
     ExitStatus,
     OutputCallback,
     Runc,
-    _exit_code,
-    _read_runc_log,
     cgroup_layout,
     cgroups_path_for,
+    exit_code,
+    read_runc_log,
 )
 
 
@@ -53,7 +53,7 @@ class TerminalRunc(Runc):
         with self._live_lock:
             self._live[container_id] = proc
         try:
-            code = _exit_code(proc.wait())
+            code = exit_code(proc.wait())
         except BaseException:
             self._kill(exe, container_id, proc)
             raise
@@ -61,4 +61,4 @@ class TerminalRunc(Runc):
             with self._live_lock:
                 self._live.pop(container_id, None)
             self._call(exe, "delete", "--force", container_id)
-        return ExitStatus(code=code, runtime_error=_read_runc_log(log) if code else "")
+        return ExitStatus(code=code, runtime_error=read_runc_log(log) if code else "")
