@@ -6,6 +6,7 @@ ingest files removed (a re-pull or rebuild restores what was lost).
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -97,6 +98,19 @@ def _check_ref(
         out.append(FsckProblem(kind="invalid", subject=subject, detail=exc.message))
 
 
+def _check_containers(store: Store, corrupt: set[Digest], out: list[FsckProblem]) -> None:
+    """Each container's image (``containers/<id>/image.json``) must be whole in the store."""
+    for path in sorted(paths.containers_dir(store.root).glob(f"*/{paths.CONTAINER_IMAGE}")):
+        via = f"container {path.parent.name[:12]}"
+        try:
+            desc = Descriptor.from_json(json.loads(path.read_bytes()), str(path))
+        except (OSError, ValueError, StoreError) as exc:
+            detail = exc.message if isinstance(exc, StoreError) else f"unreadable: {exc}"
+            out.append(FsckProblem(kind="invalid", subject=str(path), detail=detail))
+            continue
+        _check_ref(store, desc, via, corrupt, out)
+
+
 def fsck(store: Store, *, repair: bool = False) -> FsckReport:
     problems: list[FsckProblem] = []
     corrupt: set[Digest] = set()
@@ -156,6 +170,7 @@ def fsck(store: Store, *, repair: bool = False) -> FsckReport:
         for record in store.cache.records():
             for root in record.roots:
                 _check_ref(store, root, f"cache record {record.key}", corrupt, problems)
+        _check_containers(store, corrupt, problems)
         for path in store.cas.stale_ingest(grace_seconds=0):
             problems.append(
                 FsckProblem(kind="stale", subject=str(path), detail="abandoned ingest file")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,33 @@ def test_prune_empties_the_temporary_state_directories(store: Store) -> None:
         (store.root / name / "junk").write_text("x")
     prune(store)
     assert all(not any((store.root / name).iterdir()) for name in temporary)
+
+
+def _container_using(store: Store, name: str, image_ref: str) -> Path:
+    """A container directory as ``run`` leaves it: ``containers/<id>/image.json``."""
+    directory = store.root / "containers" / name
+    directory.mkdir(parents=True)
+    descriptor = store.resolve(image_ref).descriptor
+    (directory / "image.json").write_text(json.dumps(descriptor.to_json()))
+    return directory
+
+
+def test_containers_images_are_checked(store: Store) -> None:
+    _container_using(store, "c0ffee" * 4, "app")
+    assert fsck(store).ok  # containers/ is a known state directory, its image whole
+    rec = store.resolve("app")
+    store.untag("app")
+    store.remove_image(rec.descriptor.digest)
+    assert fsck(store).ok  # the container's image is still whole
+    (store.root / "blobs" / "sha256" / rec.descriptor.digest.hex).unlink()
+    report = fsck(store)
+    assert report.missing() == (str(rec.descriptor.digest),)
+    assert str(report.problems[0]).endswith("referenced by container c0ffeec0ffee")
+
+
+def test_unreadable_container_image_record_is_invalid(store: Store) -> None:
+    directory = _container_using(store, "bad", "app")
+    (directory / "image.json").write_text("[]")
+    report = fsck(store)
+    assert [p.kind for p in report.problems] == ["invalid"]
+    assert report.problems[0].subject == str(directory / "image.json")
