@@ -372,14 +372,43 @@ def test_container_prune_and_image_kept_for_containers(ctr: Containers, pb: Buil
     name = ctr.name()
     ctr("run", "-d", "--name", name, built.image_id, "cat", "/kept")
     wait_for("the exit", lambda: not ctr.running(name))
-    ctr("rmi", tag)
-    ctr("prune", "-f")
+    ctr("rmi", "-f", tag)  # untagged: the image stays, dangling, for its container
+    ctr("prune", "-f")  # removes dangling images; the container's image is a root of its own
+    assert ctr("fsck").stdout.startswith("ok: ")
     ctr("start", name)  # the image's blobs survived the prune: the container still starts
     wait_for("the second exit", lambda: not ctr.running(name))
     assert ctr("logs", name).stdout == "kept\nkept\n"
     pruned = ctr("container", "prune", "-f")
     assert "Deleted Containers:" in pruned.stdout
     assert name not in ctr("ps", "-a").stdout
+
+
+def test_rmi_refuses_an_image_a_container_uses(ctr: Containers, pb: Builder) -> None:
+    tag = pb.new_tag("inuse")
+    built = pb.build("FROM busybox\nRUN echo used > /used\n", tag=tag)
+    image = built.image_id.removeprefix("sha256:")[:12]
+    name = ctr.name()
+    ctr("run", "-d", "--name", name, tag, "sleep", "1000")
+    container = str(ctr.inspect(name)["Id"])[:12]
+    refused = ctr("rmi", tag, check=False)
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == (
+        f'Error response from daemon: conflict: unable to remove repository reference "{tag}"'
+        f" (must force) - container {container} is using its referenced image {image}\n"
+    )
+    by_id = ctr("rmi", "-f", built.image_id, check=False)
+    assert by_id.returncode == 1
+    assert by_id.stderr == (
+        f"Error response from daemon: conflict: unable to delete {image} (cannot be forced)"
+        f" - image is being used by running container {container}\n"
+    )
+    ctr("history", tag)  # both refusals left the name in place
+    ctr("stop", "-t", "0", name)  # a stopped container holds its image just the same
+    assert ctr("rmi", tag, check=False).returncode == 1
+    assert ctr("rmi", "-f", tag).stdout == f"Untagged: {tag}\n"
+    assert ctr("rmi", tag, check=False).stderr.startswith("Error response from daemon: No such")
+    ctr("start", name)  # the container still starts from its image
+    assert ctr("exec", name, "cat", "/used").stdout == "used\n"
 
 
 def _read_until(fd: int, token: bytes) -> bytes:

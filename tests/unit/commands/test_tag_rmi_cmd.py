@@ -61,7 +61,8 @@ def test_rmi_by_id_needs_force_for_several_names(
     refused = pybuild(capsys, tmp_path, "rmi", rec.config_digest.short)
     assert refused.rc == 1
     assert refused.err == (
-        f"Error: conflict: unable to delete {rec.config_digest.short} (must be forced)"
+        "Error response from daemon: conflict:"
+        f" unable to delete {rec.config_digest.short} (must be forced)"
         " - image is referenced in multiple repositories\n"
     )
     assert len(_names(tmp_path)[0]) == 2
@@ -88,7 +89,7 @@ def test_rmi_continues_past_unknown_names(
     imported(tmp_path, {"a": b"1"}, "app:1", "app:2")
     r = pybuild(capsys, tmp_path, "rmi", "nope", "app:2")
     assert r.rc == 1
-    assert r.err == "Error: No such image: nope\n"
+    assert r.err == "Error response from daemon: No such image: nope\n"
     assert r.out == "Untagged: app:2\n"
 
 
