@@ -3,8 +3,9 @@
 #   0. every example Dockerfile is linted (`pybuild check`)
 #   1. busybox:latest is made offline (scripts/make-busybox.sh) if the store lacks it
 #   2. psweb is built (multi-stage, final FROM scratch), listed and its history shown
-#   3. psweb runs in the background (`pybuild run psweb`), its page is fetched, then it is stopped
-#      with SIGTERM (the CLI removes its container and mount)
+#   3. psweb runs detached (`pybuild run -d --name psweb-demo -p 127.0.0.1:PORT:8080 psweb`, on
+#      the private network with the port published), its page is fetched, `ps` and `logs` are
+#      shown, then it is stopped and removed (`stop -t 2`, `rm`)
 #   4. the other examples are built (buildargs, onbuild, dockerignore) and run
 # The store is $PYBUILD_ROOT (default /var/lib/pybuild). PSWEB_PORT (default 8080) moves the
 # web server to another port if 8080 is taken. Nothing is left running when the script ends.
@@ -25,16 +26,12 @@ else
   step() { printf '\n== %s\n' "$*"; }
 fi
 
-server_pid=""
-stop_server() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  server_pid=""
+NAME=psweb-demo
+remove_server() {
+  "$PYBUILD" rm -f "$NAME" >/dev/null 2>&1 || true
 }
-trap stop_server EXIT
-trap 'stop_server; exit 130' INT TERM
+trap remove_server EXIT
+trap 'remove_server; exit 130' INT TERM
 
 fetch() {
   if command -v curl >/dev/null 2>&1; then
@@ -76,41 +73,34 @@ if port_busy "$PORT"; then
   echo "demo.sh: port $PORT is already in use; set PSWEB_PORT to a free port" >&2
   exit 1
 fi
-log=$(mktemp)
-if [ "$PORT" = 8080 ]; then
-  step "pybuild run psweb (in the background)"
-  "$PYBUILD" run --stop-timeout 2 psweb >"$log" 2>&1 &
-else
-  step "pybuild run --entrypoint /bin/busybox psweb httpd -f -v -p $PORT -h /www (background)"
-  "$PYBUILD" run --entrypoint /bin/busybox psweb httpd -f -v -p "$PORT" -h /www >"$log" 2>&1 &
-fi
-server_pid=$!
+remove_server  # a container of an interrupted earlier demo
+step "pybuild run -d --name $NAME -p 127.0.0.1:$PORT:8080 psweb"
+"$PYBUILD" run -d --name "$NAME" -p "127.0.0.1:$PORT:8080" psweb
 page=""
 for _ in $(seq 1 100); do
   if page=$(fetch "http://127.0.0.1:$PORT/" 2>/dev/null); then
     break
   fi
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    echo "demo.sh: psweb exited early:" >&2
-    cat "$log" >&2
-    exit 1
-  fi
   sleep 0.1
 done
 if [ -z "$page" ]; then
   echo "demo.sh: no answer from http://127.0.0.1:$PORT/" >&2
-  cat "$log" >&2
+  "$PYBUILD" logs "$NAME" >&2 || true
   exit 1
 fi
 title=$(printf '%s\n' "$page" | sed -n 's:.*<title>\(.*\)</title>.*:\1:p' | head -n 1)
 echo "GET http://127.0.0.1:$PORT/ -> page title: $title"
 
-step "stop psweb (SIGTERM, forwarded to httpd; after --stop-timeout the container is killed, removed and unmounted)"
-stop_server
-echo "server log:"
-sed 's/^/  /' "$log"
-rm -f "$log"
-left=$(runc --root "$PYBUILD_ROOT/runc" list -q 2>/dev/null || true)
+step "pybuild ps"
+"$PYBUILD" ps
+
+step "pybuild logs $NAME"
+"$PYBUILD" logs "$NAME" | sed 's/^/  /'
+
+step "pybuild stop -t 2 $NAME; pybuild rm $NAME (httpd as PID 1 ignores SIGTERM: killed after 2 s)"
+"$PYBUILD" stop -t 2 "$NAME"
+"$PYBUILD" rm "$NAME"
+left=$(runc --root "$PYBUILD_ROOT/runc-containers" list -q 2>/dev/null || true)
 if [ -n "$left" ]; then
   echo "demo.sh: containers left behind: $left" >&2
   exit 1
