@@ -30,7 +30,7 @@ from builder.timings import phase
 # Everything else loads inside build(), after the no-op check: a rebuild whose inputs did not
 # change is answered without the parser, planner, store or engine (see builder.engine.noop).
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     from builder.context.ignore import PatternMatcher
     from builder.engine import noop
@@ -153,16 +153,23 @@ class StoreResolver:
             return self._images[digest]
 
 
-def _build_args(options: BuildOptions) -> tuple[tuple[str, str], ...]:
+def resolve_build_args(
+    pairs: Iterable[tuple[str, str | None]],
+) -> tuple[tuple[str, str], ...]:
+    """Build args with values: ``NAME`` alone (None) takes the environment's value, if set."""
     out: list[tuple[str, str]] = []
-    for key, value in options.build_args:
-        if value is None:  # `--build-arg NAME` takes the value from the environment, if set
+    for key, value in pairs:
+        if value is None:
             env = os.environ.get(key)
             if env is None:
                 continue
             value = env
         out.append((key, value))
     return tuple(out)
+
+
+def _build_args(options: BuildOptions) -> tuple[tuple[str, str], ...]:
+    return resolve_build_args(options.build_args)
 
 
 def _noop_request(

@@ -1,8 +1,9 @@
-"""Reading Dockerfiles for commands: a path, ``-`` for stdin, errors as one line."""
+"""Shared command input: Dockerfiles (a path, ``-`` for stdin, errors as one line), build args."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from builder.errors import BuildError
@@ -19,3 +20,12 @@ def read_dockerfile(name: str) -> tuple[str, str]:
         reason = err.strerror or str(err)
         raise BuildError(f"open {name}: {reason}") from None
     return name, data.decode("utf-8", "surrogateescape")
+
+
+def build_arg_words(words: Iterable[str]) -> tuple[tuple[str, str | None], ...]:
+    """``--build-arg`` words: ``KEY=VALUE``, or ``KEY`` alone (value from the environment)."""
+    out: list[tuple[str, str | None]] = []
+    for word in words:
+        key, eq, value = word.partition("=")
+        out.append((key, value if eq else None))
+    return tuple(out)

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from builder import timings
-from builder.api import BuildOptions, build
+from builder.api import BuildOptions, build, resolve_build_args
+from builder.commands._io import build_arg_words
 from builder.engine.progress import make_sink
 from builder.units import ram_in_bytes
 
@@ -93,7 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.check:
         return _check(args)
-    build_args = tuple(_key_value(a) if "=" in a else (a, None) for a in args.build_arg)
+    build_args = build_arg_words(args.build_arg)
     options = BuildOptions(
         context=args.context,
         dockerfile=args.file,
@@ -139,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     """``--check``: ``pybuild check`` with this build's Dockerfile, arguments and context."""
     # lazy: only --check loads the lint modules
-    from builder.commands.check import Request, evaluate, key_values, report
+    from builder.commands.check import Request, evaluate, report
 
     dockerfile = args.file
     if dockerfile is None:
@@ -150,7 +151,7 @@ def _check(args: argparse.Namespace) -> int:
     request = Request(
         dockerfile=dockerfile,
         context=args.context,
-        build_args=key_values(args.build_arg),
+        build_args=resolve_build_args(build_arg_words(args.build_arg)),
         target=args.target,
         platform=args.platform,
         root=args.root,

@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from builder import __version__
-from builder.commands._io import read_dockerfile
+from builder.api import resolve_build_args
+from builder.commands._io import build_arg_words, read_dockerfile
 from builder.commands._store import add_root_argument
 from builder.context.local import LocalContext
 from builder.engine.checks import base_images
@@ -148,19 +148,6 @@ def _widen(span: Span | None, line: str | None) -> Span | None:
     )
 
 
-def key_values(pairs: Sequence[str]) -> tuple[tuple[str, str], ...]:
-    out: list[tuple[str, str]] = []
-    for pair in pairs:
-        key, eq, value = pair.partition("=")
-        if not eq:
-            env = os.environ.get(key)
-            if env is None:
-                continue
-            value = env
-        out.append((key, value))
-    return tuple(out)
-
-
 def _context_dir(request: Request, path: str) -> Path | None:
     if request.context is not None:
         return Path(request.context)
@@ -263,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
     request = Request(
         dockerfile=args.file,
         context=args.context,
-        build_args=key_values(args.build_arg),
+        build_args=resolve_build_args(build_arg_words(args.build_arg)),
         target=args.target,
         platform=args.platform,
         root=args.root,
