@@ -19,6 +19,14 @@ from builder.errors import LayerError
 BLOCK: Final = 512
 MAX_SPECIAL_FILE: Final = 1 << 20  # PAX / GNU long-name payload cap, as Go's maxSpecialFileSize
 _ZERO_BLOCK: Final = bytes(BLOCK)
+# Field ranges a header must respect before any value reaches a syscall: ids are uid_t/gid_t
+# without (uid_t)-1 (chown's "unchanged"), device numbers are makedev's unsigned ints, mode fits
+# the 7 octal digits of its field, mtime fits the int64 nanoseconds of a timespec conversion.
+_MAX_ID: Final = (1 << 32) - 2
+_MAX_DEV: Final = (1 << 32) - 1
+_MAX_MODE: Final = 0o7777777
+_MIN_TIME_NS: Final = -(1 << 63)
+_MAX_TIME_NS: Final = (1 << 63) - 1
 
 
 class EntryType(enum.Enum):
@@ -102,7 +110,7 @@ def _numeric(field: bytes, what: str) -> int:
     if not text:
         return 0
     if any(c not in b"01234567" for c in text):
-        raise LayerError(f"invalid tar header: bad {what} field {field!r}")
+        raise LayerError(f"bad {what} field {field!r}")
     return int(text, 8)
 
 
@@ -151,11 +159,15 @@ def parse_pax(payload: bytes) -> dict[str, str]:
     return records
 
 
+def _ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def _pax_int(value: str, key: str) -> int:
     text = value.strip()
     body = text[1:] if text.startswith("-") else text
-    if not body.isdigit() or len(body) > 20:
-        raise LayerError(f"invalid PAX header: bad {key} {value[:40]!r}")
+    if not _ascii_digits(body) or len(body) > 20:
+        raise LayerError(f"bad PAX {key} {value[:40]!r}")
     return int(text)
 
 
@@ -163,8 +175,8 @@ def _pax_time_ns(value: str) -> int:
     whole, dot, frac = value.partition(".")
     seconds = _pax_int(whole or "0", "mtime")
     if dot:
-        if not frac.isdigit() or len(frac) > 30:
-            raise LayerError(f"invalid PAX header: bad mtime {value[:40]!r}")
+        if not _ascii_digits(frac) or len(frac) > 30:
+            raise LayerError(f"bad PAX mtime {value[:40]!r}")
         nanos = int((frac + "000000000")[:9])
         return seconds * 1_000_000_000 + (-nanos if whole.startswith("-") else nanos)
     return seconds * 1_000_000_000
@@ -244,12 +256,15 @@ class TarReader:
                     self._done = True
                     return None
                 raise LayerError("invalid tar archive: data after an end-of-archive block")
+            label = f"invalid tar header for entry {_decode(_cstring(block[0:100]))[:200]!r}"
             if not _checksum_ok(block):
-                raise LayerError("invalid tar header: checksum mismatch")
+                raise LayerError(f"{label}: checksum mismatch")
             typeflag = block[156:157]
-            size = _numeric(block[124:136], "size")
-            if size < 0:
-                raise LayerError(f"invalid tar header: negative size {size}")
+            try:
+                size = _numeric(block[124:136], "size")
+            except LayerError as e:
+                raise LayerError(f"{label}: {e}") from None
+            self._check_size(size, label)
             match typeflag:
                 case b"x":
                     pax = parse_pax(self._special(size, "PAX"))
@@ -268,6 +283,14 @@ class TarReader:
                     return self._header(
                         block, typeflag, size, pax=pax, long_name=long_name, long_link=long_link
                     )
+
+    def _check_size(self, size: int, label: str) -> None:
+        if size < 0:
+            raise LayerError(f"{label}: negative size {size}")
+        if size > self._limits.max_bytes:
+            raise LayerError(
+                f"{label}: size {size} exceeds the {self._limits.max_bytes}-byte limit"
+            )
 
     def _header(
         self,
@@ -288,47 +311,54 @@ class TarReader:
             if prefix:
                 name = f"{prefix}/{name}"
         linkname = _decode(_cstring(block[157:257]))
-        mode = _numeric(block[100:108], "mode")
-        uid = _numeric(block[108:116], "uid")
-        gid = _numeric(block[116:124], "gid")
-        mtime_ns = _numeric(block[136:148], "mtime") * 1_000_000_000
-        uname = gname = ""
-        devmajor = devminor = 0
-        if ustar or gnu:
-            uname = _decode(_cstring(block[265:297]))
-            gname = _decode(_cstring(block[297:329]))
-            devmajor = _numeric(block[329:337], "devmajor")
-            devminor = _numeric(block[337:345], "devminor")
-        xattrs: list[tuple[str, bytes]] = []
-        for key, value in pax.items():
-            if key == "path":
-                name = value
-            elif key == "linkpath":
-                linkname = value
-            elif key == "uname":
-                uname = value
-            elif key == "gname":
-                gname = value
-            elif key == "uid":
-                uid = _pax_int(value, key)
-            elif key == "gid":
-                gid = _pax_int(value, key)
-            elif key == "mtime":
-                mtime_ns = _pax_time_ns(value)
-            elif key == "size":
-                size = _pax_int(value, key)
-                if size < 0:
-                    raise LayerError(f"invalid PAX header: negative size {size}")
-            elif key.startswith("SCHILY.xattr."):
-                xattrs.append(
-                    (key[len("SCHILY.xattr.") :], value.encode("utf-8", "surrogateescape"))
-                )
-            elif key.startswith("GNU.sparse."):
-                raise LayerError(f"tar entry {name!r}: sparse files are not supported")
-        if long_name is not None:
-            name = long_name
-        if long_link is not None:
-            linkname = long_link
+        name = pax.get("path", name) if long_name is None else long_name
+        linkname = pax.get("linkpath", linkname) if long_link is None else long_link
+        label = f"invalid tar header for entry {name[:200]!r}"
+        try:
+            mode = _numeric(block[100:108], "mode")
+            uid = _numeric(block[108:116], "uid")
+            gid = _numeric(block[116:124], "gid")
+            mtime_ns = _numeric(block[136:148], "mtime") * 1_000_000_000
+            uname = gname = ""
+            devmajor = devminor = 0
+            if ustar or gnu:
+                uname = _decode(_cstring(block[265:297]))
+                gname = _decode(_cstring(block[297:329]))
+                devmajor = _numeric(block[329:337], "devmajor")
+                devminor = _numeric(block[337:345], "devminor")
+            xattrs: list[tuple[str, bytes]] = []
+            for key, value in pax.items():
+                if key == "uname":
+                    uname = value
+                elif key == "gname":
+                    gname = value
+                elif key == "uid":
+                    uid = _pax_int(value, key)
+                elif key == "gid":
+                    gid = _pax_int(value, key)
+                elif key == "mtime":
+                    mtime_ns = _pax_time_ns(value)
+                elif key == "size":
+                    size = _pax_int(value, key)
+                elif key.startswith("SCHILY.xattr."):
+                    xattrs.append(
+                        (key[len("SCHILY.xattr.") :], value.encode("utf-8", "surrogateescape"))
+                    )
+                elif key.startswith("GNU.sparse."):
+                    raise LayerError("sparse files are not supported")
+        except LayerError as e:
+            raise LayerError(f"{label}: {e}") from None
+        self._check_size(size, label)
+        for number, what, low, high in (
+            (mode, "mode", 0, _MAX_MODE),
+            (uid, "uid", 0, _MAX_ID),
+            (gid, "gid", 0, _MAX_ID),
+            (devmajor, "devmajor", 0, _MAX_DEV),
+            (devminor, "devminor", 0, _MAX_DEV),
+            (mtime_ns, "mtime (ns)", _MIN_TIME_NS, _MAX_TIME_NS),
+        ):
+            if not low <= number <= high:
+                raise LayerError(f"{label}: {what} {number} out of range [{low}, {high}]")
         if typeflag == b"\x00" and name.endswith("/"):
             typeflag = b"5"
         entry_type = _TYPEFLAGS.get(typeflag)

@@ -175,7 +175,7 @@ def test_redos_shaped_pax_values_parse_linearly() -> None:
     value = "1" * 200_000 + "x"
     record = f"size={value}\n"
     payload = f"{len(record) + 7} {record}".encode()
-    with pytest.raises(LayerError, match="invalid PAX header"):
+    with pytest.raises(LayerError, match="bad PAX size"):
         _entries(_pax(payload) + _raw_header(b"f") + bytes(1024))
 
 
@@ -241,3 +241,74 @@ def test_encode_header_round_trips() -> None:
     data = encode_header(hdr) + b"abc".ljust(512, b"\0") + bytes(1024)
     (back,) = _entries(data)
     assert back == hdr
+
+
+def _with_field(block: bytes, start: int, value: bytes) -> bytes:
+    """``block`` with ``value`` at ``start`` and its checksum recomputed."""
+    out = bytearray(block)
+    out[start : start + len(value)] = value
+    out[148:156] = b" " * 8
+    out[148:156] = f"{sum(out):06o}\0 ".encode()
+    return bytes(out)
+
+
+def _base256(value: int, width: int = 8) -> bytes:
+    raw = bytearray(value.to_bytes(width, "big", signed=True))
+    raw[0] |= 0x80
+    return bytes(raw)
+
+
+@pytest.mark.parametrize(
+    ("start", "field", "what"),
+    [
+        (108, _base256(-5), "uid -5 out of range"),
+        (116, _base256(-1), "gid -1 out of range"),
+        (108, _base256(1 << 40), f"uid {1 << 40} out of range"),
+        (100, _base256(1 << 30), f"mode {1 << 30} out of range"),
+        (100, _base256(-0o644), "mode -420 out of range"),
+        (136, _base256(1 << 62, 12), "mtime \\(ns\\) .* out of range"),
+        (329, _base256(1 << 33), f"devmajor {1 << 33} out of range"),
+        (337, _base256(-2), "devminor -2 out of range"),
+        (108, b"12x4567\0", "bad uid field"),
+    ],
+)
+def test_out_of_range_header_fields_are_refused_naming_the_entry(
+    start: int, field: bytes, what: str
+) -> None:
+    block = _with_field(_raw_header(b"etc/evil"), start, field)
+    with pytest.raises(LayerError, match=f"^invalid tar header for entry 'etc/evil': {what}"):
+        _entries(block + bytes(1024))
+
+
+@pytest.mark.parametrize(
+    ("records", "what"),
+    [
+        (_rec("uid", "abc"), "bad PAX uid 'abc'"),
+        (_rec("uid", "-7"), "uid -7 out of range"),
+        (_rec("gid", "4294967295"), "gid 4294967295 out of range"),
+        (_rec("uid", "\u00b2"), "bad PAX uid"),
+        (_rec("mtime", "1.\u0663"), "bad PAX mtime"),
+        (_rec("mtime", "99999999999999999999"), "mtime \\(ns\\) .* out of range"),
+        (_rec("size", "99999999999999999999"), "size 99999999999999999999 exceeds"),
+        (_rec("size", "-1"), "negative size -1"),
+    ],
+)
+def test_bad_pax_values_are_refused_naming_the_entry(records: bytes, what: str) -> None:
+    data = _pax(_rec("path", "p/x") + records) + _raw_header(b"f") + bytes(1024)
+    with pytest.raises(LayerError, match=f"^invalid tar header for entry 'p/x': {what}"):
+        _entries(data)
+
+
+def test_size_over_the_archive_limit_is_refused() -> None:
+    size = f"{4096:011o}\0".encode()
+    data = _raw_header(b"big", size=size) + bytes(4096) + bytes(1024)
+    with pytest.raises(LayerError, match="entry 'big': size 4096 exceeds the 1024-byte limit"):
+        _entries(data, TarLimits(max_bytes=1024))
+
+
+def test_fields_at_the_edges_of_their_range_are_accepted() -> None:
+    block = _raw_header(b"edge")
+    block = _with_field(block, 108, _base256((1 << 32) - 2))
+    block = _with_field(block, 136, _base256(-1, 12))
+    (hdr,) = _entries(block + bytes(1024))
+    assert (hdr.uid, hdr.mtime_ns) == ((1 << 32) - 2, -1_000_000_000)
