@@ -35,6 +35,20 @@ from builder.oci.tarformat import EntryType, TarHeader, TarLimits, TarReader
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
+
+def kept_xattr(name: str) -> bool:
+    """Whether extraction sets the layer's extended attribute ``name`` (docs/SECURITY.md).
+
+    Allowlist: ``user.*`` and ``security.capability`` (file capabilities, as docker keeps).
+    ``trusted.*`` (overlay metadata among them) and the other ``security.*`` names (SELinux
+    labels, IMA/EVM signatures) come from whoever built the image and steer the host's kernel,
+    so they are dropped; so is ``user.overlay.*``, which overlayfs reads in userxattr mode.
+    """
+    if name.startswith("user."):
+        return not name.startswith("user.overlay.")
+    return name == "security.capability"
+
+
 WHITEOUT_PREFIX: Final = ".wh."
 OPAQUE_MARKER: Final = ".wh..wh..opq"
 _META_PREFIX: Final = ".wh..wh."
@@ -336,7 +350,7 @@ class _Applier:
             os.fchown(fd, hdr.uid, hdr.gid)
         os.fchmod(fd, hdr.mode & 0o7777)
         for key, value in hdr.xattrs:
-            if key.startswith("trusted.overlay."):
+            if not kept_xattr(key):
                 continue
             try:
                 os.setxattr(fd, key, value)

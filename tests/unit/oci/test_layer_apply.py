@@ -15,6 +15,7 @@ from tarcraft import build_tar
 from builder.digest import Digest
 from builder.errors import DigestMismatchError, LayerError
 from builder.oci.layer import EntryType, LayerEntry, apply_layer, write_layer
+from builder.oci.layer_apply import kept_xattr
 from builder.oci.types import Compression
 from tests.conftest import require
 
@@ -227,3 +228,49 @@ def test_deep_tree_removal_has_no_recursion_limit(rootfs: Path) -> None:
     os.close(fd)
     apply_layer(io.BytesIO(_layer([LayerEntry.whiteout("top")])), rootfs)
     assert not deep.exists()
+
+
+_CAPABILITY = b"\x01\x00\x00\x02\x00\x04\x00\x00" + bytes(12)  # v2, cap_net_bind_service
+
+
+def test_only_allowlisted_xattrs_are_extracted(rootfs: Path) -> None:
+    """``user.*`` and ``security.capability`` are set; ``trusted.*``, the other ``security.*``
+    names and ``user.overlay.*`` are dropped (docs/SECURITY.md, extended attributes)."""
+    names = {
+        "user.k": b"v",
+        "security.capability": _CAPABILITY,
+        "trusted.overlay.opaque": b"y",
+        "trusted.evil": b"1",
+        "security.selinux": b"system_u:object_r:shadow_t:s0",
+        "security.ima": b"\x03\x02",
+        "user.overlay.opaque": b"y",
+    }
+    entries = [
+        LayerEntry(path="f", data=b"x", xattrs=tuple(sorted(names.items()))),
+        LayerEntry(path="d", type=EntryType.DIR, mode=0o755, xattrs=(("trusted.evil", b"1"),)),
+    ]
+    apply_layer(io.BytesIO(_layer(entries)), rootfs)
+    kept = {k: os.getxattr(rootfs / "f", k) for k in os.listxattr(rootfs / "f")}
+    want = {"user.k": b"v"}
+    if require(os.geteuid() == 0, "root, to set security.capability"):
+        want["security.capability"] = _CAPABILITY
+    assert kept == want
+    assert os.listxattr(rootfs / "d") == []
+
+
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [
+        ("user.mime_type", True),
+        ("security.capability", True),
+        ("user.overlay.redirect", False),
+        ("trusted.overlay.opaque", False),
+        ("trusted.foo", False),
+        ("security.selinux", False),
+        ("security.evm", False),
+        ("security.capability.x", False),
+        ("system.posix_acl_access", False),
+    ],
+)
+def test_xattr_allowlist(name: str, kept: bool) -> None:
+    assert kept_xattr(name) is kept
