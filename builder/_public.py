@@ -65,6 +65,7 @@ def build(
     cpus: float | None = None,
     runtime: str = "runc",
     root: PathLike | None = None,
+    secrets: str | Iterable[str] = (),
     on_event: EventCallback | None = None,
 ) -> BuildResult:
     """Build the Dockerfile of ``context`` and store the image, as ``pybuild build`` does.
@@ -74,8 +75,10 @@ def build(
     private, ``none``, ``host`` with ``allow=["network.host"]``); ``tags`` name the image
     (``"app:1"``); a ``build_args`` value of None takes the variable from the environment;
     ``memory`` is bytes or Docker's syntax (``"512m"``); ``root`` is the image store
-    (default ``$PYBUILD_ROOT``). ``on_event`` receives every progress event
-    (:mod:`builder.engine.events`), one call at a time, possibly from a worker thread.
+    (default ``$PYBUILD_ROOT``); ``secrets`` are ``--secret`` specs
+    (``"id=tok,src=token.txt"``, ``"id=tok,env=TOKEN"``; ``"id=tok"`` reads ``$tok``).
+    ``on_event`` receives every progress event (:mod:`builder.engine.events`), one call at a
+    time, possibly from a worker thread.
 
     Returns the image ID, the manifest digest, the full tag names and one
     :class:`~builder.engine.scheduler.StepResult` per layer step. Raises
@@ -86,6 +89,7 @@ def build(
     # lazy: import builder stays cheap; the engine loads when a build starts
     from builder.api import BuildOptions
     from builder.api import build as run_build
+    from builder.engine.secrets import parse_secret_spec
 
     if isinstance(memory, str):
         from builder.units import ram_in_bytes  # lazy: only for a memory given as text
@@ -110,6 +114,9 @@ def build(
         cpus=cpus,
         runtime=runtime,
         root=os.fspath(root) if root is not None else None,
+        secrets=tuple(
+            parse_secret_spec(s) for s in ([secrets] if isinstance(secrets, str) else secrets)
+        ),
     )
     return run_build(options, sink=_CallbackSink(on_event))
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from builder.context.ignore import PatternMatcher
     from builder.engine import noop
     from builder.engine.scheduler import Machinery, StepResult
+    from builder.engine.secrets import SecretSpec
     from builder.lint.inputs import LintInputs
     from builder.oci.descriptor import Platform
     from builder.oci.image import ImageValue
@@ -64,6 +65,7 @@ class BuildOptions:
     cpus: float | None = None
     runtime: str = "runc"
     root: str | None = None
+    secrets: tuple[SecretSpec, ...] = ()  # --secret; values are read when a step mounts them
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,6 +245,11 @@ def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
     # lazy: `import builder.api` stays light; a build loads what it needs
     from builder.store.paths import default_store_root
 
+    if options.secrets:
+        # lazy: only builds given --secret; checked before anything runs, as buildx does
+        from builder.engine.secrets import secret_store
+
+        secret_store(options.secrets)
     build_args = _build_args(options)
     root = Path(options.root) if options.root else default_store_root()
     if is_local_context(options.context):
@@ -452,6 +459,7 @@ def _build(
         # lazy: the build machinery loads after the no-op check (builder.engine.noop)
         from builder.context.local import LocalContext
         from builder.engine.scheduler import EngineSettings, Scheduler, final_image, timestamp
+        from builder.engine.secrets import secret_store
         from builder.oci.descriptor import Platform
         from builder.plan import PlanRequest, entitlements, plan
         from builder.reference import parse as parse_ref
@@ -534,6 +542,7 @@ def _build(
                     memory=options.memory,
                     cpus=options.cpus,
                     source_date_epoch=epoch,
+                    secrets=secret_store(options.secrets),
                 ),
                 machinery=lambda: open_machinery(store, runtime=options.runtime),
                 identity=identity,

@@ -11,6 +11,8 @@ from builder import timings
 from builder.api import BuildOptions, build, resolve_build_args
 from builder.commands._io import build_arg_words
 from builder.engine.progress import make_sink
+from builder.engine.secrets import SecretSpec, parse_secret_spec
+from builder.errors import BuildError
 from builder.units import ram_in_bytes
 
 HELP = "Build an image from a Dockerfile (like `docker build`)."
@@ -29,6 +31,13 @@ def _memory(text: str) -> int:
     if size is None:
         raise argparse.ArgumentTypeError(f"invalid size: {text!r}")
     return size
+
+
+def _secret(text: str) -> SecretSpec:
+    try:
+        return parse_secret_spec(text)
+    except BuildError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +82,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="grant an entitlement: network.host, security.insecure",
     )
     parser.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        type=_secret,
+        metavar="id=ID[,src=FILE|,env=VAR]",
+        help="expose a secret to RUN --mount=type=secret (id=ID alone: the variable or file ID)",
+    )
+    parser.add_argument(
         "--progress", default="auto", choices=("auto", "tty", "plain", "quiet"), help="output"
     )
     parser.add_argument("--iidfile", metavar="FILE", help="write the image ID to FILE")
@@ -111,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         cpus=args.cpus,
         runtime=args.runtime,
         root=args.root,
+        secrets=tuple(args.secret),
     )
     quiet = args.quiet or args.progress == "quiet"
     sink = make_sink(args.progress, sys.stderr, quiet=quiet)

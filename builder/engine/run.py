@@ -30,7 +30,7 @@ import os
 import shutil
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -69,6 +69,7 @@ from builder.syntax.gotext import go_quote
 from builder.timings import phase
 
 if TYPE_CHECKING:
+    from builder.engine.secrets import SecretStore
     from builder.plan import RunFile, RunMount, RunStep, Source
 
 __all__ = [
@@ -81,7 +82,6 @@ __all__ = [
 
 OUTPUT_TAIL_LINES: Final = 20
 OUTPUT_TAIL_BYTES: Final = 64 * 1024
-MAX_SECRET_BYTES: Final = 500 * 1024  # BuildKit's limit
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,13 +90,13 @@ class MountSources:
 
     ``bind_root`` maps a mount's ``source`` (context, stage, image) to a host directory that
     stays unchanged while the step runs (the context dir, a read-only mount of the stage);
-    ``source_path`` is resolved inside it. ``secrets`` maps secret ids to host files.
+    ``source_path`` is resolved inside it. ``secrets`` gives secret values by id.
     ``cache_dir`` holds cache mounts (one directory per hashed id; ``cache_namespace`` is
     ``BUILDKIT_CACHE_MOUNT_NS``).
     """
 
     bind_root: Callable[[Source | None], Path] | None = None
-    secrets: Mapping[str, Path] | None = None
+    secrets: SecretStore | None = None
     cache_dir: Path | None = None
     cache_namespace: str = ""
 
@@ -290,18 +290,11 @@ class _MountBuilder:
     def _secret(self, m: RunMount) -> _Planned | None:
         spec = m.mount
         secret_id = m.id or spec.id or os.path.basename(m.target)
-        src = (self.sources.secrets or {}).get(secret_id)
-        if src is None:
+        data = self.sources.secrets.get(secret_id) if self.sources.secrets is not None else None
+        if data is None:
             if spec.required:
                 raise ExecutionError(f"secret {secret_id}: not found")
             return None
-        try:
-            with open(src, "rb") as f:
-                data = f.read(MAX_SECRET_BYTES + 1)
-        except OSError as exc:
-            raise ExecutionError(f"secret {secret_id}: cannot read: {exc.strerror}") from None
-        if len(data) > MAX_SECRET_BYTES:
-            raise ExecutionError(f"secret {secret_id}: larger than {MAX_SECRET_BYTES} bytes")
         if spec.env:
             self.env.append(f"{spec.env}={data.decode('utf-8', errors='replace')}")
         if not m.target:

@@ -64,6 +64,7 @@ from builder.store import CacheRecord, Store, paths
 from builder.timings import phase
 
 if TYPE_CHECKING:
+    from builder.engine.secrets import SecretStore
     from builder.runtime.network import NetworkProvider
     from builder.runtime.oci import Runtime
     from builder.snapshot.base import Snapshotter
@@ -115,6 +116,7 @@ class EngineSettings:
     memory: int | None = None
     cpus: float | None = None
     source_date_epoch: int | None = None
+    secrets: SecretStore | None = None  # values by id for RUN --mount=type=secret
 
 
 @dataclass(slots=True)
@@ -492,6 +494,7 @@ class Scheduler:
                 sources=MountSources(
                     bind_root=lambda source: roots[id(source)],
                     cache_dir=self.store.root / paths.CACHEMOUNTS,
+                    secrets=self.settings.secrets,
                 ),
                 bundle_dir=self.store.root / paths.TMP,
                 overlay=tools.snapshotter,

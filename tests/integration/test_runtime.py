@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from builder.engine.run import MountSources, run_on_layers, run_step
+from builder.engine.secrets import SecretSpec, secret_store
 from builder.errors import ExecutionError, RunStepError, Span
 from builder.oci.layer_apply import list_entries
 from builder.oci.types import History
@@ -463,14 +464,25 @@ def test_secret_mount_is_private_and_never_in_the_layer(env: Env, tmp_path: Path
         "cat /run/secrets/tok; echo; stat -c '%a %u' /run/secrets/tok; echo $TOKEN",
         mounts=(RunMount(mount=m, target="/run/secrets/tok", id="tok"),),
     )
-    result = run(env, step, sources=MountSources(secrets={"tok": secret}))
+    result = run(
+        env,
+        step,
+        sources=MountSources(secrets=secret_store([SecretSpec(id="tok", file=str(secret))])),
+    )
     assert result.output.splitlines() == [value, "400 0", ""]
     assert result.entries == ()
     env_mount = ir.Mount(
         spec="type=secret,id=tok,env=TOKEN", type=ir.MountType.SECRET, id="tok", env="TOKEN"
     )
     step2 = sh("echo $TOKEN", mounts=(RunMount(mount=env_mount, target="", id="tok"),))
-    assert run(env, step2, sources=MountSources(secrets={"tok": secret})).output == value + "\n"
+    assert (
+        run(
+            env,
+            step2,
+            sources=MountSources(secrets=secret_store([SecretSpec(id="tok", file=str(secret))])),
+        ).output
+        == value + "\n"
+    )
 
 
 def test_required_secret_missing(env: Env) -> None:
