@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import threading
@@ -32,16 +31,28 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from builder.errors import EnvironmentUnavailableError, ExecutionError
+from builder.runtime.runc_version import runc_warnings
 from builder.timings import phase
 
 KILL_GRACE_SECONDS: Final = 10.0
 DEFAULT_STATE_ROOT: Final = Path("/run/pybuild/runc")
-# runc fixes pybuild relies on; older versions get a warning (distributions backport fixes,
-# e.g. Debian's 1.1.5+ds1-1+deb12u1 carries the CVE-2024-21626 fix)
-MIN_RUNC: Final = (1, 1, 12)
-_VERSION: Final = re.compile(r"version (\d+)\.(\d+)\.(\d+)")
 
 OutputCallback = Callable[[bytes], None]
+
+
+def _debian_package_version(package: str) -> str | None:
+    """The installed version of a Debian package, or None (not installed, no dpkg)."""
+    try:
+        done = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Version}", package],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -237,15 +248,9 @@ class Runc:
             ).stdout
         except (OSError, subprocess.SubprocessError) as exc:
             raise EnvironmentUnavailableError(f"{exe} --version failed: {exc}") from None
-        match = _VERSION.search(out)
-        if self.name == "runc" and match is not None:
-            version = tuple(int(x) for x in match.groups())
-            if version < MIN_RUNC and "deb12u1" not in out:
-                warnings.append(
-                    f"runc {'.'.join(map(str, version))} is older than"
-                    f" {'.'.join(map(str, MIN_RUNC))} (CVE-2024-21626); make sure your"
-                    " distribution backported the fix"
-                )
+        if self.name == "runc":
+            # runc fixes pybuild relies on; distributions backport them (runc_version).
+            warnings.extend(runc_warnings(out, _debian_package_version("runc")))
         return tuple(warnings)
 
     def swap_accounting(self) -> bool:
