@@ -14,7 +14,8 @@ Per step (BuildKit semantics):
   overlay), ``cache`` (persistent directory keyed by id under ``MountSources.cache_dir``;
   ``sharing`` approximated with flocks: shared = shared lock, locked = exclusive lock (waits),
   private = the first instance nobody holds), ``tmpfs``, ``secret`` (a private copy with mode
-  0400 bound read-only, or an environment variable; never in the rootfs); ``ssh`` and
+  0400 bound read-only from /dev/shm, or an environment variable, the step's bundle then on
+  /dev/shm too; never in the rootfs); ``ssh`` and
   ``cache,from=`` are refused as not supported yet;
 - a non-zero exit raises ``RunStepError`` with BuildKit's message
   ``process "/bin/sh -c exit 3" did not complete successfully: exit code: 3`` and the last
@@ -300,8 +301,7 @@ class _MountBuilder:
         if not m.target:
             return None
         if self.secret_dir is None:
-            shm = Path("/dev/shm")
-            parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else self.bundle
+            parent = _memory_dir() or self.bundle
             self.secret_dir = Path(tempfile.mkdtemp(prefix="pybuild-secrets-", dir=parent))
             self.stack.callback(shutil.rmtree, self.secret_dir, True)
         sdir = Path(tempfile.mkdtemp(dir=self.secret_dir))
@@ -313,6 +313,12 @@ class _MountBuilder:
         os.chown(path, spec.uid or 0, spec.gid or 0)
         path.chmod(spec.mode if spec.mode is not None else 0o400)
         return _Planned(destination=m.target, directory=False, mount=bind(path, m.target))
+
+
+def _memory_dir() -> Path | None:
+    """``/dev/shm`` (a tmpfs) when writable, for files holding secret values."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
 def _heredoc_mounts(bundle: Path, files: Sequence[RunFile]) -> list[_Planned]:
@@ -396,6 +402,9 @@ def _run_step(
     user = resolve_user(rootfs, step.user)
     hostname = step.hostname or DEFAULT_HOSTNAME
     workdir = paths.clean_abs(step.workdir or "/")
+    if any(m.mount.type is ir.MountType.SECRET and m.mount.env for m in step.mounts):
+        # the runtime's config.json holds a secret env value: keep it in memory, off the disk
+        bundle_dir = _memory_dir() or bundle_dir
     if bundle_dir is not None:
         bundle_dir.mkdir(parents=True, exist_ok=True)
     bundle = Path(tempfile.mkdtemp(prefix="pybuild-run-", dir=bundle_dir))

@@ -26,7 +26,8 @@ FILE_STEP = (
 ENV_STEP = (
     "RUN --mount=type=secret,id=tok,env=TOK,target=/s/t,mode=0440,uid=1,gid=2"
     ' printf %s "$TOK" | sha256sum | cut -d" " -f1 > /env.sha'
-    " && stat -c '%a %u %g' /s/t > /t.stat\n"
+    " && stat -c '%a %u %g' /s/t > /t.stat"
+    " && grep ' /etc/hosts ' /proc/self/mountinfo | sed 's/.* - //' | cut -d' ' -f1 > /hosts.fs\n"
 )
 
 
@@ -55,6 +56,8 @@ def test_secret_from_file_and_env_reaches_run_but_not_the_layer(pb: Builder) -> 
     assert files["/tok.stat"].text.strip() == "400 0 0"
     assert files["/env.sha"].text.strip() == _sha(value)
     assert files["/t.stat"].text.strip() == "440 1 2"
+    # the step's runtime bundle (its config.json holds the env value) is in memory, not on disk
+    assert files["/hosts.fs"].text.strip() == "tmpfs"
     assert "/run/secrets/tok" not in files
     assert "/s" not in files
     assert [p for p, e in files.items() if value.encode() in e.content] == []
