@@ -33,11 +33,10 @@ from typing import Final
 
 from builder.errors import ContextError
 from builder.store import paths
-from builder.urls import GitURL, redact
+from builder.urls import GitURL, is_full_commit, redact
 
 DEFAULT_TIMEOUT: Final = 1800.0  # seconds for one whole fetch
 _PROTOCOLS: Final = "https:http:git:ssh"
-_SHA: Final = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _ABBREV: Final = re.compile(r"^[0-9a-f]{4,39}$")
 _STDERR_LIMIT: Final = 64 << 10
 
@@ -145,7 +144,7 @@ class _Git:
         refs: dict[str, str] = {}
         for line in out.splitlines():
             sha, _, name = line.partition("\t")
-            if _SHA.match(sha) and name:
+            if is_full_commit(sha) and name:
                 refs[name] = sha
         if wanted == "HEAD" and "HEAD" in refs:
             return refs["HEAD"], "HEAD"
@@ -153,7 +152,7 @@ class _Git:
         for name in (wanted, f"refs/tags/{wanted}", f"refs/heads/{wanted}"):
             if name in refs:
                 return refs.get(f"{name}^{{}}", refs[name]), name
-        if _ABBREV.match(ref) or _SHA.match(ref):
+        if _ABBREV.match(ref) or is_full_commit(ref):
             return None, None
         raise ContextError(f"{self.url.display}: unknown ref {ref or 'HEAD'!r}")
 
@@ -216,7 +215,7 @@ class _Git:
             what="rev-parse",
         )
         sha = out.strip()
-        if not _SHA.match(sha):
+        if not is_full_commit(sha):
             raise ContextError(f"{self.url.display}: unknown ref {rev!r}")
         return sha
 

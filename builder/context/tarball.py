@@ -25,10 +25,8 @@ from builder.oci.compress import DecompressingReader
 from builder.oci.layer_apply import apply_layer
 from builder.oci.tarformat import TarLimits, TarReader
 
-_GZIP: Final = b"\x1f\x8b"
 _BZIP2: Final = b"BZh"
 _XZ: Final = b"\xfd7zXZ\x00"
-_ZSTD: Final = b"\x28\xb5\x2f\xfd"
 _PROBE_BYTES: Final = 1 << 16
 
 
