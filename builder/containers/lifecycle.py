@@ -626,7 +626,3 @@ class Containers:
 
 
 LOG_SIZE_MAX: Final = 10 * 1024 * 1024  # bytes of ctr.log before conmon starts it afresh
-
-
-def signal_number(name: str) -> int:
-    return int(signal.Signals[name])

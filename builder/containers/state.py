@@ -356,10 +356,6 @@ class ContainerStore:
     def delete(self, container_id: str) -> None:
         shutil.rmtree(self.directory(container_id), ignore_errors=False)
 
-    def manifests(self) -> list[dict[str, Any]]:
-        """The image manifests containers use (roots for prune)."""
-        return [c.config.manifest for c in self.all()]
-
 
 def now() -> float:
     return time.time()

@@ -104,9 +104,6 @@ def analyze(ast: AST) -> Analysis:
     return _Analyzer(ast, collect=True).run()
 
 
-# --------------------------------------------------------------------------- locating tokens
-
-
 # --------------------------------------------------------------------------- one instruction
 
 
