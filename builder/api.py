@@ -13,7 +13,7 @@ import sys
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from builder import timings
 from builder.digest import Digest
@@ -205,9 +205,6 @@ def _noop_request(
     return noop.request(root=root, context=context_dir, dockerfile=dockerfile, settings=settings)
 
 
-RUNTIMES: Final = ("runc", "crun")
-
-
 def open_machinery(
     store: Store, *, runtime: str = "runc", terminal: bool = False, interactive: bool = False
 ) -> Machinery:
@@ -220,7 +217,7 @@ def open_machinery(
     from builder.runtime.oci import Crun, Runc
     from builder.runtime.terminal import TerminalRunc
     from builder.snapshot.layerdirs import LayerDirs
-    from builder.store.paths import runtime_state_dir
+    from builder.store.paths import RUNTIMES, runtime_state_dir
 
     oci: Runc
     match runtime:

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from builder.commands._format import human_duration
+from builder.commands._io import memory_size
 from builder.commands._store import add_root_argument, open_store
 from builder.errors import BuildError
-from builder.units import ram_in_bytes
 
 if TYPE_CHECKING:
     from builder.containers.lifecycle import Containers
@@ -186,13 +186,6 @@ def inspect_json(container: Container) -> dict[str, Any]:
 # -- run -------------------------------------------------------------------------------------
 
 
-def _memory(text: str) -> int:
-    size = ram_in_bytes(text)
-    if size is None:
-        raise argparse.ArgumentTypeError(f"invalid size: {text!r}")
-    return size
-
-
 def add_container_flags(parser: argparse.ArgumentParser) -> None:
     """``docker run``'s flags for a container that outlives the command (``-d``) or is
     published (``-p``), and its network."""
@@ -219,7 +212,7 @@ def add_container_flags(parser: argparse.ArgumentParser) -> None:
         "--mount", action="append", default=[], metavar="type=bind,source=S,target=T[,readonly]"
     )
     parser.add_argument("--restart", default="no", metavar="no|on-failure[:N]|always")
-    parser.add_argument("--memory", "-m", type=_memory, metavar="BYTES")
+    parser.add_argument("--memory", "-m", type=memory_size, metavar="BYTES")
     parser.add_argument("--cpus", type=float, metavar="N")
     parser.add_argument("--pids-limit", type=int, metavar="N")
     parser.add_argument("--stop-signal", metavar="SIGNAL")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from builder.errors import BuildError
+from builder.units import ram_in_bytes
 
 
 def read_dockerfile(name: str) -> tuple[str, str]:
@@ -20,6 +22,14 @@ def read_dockerfile(name: str) -> tuple[str, str]:
         reason = err.strerror or str(err)
         raise BuildError(f"open {name}: {reason}") from None
     return name, data.decode("utf-8", "surrogateescape")
+
+
+def memory_size(text: str) -> int:
+    """``--memory`` as docker reads it (go-units ``RAMInBytes``: ``512m``, ``1g``, ``1.5GiB``)."""
+    size = ram_in_bytes(text)
+    if size is None:
+        raise argparse.ArgumentTypeError(f"invalid size: {text!r}")
+    return size
 
 
 def build_arg_words(words: Iterable[str]) -> tuple[tuple[str, str | None], ...]:

@@ -9,11 +9,10 @@ from pathlib import Path
 
 from builder import timings
 from builder.api import BuildOptions, build, resolve_build_args
-from builder.commands._io import build_arg_words
+from builder.commands._io import build_arg_words, memory_size
 from builder.engine.progress import make_sink
 from builder.engine.secrets import SecretSpec, parse_secret_spec
 from builder.errors import BuildError
-from builder.units import ram_in_bytes
 
 HELP = "Build an image from a Dockerfile (like `docker build`)."
 
@@ -23,14 +22,6 @@ def _key_value(text: str) -> tuple[str, str]:
     if not key:
         raise argparse.ArgumentTypeError(f"invalid argument {text!r}: expected KEY=VALUE")
     return key, value
-
-
-def _memory(text: str) -> int:
-    """``--memory`` as docker reads it (go-units ``RAMInBytes``: ``512m``, ``1g``, ``1.5GiB``)."""
-    size = ram_in_bytes(text)
-    if size is None:
-        raise argparse.ArgumentTypeError(f"invalid size: {text!r}")
-    return size
 
 
 def _secret(text: str) -> SecretSpec:
@@ -96,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
     parser.add_argument("--platform", metavar="OS/ARCH", help="target platform (default: host)")
     parser.add_argument(
-        "--memory", type=_memory, metavar="BYTES", help="memory limit for RUN (e.g. 512m)"
+        "--memory", type=memory_size, metavar="BYTES", help="memory limit for RUN (e.g. 512m)"
     )
     parser.add_argument("--cpus", type=float, metavar="N", help="CPU limit for RUN")
     parser.add_argument("--runtime", default="runc", choices=("runc", "crun"))
