@@ -137,7 +137,7 @@ class _Breakout(ContextError):
 def _rel_parts(name: str, what: str) -> tuple[str, ...]:
     """A member name as path components below the destination; ``..`` escapes are refused."""
     cleaned = paths.clean(name)
-    parts = tuple(p for p in cleaned.split("/") if p not in ("", "."))
+    parts = tuple(paths.split(cleaned))
     if parts and parts[0] == "..":
         raise _Breakout(f"{what} {name!r} is outside of the destination (breakout)")
     return parts

@@ -76,10 +76,6 @@ def normalize_dest(dest: str, workdir: str) -> str:
     return joined
 
 
-def _split(path: str) -> tuple[str, ...]:
-    return tuple(c for c in path.split("/") if c not in ("", "."))
-
-
 # --- applying ----------------------------------------------------------------------------------
 
 
@@ -357,7 +353,7 @@ def _apply_item(
         fd = item.fs.open_file(item.node.comps)
         try:
             if is_archive(fd):
-                target = tree.resolve(_split(dest))
+                target = tree.resolve(tuple(paths.split(dest)))
                 tree.mkdir_all(target, mode=0o755, owner=owner)
                 extract_archive(fd, tree, target, owner=owner, clamp_ns=clamp_ns, label=item.label)
                 return
@@ -367,9 +363,10 @@ def _apply_item(
     ensure = head + "/" if tail not in ("", ".") else dest
     # Missing parents are 0755 and owned by the --chown user (fsutil's MkdirAll); --chmod is
     # for what is copied, which includes a directory source's own top directory.
-    if _split(ensure):
-        tree.mkdir_all(tree.resolve(_split(ensure)), mode=0o755, owner=owner)
-    dst = tree.resolve(_split(paths.clean(dest)))
+    parts = tuple(paths.split(ensure))
+    if parts:
+        tree.mkdir_all(tree.resolve(parts), mode=0o755, owner=owner)
+    dst = tree.resolve(tuple(paths.split(paths.clean(dest))))
     found = tree.lookup(dst)
     src_dir = item.node.is_dir
     dest_is_dir = found is not None and found.is_dir
