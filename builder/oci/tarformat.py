@@ -182,6 +182,11 @@ def _pax_time_ns(value: str) -> int:
     return seconds * 1_000_000_000
 
 
+def _label(name: str) -> str:
+    """The head of a header error: which entry (its name cut to 200 characters)."""
+    return f"invalid tar header for entry {name[:200]!r}"
+
+
 class TarReader:
     """Iterate entries of a tar stream; ``read`` returns the current entry's content."""
 
@@ -256,15 +261,16 @@ class TarReader:
                     self._done = True
                     return None
                 raise LayerError("invalid tar archive: data after an end-of-archive block")
-            label = f"invalid tar header for entry {_decode(_cstring(block[0:100]))[:200]!r}"
+            # the entry's name goes into an error message only when there is an error
             if not _checksum_ok(block):
-                raise LayerError(f"{label}: checksum mismatch")
+                raise LayerError(f"{_label(_decode(_cstring(block[0:100])))}: checksum mismatch")
             typeflag = block[156:157]
             try:
                 size = _numeric(block[124:136], "size")
             except LayerError as e:
-                raise LayerError(f"{label}: {e}") from None
-            self._check_size(size, label)
+                raise LayerError(f"{_label(_decode(_cstring(block[0:100])))}: {e}") from None
+            if (problem := self._size_problem(size)) is not None:
+                raise LayerError(f"{_label(_decode(_cstring(block[0:100])))}: {problem}")
             match typeflag:
                 case b"x":
                     pax = parse_pax(self._special(size, "PAX"))
@@ -284,13 +290,12 @@ class TarReader:
                         block, typeflag, size, pax=pax, long_name=long_name, long_link=long_link
                     )
 
-    def _check_size(self, size: int, label: str) -> None:
+    def _size_problem(self, size: int) -> str | None:
         if size < 0:
-            raise LayerError(f"{label}: negative size {size}")
+            return f"negative size {size}"
         if size > self._limits.max_bytes:
-            raise LayerError(
-                f"{label}: size {size} exceeds the {self._limits.max_bytes}-byte limit"
-            )
+            return f"size {size} exceeds the {self._limits.max_bytes}-byte limit"
+        return None
 
     def _header(
         self,
@@ -313,7 +318,6 @@ class TarReader:
         linkname = _decode(_cstring(block[157:257]))
         name = pax.get("path", name) if long_name is None else long_name
         linkname = pax.get("linkpath", linkname) if long_link is None else long_link
-        label = f"invalid tar header for entry {name[:200]!r}"
         try:
             mode = _numeric(block[100:108], "mode")
             uid = _numeric(block[108:116], "uid")
@@ -347,8 +351,9 @@ class TarReader:
                 elif key.startswith("GNU.sparse."):
                     raise LayerError("sparse files are not supported")
         except LayerError as e:
-            raise LayerError(f"{label}: {e}") from None
-        self._check_size(size, label)
+            raise LayerError(f"{_label(name)}: {e}") from None
+        if (problem := self._size_problem(size)) is not None:
+            raise LayerError(f"{_label(name)}: {problem}")
         for number, what, low, high in (
             (mode, "mode", 0, _MAX_MODE),
             (uid, "uid", 0, _MAX_ID),
@@ -358,7 +363,7 @@ class TarReader:
             (mtime_ns, "mtime (ns)", _MIN_TIME_NS, _MAX_TIME_NS),
         ):
             if not low <= number <= high:
-                raise LayerError(f"{label}: {what} {number} out of range [{low}, {high}]")
+                raise LayerError(f"{_label(name)}: {what} {number} out of range [{low}, {high}]")
         if typeflag == b"\x00" and name.endswith("/"):
             typeflag = b"5"
         entry_type = _TYPEFLAGS.get(typeflag)
