@@ -170,10 +170,6 @@ def resolve_build_args(
     return tuple(out)
 
 
-def _build_args(options: BuildOptions) -> tuple[tuple[str, str], ...]:
-    return resolve_build_args(options.build_args)
-
-
 def _noop_request(
     options: BuildOptions,
     root: Path,
@@ -247,7 +243,7 @@ def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
         from builder.engine.secrets import secret_store
 
         secret_store(options.secrets)
-    build_args = _build_args(options)
+    build_args = resolve_build_args(options.build_args)
     root = Path(options.root) if options.root else default_store_root()
     if is_local_context(options.context):
         context_dir = Path(options.context)
@@ -275,16 +271,19 @@ def is_local_context(context: str) -> bool:
     return os.path.isdir(context) or not (is_git_url(context) or is_http_url(context))
 
 
+def default_dockerfile(context_dir: Path) -> Path:
+    """``CONTEXT/Dockerfile``, or ``CONTEXT/dockerfile`` when only that one exists."""
+    path = context_dir / "Dockerfile"
+    if not path.exists() and (context_dir / "dockerfile").exists():
+        return context_dir / "dockerfile"
+    return path
+
+
 def _read_dockerfile(options: BuildOptions, context_dir: Path) -> tuple[str, bytes, Path | None]:
     """(display name, content, path for `<Dockerfile>.dockerignore` lookup)."""
     if options.dockerfile == "-":
         return "Dockerfile", sys.stdin.buffer.read(), None
-    if options.dockerfile:
-        path = Path(options.dockerfile)
-    else:
-        path = context_dir / "Dockerfile"
-        if not path.exists() and (context_dir / "dockerfile").exists():
-            path = context_dir / "dockerfile"
+    path = Path(options.dockerfile) if options.dockerfile else default_dockerfile(context_dir)
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -385,6 +384,7 @@ def _build_prepared(
             data=data,
             dockerfile_path=dockerfile_path,
             context_dir=context_dir,
+            build_args=build_args,
             vertex_offset=vertex_offset,
         )
         return plain.result
@@ -427,6 +427,7 @@ def _build_prepared(
         data=data,
         dockerfile_path=dockerfile_path,
         context_dir=context_dir,
+        build_args=build_args,
         vertex_offset=vertex_offset,
     )
     if built.outcome is not None:
@@ -450,6 +451,7 @@ def _build(
     data: bytes,
     dockerfile_path: Path | None,
     context_dir: Path,
+    build_args: tuple[tuple[str, str], ...],
     vertex_offset: int = 0,
 ) -> _Built:
     with phase("imports: parser, planner, engine"):
@@ -502,7 +504,7 @@ def _build(
         try:
             resolver = StoreResolver(store, pull=options.pull, vertices=vertices)
             request = PlanRequest(
-                build_args=_build_args(options),
+                build_args=build_args,
                 target=options.target,
                 platform=platform,
                 build_platform=Platform.host(),
@@ -510,7 +512,7 @@ def _build(
                 no_cache=options.no_cache,
                 platform_explicit=options.platform is not None,
             )
-            checks = _check_inputs(options, platform, context.matcher, store)
+            checks = _check_inputs(options, build_args, platform, context.matcher, store)
             try:
                 with phase("plan (base images resolved)"):
                     build_plan = plan(dockerfile, request, resolver)
@@ -583,14 +585,18 @@ def _build(
 
 
 def _check_inputs(
-    options: BuildOptions, platform: Platform, matcher: PatternMatcher | None, store: Store
+    options: BuildOptions,
+    build_args: tuple[tuple[str, str], ...],
+    platform: Platform,
+    matcher: PatternMatcher | None,
+    store: Store,
 ) -> LintInputs:
     # lazy: the build machinery loads after the no-op check (builder.engine.noop), not at import
     from builder.engine.checks import base_images
     from builder.lint.inputs import LintInputs
     from builder.oci.descriptor import Platform
 
-    args = dict(_build_args(options))
+    args = dict(build_args)
     return LintInputs(
         check=args.get(CHECK_ARG),
         build_args=args,

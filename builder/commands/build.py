@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from builder import timings
-from builder.api import BuildOptions, build, resolve_build_args
+from builder.api import BuildOptions, build, default_dockerfile, resolve_build_args
 from builder.commands._io import build_arg_words, memory_size
 from builder.engine.progress import make_sink
 from builder.engine.secrets import SecretSpec, parse_secret_spec
@@ -153,10 +153,7 @@ def _check(args: argparse.Namespace) -> int:
 
     dockerfile = args.file
     if dockerfile is None:
-        dockerfile = str(Path(args.context) / "Dockerfile")
-        lower = Path(args.context) / "dockerfile"
-        if not Path(dockerfile).exists() and lower.exists():
-            dockerfile = str(lower)
+        dockerfile = str(default_dockerfile(Path(args.context)))
     request = Request(
         dockerfile=dockerfile,
         context=args.context,
