@@ -9,17 +9,14 @@ unless ``-f``. A store whose tagged images are damaged is not pruned (nothing is
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from builder.commands._store import add_root_argument, forget_sizes, open_store
 from builder.digest import Digest, chain_id
 from builder.errors import StoreError
-from builder.oci.descriptor import Descriptor
 from builder.snapshot.layerdirs import LayerDirs
 from builder.store import Store
-from builder.store.gc import prune
-from builder.store.paths import CONTAINER_IMAGE, containers_dir
+from builder.store.gc import container_images, prune
 from builder.units import human_size
 
 HELP = "Remove dangling images and unreferenced blobs (like `docker image prune`)."
@@ -47,11 +44,7 @@ def _used_layers(store: Store) -> tuple[set[Digest], set[str]]:
     """The diff IDs and the chain IDs (hex) of every layer of the images left, and of the
     containers' images (their layer directories are mounted while they run)."""
     descriptors = [entry.descriptor for entry in store.entries()]
-    for path in sorted(containers_dir(store.root).glob(f"*/{CONTAINER_IMAGE}")):
-        try:
-            descriptors.append(Descriptor.from_json(json.loads(path.read_text()), str(path)))
-        except (OSError, ValueError, StoreError):
-            continue  # a container being created or removed
+    descriptors.extend(container_images(store))
     diff_ids: set[Digest] = set()
     chains: set[str] = set()
     for descriptor in descriptors:

@@ -10,6 +10,7 @@ disposable). Everything runs under the exclusive store lock, so no writer is mid
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -64,6 +65,18 @@ def walk(store: Store, desc: Descriptor, marked: set[Digest], *, depth: int = 0)
             walk(store, child, marked, depth=depth + 1)
 
 
+def container_images(store: Store) -> list[Descriptor]:
+    """The images containers were made from (``containers/<id>/image.json``); a record being
+    written or removed right now is skipped."""
+    out: list[Descriptor] = []
+    for path in sorted(containers_dir(store.root).glob(f"*/{CONTAINER_IMAGE}")):
+        try:
+            out.append(Descriptor.from_json(json.loads(path.read_text()), str(path)))
+        except (OSError, ValueError, StoreError):
+            continue
+    return out
+
+
 def mark(store: Store) -> tuple[set[Digest], int]:
     """Reachable digests, and how many broken cache records were dropped."""
     marked: set[Digest] = set()
@@ -74,12 +87,10 @@ def mark(store: Store) -> tuple[set[Digest], int]:
             raise StoreError(
                 f"prune aborted, nothing removed: {exc.message}; run `pybuild fsck`"
             ) from None
-    for path in sorted(containers_dir(store.root).glob(f"*/{CONTAINER_IMAGE}")):
-        try:
-            desc = Descriptor.from_json(json.loads(path.read_text()), str(path))
+    for desc in container_images(store):
+        # a container being created or removed: its image is also in the index
+        with contextlib.suppress(OSError, ValueError, StoreError):
             walk(store, desc, marked)
-        except (OSError, ValueError, StoreError):
-            continue  # a container being created or removed; its image is also in the index
     dropped = 0
     for record in store.cache.records():
         found: set[Digest] = set()
