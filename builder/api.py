@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from builder.syntax.tree import AST
 
 CHECK_ARG = "BUILDKIT_DOCKERFILE_CHECK"  # build arg: replaces the # check= directive
+_runtime_warned: set[str] = set()  # runtimes whose warning this process printed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -227,10 +228,19 @@ def open_machinery(
             oci = Crun(root=runtime_state_dir(store.root, runtime))
         case _:
             raise BuildError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
-    oci.check()  # a missing binary or no root: a clear EnvironmentUnavailableError
+    # a missing binary or no root: a clear EnvironmentUnavailableError
+    warn_runtime(oci.binary, oci.check())
     # Layer dirs are not synced: each is trusted in the boot that wrote it, and extracted
     # again from its (fsynced) blob after a crash (see builder.snapshot.layerdirs).
     return Machinery(snapshotter=LayerDirs(store, durable=False), runtime=oci)
+
+
+def warn_runtime(binary: str, warnings: tuple[str, ...]) -> None:
+    """Print the runtime's warnings (runc without the CVE fixes) as one ``warning:`` line on
+    stderr, once per process and runtime: ``pybuild run`` and every build stage ask again."""
+    if warnings and binary not in _runtime_warned:
+        _runtime_warned.add(binary)
+        print(f"warning: {'; '.join(warnings)}", file=sys.stderr)
 
 
 def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
