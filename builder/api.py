@@ -26,6 +26,7 @@ from builder.engine.events import (
 )
 from builder.errors import BuildError, ContextError, DockerfileError, StoreError
 from builder.timings import phase
+from builder.units import parse_bool
 
 # Everything else loads inside build(), after the no-op check: a rebuild whose inputs did not
 # change is answered without the parser, planner, store or engine (see builder.engine.noop).
@@ -319,7 +320,7 @@ def _build_remote(
     # from the fetch to the end of the build, so that a concurrent prune leaves it alone.
     store = Store.open(root)
     with store.lease():
-        keep = dict(build_args).get("BUILDKIT_CONTEXT_KEEP_GIT_DIR", "") in _TRUE
+        keep = parse_bool(dict(build_args).get("BUILDKIT_CONTEXT_KEEP_GIT_DIR", "")) is True
         n = 1  # the first vertex; the build's own vertices follow it
         sink.emit(
             VertexStarted(
@@ -359,9 +360,6 @@ class _Input:
     data: bytes
     path: Path | None  # for the <Dockerfile>.dockerignore lookup and no-op records
     reusable: bool = True  # the same input gives the same directory (no-op records may apply)
-
-
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 
 
 def _display(options: BuildOptions) -> str:

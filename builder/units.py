@@ -1,4 +1,4 @@
-"""Sizes and durations, read and written the way Docker and Go do.
+"""Sizes, durations and booleans, read and written the way Docker and Go do.
 
 * :func:`human_size`: go-units ``HumanSizeWithPrecision`` (``4.26MB``), for listings.
 * :func:`ram_in_bytes`: go-units ``RAMInBytes`` (``512m``, ``1.5GiB``), for ``RUN --mount``'s
@@ -17,6 +17,17 @@ from typing import Final
 from builder.errors import InvalidInstructionError
 
 SIZE_UNITS: Final = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+_TRUE: Final = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE: Final = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def parse_bool(text: str) -> bool | None:
+    """Go's ``strconv.ParseBool``: ``None`` when ``text`` is not one of its twelve spellings."""
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    return None
 
 
 def human_size(size: float, precision: int = 3) -> str:

@@ -24,6 +24,7 @@ from typing import Final, Literal
 
 from builder.errors import ContextError
 from builder.fs import paths
+from builder.units import parse_bool
 
 # urllib.parse loads inside the functions that need it: deciding that a local path is not a URL
 # must not cost start-up time (the no-op rebuild answers in a few hundred milliseconds).
@@ -38,8 +39,6 @@ _HEX: Final = re.compile(r"^[0-9a-f]+$")
 # Characters git refuses in ref names (git check-ref-format), plus whitespace.
 _BAD_REF_CHARS: Final = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 _QUERY_KEYS: Final = ("ref", "tag", "branch", "subdir", "checksum", "commit", "keep-git-dir")
-_BOOL_TRUE: Final = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_BOOL_FALSE: Final = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -316,8 +315,9 @@ def _bool(url: str, key: str, seen: dict[str, str]) -> bool | None:
     if key not in seen:
         return None
     value = seen[key]
-    if value == "" or value in _BOOL_TRUE:
+    if value == "":
         return True
-    if value in _BOOL_FALSE:
-        return False
+    flag = parse_bool(value)
+    if flag is not None:
+        return flag
     raise ContextError(f"{redact(url)}: invalid {key} value: {value!r}")

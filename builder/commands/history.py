@@ -12,16 +12,12 @@ import sys
 from builder.commands._format import created_rfc3339, created_since, ellipsis, short_id, table
 from builder.commands._store import about, add_root_argument, layer_size, open_store
 from builder.errors import BuildError, StoreError
-from builder.units import human_size
+from builder.units import human_size, parse_bool
 
 HELP = "Show the history of an image (like `docker history`)."
 
 _MISSING = "<missing>"
 _CREATED_BY_WIDTH = 45
-
-
-_TRUE = ("1", "t", "T", "TRUE", "true", "True")
-_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,13 +40,14 @@ def _human_and_image(args: argparse.Namespace) -> tuple[bool, str]:
     """Go's boolean flag: ``-H`` takes no separate value, so ``-H IMAGE`` means -H=true IMAGE."""
     text: str = args.human
     image: str | None = args.image
-    if text not in _TRUE and text not in _FALSE:
+    human = parse_bool(text)
+    if human is None:
         if image is not None:
             raise BuildError(f'invalid argument "{text}" for "-H, --human" flag: not a boolean')
-        image, text = text, "true"
+        image, human = text, True
     if image is None:
         raise BuildError('"pybuild history" requires exactly 1 argument')
-    return text in _TRUE, image
+    return human, image
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from builder.errors import BuildError
 from builder.lint.rules import Rule
 from builder.syntax.gotext import go_quote, trim_space
-
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+from builder.units import parse_bool
 
 
 class CheckOptionError(BuildError):
@@ -77,15 +75,13 @@ def parse_check_options(text: str) -> CheckConfig:
                 else:
                     experimental = _rule_list(value)
             case "error":
-                if value in _TRUE:
-                    error = True
-                elif value in _FALSE:
-                    error = False
-                else:
+                flag = parse_bool(value)
+                if flag is None:
                     raise CheckOptionError(
                         f"failed to parse check option {go_quote(part)}: "
                         f"strconv.ParseBool: parsing {go_quote(value)}: invalid syntax"
                     )
+                error = flag
             case _:
                 raise CheckOptionError(f"invalid check option {go_quote(key)}")
     return CheckConfig(

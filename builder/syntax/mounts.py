@@ -13,7 +13,7 @@ from builder.errors import InvalidInstructionError
 from builder.syntax import ir
 from builder.syntax.flags import suggest
 from builder.syntax.gotext import go_quote, utf8_len
-from builder.units import ram_in_bytes
+from builder.units import parse_bool, ram_in_bytes
 
 _MOUNT_KEYS = (
     "type",
@@ -53,17 +53,6 @@ _TYPED_MOUNT_KEYS = frozenset(
     }
 )
 _FILE_INFO_TYPES = frozenset({ir.MountType.SECRET, ir.MountType.SSH, ir.MountType.CACHE})
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
-
-
-def _parse_bool(value: str) -> bool | None:
-    """Go's ``strconv.ParseBool``; ``None`` when invalid."""
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    return None
 
 
 def _parse_uint32(value: str, base: int) -> int | None:
@@ -222,14 +211,14 @@ def parse_mount(
             case "target" | "dst" | "destination":
                 target = value
             case "readonly" | "ro" | "readwrite" | "rw":
-                flag = _parse_bool(value)
+                flag = parse_bool(value)
                 if flag is None:
                     raise InvalidInstructionError(f"invalid value for {key}: {value}")
                 readonly = flag if key in ("readonly", "ro") else not flag
                 ro_auto = False
             case "required":
                 if mount_type in (ir.MountType.SECRET, ir.MountType.SSH):
-                    flag = _parse_bool(value)
+                    flag = parse_bool(value)
                     if flag is None:
                         raise InvalidInstructionError(f"invalid value for {key}: {value}")
                     required = flag
@@ -337,7 +326,7 @@ def parse_device(spec: str) -> ir.Device:
                 raise InvalidInstructionError(f"device name already set to {name}")
             name = value
         elif key == "required":
-            flag = _parse_bool(value)
+            flag = parse_bool(value)
             if flag is None:
                 raise InvalidInstructionError(f"invalid value for {key}: {value}")
             required = flag
