@@ -13,7 +13,15 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.errors import BuildError, ContextError, Diagnostic, Level, ParseError, StoreError
+from builder.errors import (
+    BuildError,
+    ContextError,
+    Diagnostic,
+    Level,
+    ParseError,
+    StoreError,
+    span_order,
+)
 
 if TYPE_CHECKING:
     from builder.api import BuildResult
@@ -158,6 +166,7 @@ def check(text: str | None = None, *, path: PathLike | None = None) -> tuple[Dia
     (``rule`` the BuildKit check name). Empty when the file is clean; never raises for the
     file's content."""
     # lazy: the parser and the lint rules load on the first check, not at import builder
+    from builder.lint.config import CheckOptionError
     from builder.lint.runner import lint
     from builder.syntax.parser import parse as parse_text
     from builder.syntax.transform import analyze
@@ -168,18 +177,18 @@ def check(text: str | None = None, *, path: PathLike | None = None) -> tuple[Dia
     except ParseError as err:
         return (_diagnostic(err),)
     result = analyze(ast)
-    found = [*(_diagnostic(e) for e in result.errors), *lint(ast, result).findings]
-    return tuple(sorted(found, key=_position))
+    found = [_diagnostic(e) for e in result.errors]
+    try:
+        found.extend(lint(ast, result).findings)
+    except CheckOptionError as err:  # a bad ``# check=`` directive is the file's problem too
+        found.append(_diagnostic(BuildError(f"failed to parse check options: {err.message}")))
+    return tuple(sorted(found, key=lambda d: span_order(d.span)))
 
 
 def _diagnostic(err: BuildError) -> Diagnostic:
     return Diagnostic(
         level=Level.ERROR, rule=type(err).__name__, message=err.message, span=err.span
     )
-
-
-def _position(d: Diagnostic) -> tuple[int, int]:
-    return (d.span.line, d.span.column) if d.span is not None else (0, 0)
 
 
 # --------------------------------------------------------------------------- images

@@ -170,6 +170,11 @@ def with_span(err: E, span: Span) -> E:
     return err
 
 
+def span_order(span: Span | None) -> tuple[int, int]:
+    """The sort key that puts errors and findings in file order (no span first)."""
+    return (0, 0) if span is None else (span.line, span.column)
+
+
 class Level(enum.Enum):
     WARNING = "warning"
     ERROR = "error"

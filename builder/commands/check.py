@@ -31,7 +31,7 @@ from builder.commands._io import build_arg_words, read_dockerfile
 from builder.commands._store import add_root_argument
 from builder.context.local import LocalContext
 from builder.engine.checks import base_images
-from builder.errors import BuildError, Diagnostic, ParseError, Span
+from builder.errors import BuildError, Diagnostic, ParseError, Span, span_order
 from builder.lint.config import CheckOptionError
 from builder.lint.inputs import LintInputs
 from builder.lint.report import to_json, to_sarif
@@ -127,13 +127,6 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _position(problem: BuildError | Diagnostic) -> tuple[int, int]:
-    span = problem.span
-    if span is None:
-        return (0, 0)
-    return (span.line, span.column)
-
-
 def _widen(span: Span | None, line: str | None) -> Span | None:
     """A parse error's span covers its whole source line (the parser gives only the line)."""
     if span is None or line is None or span.end_column is not None or not line.strip():
@@ -202,7 +195,7 @@ def evaluate(request: Request) -> Outcome:
         errors.append(BuildError(f"failed to parse check options: {err.message}"))
         findings, failure, fixed = (), None, None
     problems: list[BuildError | Diagnostic] = [*errors, *findings]
-    problems.sort(key=_position)
+    problems.sort(key=lambda problem: span_order(problem.span))
     stages = len(result.dockerfile.stages) if result.dockerfile is not None else 0
     return Outcome(
         path=path,

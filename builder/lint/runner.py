@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from builder.errors import Diagnostic
+from builder.errors import Diagnostic, span_order
 from builder.lint import descriptions, dispatch, fromline, parsing, stages
 from builder.lint import rules as _rules
 from builder.lint.config import CheckConfig, parse_check_options, with_comments
@@ -75,11 +75,6 @@ def _from_parser(warning: Diagnostic) -> Diagnostic:
     return warning
 
 
-def _position(finding: Diagnostic) -> tuple[int, int]:
-    span = finding.span
-    return (0, 0) if span is None else (span.line, span.column)
-
-
 def _enabled(
     findings: Iterable[Diagnostic], config: CheckConfig, facts: Facts
 ) -> Iterator[Diagnostic]:
@@ -109,7 +104,7 @@ def lint(ast: AST, analysis: Analysis, inputs: LintInputs | None = None) -> Lint
     facts = gather(ast, analysis, inputs)
     for family in _FAMILIES:
         found.extend(family(facts))
-    findings = sorted(_enabled(found, config, facts), key=_position)
+    findings = sorted(_enabled(found, config, facts), key=lambda finding: span_order(finding.span))
     return LintResult(findings=tuple(findings), config=config, facts=facts)
 
 

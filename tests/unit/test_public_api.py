@@ -94,6 +94,15 @@ def test_check_reports_a_parse_error_instead_of_raising() -> None:
     assert "unknown instruction: FRM" in only.message
 
 
+def test_check_reports_a_bad_check_directive_instead_of_raising() -> None:
+    (only,) = builder.check("# check=error=maybe\nFROM busybox\n")
+    assert only.level is builder.Level.ERROR
+    assert only.message == (
+        'failed to parse check options: failed to parse check option "error=maybe": '
+        'strconv.ParseBool: parsing "maybe": invalid syntax'
+    )
+
+
 def test_check_of_a_clean_file_is_empty(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN true\n")
     assert builder.check(path=tmp_path / "Dockerfile") == ()
