@@ -339,15 +339,22 @@ class Recorder:
             self.sink.emit(event)  # under the lock: recorded and shown in the same order
 
     def _as_cached(self, vertex: int) -> None:
-        """Vertex ``vertex`` runs: a rebuild shows it as a cache hit, with no status lines."""
+        """Vertex ``vertex`` runs: a rebuild shows it as a cache hit, with no status lines
+        (dropped from here on by :meth:`emit`, and before now by :meth:`stored`)."""
         self.ran.add(vertex)
+
+    def stored(self) -> list[StoredEvent]:
+        """The events for the record, read once at the end: one pass however many steps ran."""
+        ran = self.ran
         kept: list[StoredEvent] = []
         for kind, n, text in self.events:
-            if n == vertex and kind == "start":
-                kept.append(("cached", n, text))
-            elif n != vertex or kind != "status":
+            if n not in ran:
                 kept.append((kind, n, text))
-        self.events = kept
+            elif kind == "start":
+                kept.append(("cached", n, text))
+            elif kind != "status":
+                kept.append((kind, n, text))
+        return kept
 
     def close(self, *, ok: bool) -> None:
         self.sink.close(ok=ok)
@@ -380,7 +387,7 @@ def record(req: Request, seen: Observation, outcome: Outcome, recorder: Recorder
         "bases": [list(b) for b in outcome.bases],
         "blobs": [b.removeprefix("sha256:") for b in outcome.blobs],
         "cache_records": entries,
-        "events": [list(e) for e in recorder.events],
+        "events": [list(e) for e in recorder.stored()],
         "steps": [list(s) for s in outcome.steps],
     }
     path = req.path
