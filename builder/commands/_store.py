@@ -12,7 +12,6 @@ import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
 
 from builder.commands._format import familiar
 from builder.digest import Digest
@@ -24,9 +23,6 @@ from builder.oci.tarformat import EntryType, TarLimits, TarReader
 from builder.store import Store, default_store_root
 from builder.store.fsutil import atomic_write
 from builder.store.paths import SIZES
-
-_SIZES_DIR: Final = SIZES  # <root>/sizes/<diff_id hex>: file-content bytes of a layer
-
 
 # -- the store --------------------------------------------------------------------------------
 
@@ -64,7 +60,7 @@ def layer_size(store: Store, descriptor: Descriptor, diff_id: Digest) -> int:
     Computed once by reading the layer (its diff_id is checked on the way) and kept in
     ``<root>/sizes/<diff_id hex>``, a disposable cache keyed by content.
     """
-    directory = store.root / _SIZES_DIR
+    directory = store.root / SIZES
     path = directory / diff_id.hex
     try:
         return int(path.read_text())
@@ -106,7 +102,7 @@ def image_size(store: Store, image: Image) -> int:
 
 def forget_sizes(store: Store, keep: set[Digest]) -> None:
     """Drop cached layer sizes of diff_ids no longer used by any image."""
-    directory = store.root / _SIZES_DIR
+    directory = store.root / SIZES
     try:
         names = os.listdir(directory)
     except FileNotFoundError:

@@ -18,11 +18,6 @@ from builder.plan.steps import CopySource, GitSource, PathSource, UrlSource
 from builder.urls import check_checksum, is_git_url, parse_git_url
 
 
-def is_git_source(src: str) -> bool:
-    """What BuildKit's ``dfgitutil.ParseGitRef`` accepts as a remote git repository."""
-    return is_git_url(src)
-
-
 def _check_git(src: str, checksum: str | None) -> None:
     """A bad ref, subdir, query or checksum fails at planning, before anything is fetched."""
     try:
@@ -34,7 +29,7 @@ def _check_git(src: str, checksum: str | None) -> None:
 
 
 def is_http_source(src: str) -> bool:
-    return src.startswith(("http://", "https://")) and not is_git_source(src)
+    return src.startswith(("http://", "https://")) and not is_git_url(src)
 
 
 def parse_checksum(text: str) -> Digest:
@@ -59,11 +54,11 @@ def classify_sources(
     if checksum:
         if len(sources) != 1:
             raise InvalidInstructionError("checksum can't be specified for multiple sources")
-        if not is_http_source(sources[0]) and not is_git_source(sources[0]):
+        if not is_http_source(sources[0]) and not is_git_url(sources[0]):
             raise InvalidInstructionError("checksum requires HTTP(S) or Git sources")
     out: list[CopySource] = []
     for src in sources:
-        if is_git_source(src):
+        if is_git_url(src):
             if not is_add:
                 raise InvalidInstructionError("source can't be a git ref for COPY")
             _check_git(src, checksum)
@@ -77,4 +72,4 @@ def classify_sources(
     return tuple(out)
 
 
-__all__ = ["classify_sources", "is_git_source", "is_http_source", "parse_checksum"]
+__all__ = ["classify_sources", "is_http_source", "parse_checksum"]

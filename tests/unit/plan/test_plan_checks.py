@@ -13,7 +13,8 @@ from builder.plan.checks import (
     parse_platform,
     parse_port,
 )
-from builder.plan.sources import is_git_source, is_http_source
+from builder.plan.sources import is_http_source
+from builder.urls import is_git_url
 
 AMD64 = Platform(os="linux", architecture="amd64")
 
@@ -99,7 +100,7 @@ def test_parse_platform_error() -> None:
     ],
 )
 def test_source_kinds(src: str, git: bool, http: bool) -> None:
-    assert (is_git_source(src), is_http_source(src)) == (git, http)
+    assert (is_git_url(src), is_http_source(src)) == (git, http)
 
 
 @pytest.mark.parametrize(
