@@ -1,10 +1,12 @@
-"""Helpers for the build-engine integration tests (the fixtures are in conftest.py).
+"""Helpers and fixtures for the build-engine tests that run the real CLI.
 
 ``Builder`` writes a Dockerfile and context files, runs the real CLI (``pybuild build``) against
 the session store and returns a ``Built`` that reads the image back from the store: the raw
 config JSON, its history, and the filesystem flattened by applying the layers with
 ``builder.oci.layer_apply.apply_layer`` (path -> type, mode, owner, content or link target).
-Imported as ``enginekit`` (pytest puts this directory on ``sys.path``), like ``cmdkit``.
+Imported as ``enginekit`` (pytest puts this directory on ``sys.path``), like ``cmdkit``; the
+fixtures at the end (``store_root``, ``busybox_history``, ``pb``) are imported by name into
+``tests/integration/conftest.py`` and ``tests/adversarial/conftest.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -387,3 +389,51 @@ def runc_containers(store_root: Path) -> list[str]:
         check=False,
     )
     return [line for line in proc.stdout.splitlines() if line.strip()]
+
+
+def store_leftovers(store_root: Path) -> list[str]:
+    """Mounts, runc containers and temporary directories a command left under the store."""
+    found = [f"mount: {line}" for line in mounts() if str(store_root) in line]
+    found += [f"runc container: {c}" for c in runc_containers(store_root)]
+    for sub in ("tmp", "ingest"):
+        found += [f"{sub}/{p.name}" for p in (store_root / sub).glob("*")]
+    found += [f"snapshots/{p.name}" for p in (store_root / "snapshots").glob(".*")]
+    return found
+
+
+# --------------------------------------------------------------------------- fixtures
+# Defined here so that every suite building with the real CLI (tests/integration,
+# tests/adversarial) shares them: each conftest imports them by name.
+
+
+@pytest.fixture(scope="session")
+def store_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A store with ``busybox:latest`` (made offline by scripts/make-busybox.sh), per session."""
+    require_environment()
+    root = tmp_path_factory.mktemp("store")
+    proc = subprocess.run(
+        ["bash", str(MAKE_BUSYBOX), PYBUILD, "--root", str(root)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"scripts/make-busybox.sh failed:\n{proc.stdout}\n{proc.stderr}")
+    yield root
+    # nothing a test did may leave a mount behind under the store
+    leftovers = [line for line in mounts() if str(root) in line]
+    assert not leftovers, f"mounts left under the store: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def busybox_history(store_root: Path) -> int:
+    store = Store.open(store_root)
+    image = store.load_image(store.resolve("busybox:latest").descriptor)
+    return len(image.config.history)
+
+
+@pytest.fixture
+def pb(store_root: Path, busybox_history: int, tmp_path: Path) -> Builder:
+    return Builder(store_root=store_root, workdir=tmp_path, busybox_history=busybox_history)

@@ -7,22 +7,11 @@ import signal
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-from enginekit import PYBUILD, Builder, mounts, runc_containers
+from enginekit import PYBUILD, Builder, mounts, runc_containers, store_leftovers
 
 pytestmark = pytest.mark.integration
-
-
-def leftovers(store_root: Path) -> list[str]:
-    """Mounts, runc containers and temp dirs a build left under the store."""
-    found = [f"mount: {line}" for line in mounts() if str(store_root) in line]
-    found += [f"runc container: {c}" for c in runc_containers(store_root)]
-    for sub in ("tmp", "ingest"):
-        found += [f"{sub}/{p.name}" for p in (store_root / sub).iterdir()]
-    found += [f"snapshots/{p.name}" for p in (store_root / "snapshots").glob(".*")]
-    return found
 
 
 def test_run_failure_reports_step_line_exit_code_and_output(pb: Builder) -> None:
@@ -47,7 +36,7 @@ def test_run_failure_reports_step_line_exit_code_and_output(pb: Builder) -> None
     assert "echo never" not in err
     assert built.stdout == ""
     assert not pb.tagged(built.tag)
-    assert leftovers(pb.store_root) == []
+    assert store_leftovers(pb.store_root) == []
 
 
 def test_run_failure_with_tty_progress_shows_the_output_tail(pb: Builder) -> None:
@@ -142,7 +131,7 @@ def test_sigterm_mid_run_leaves_nothing_behind(pb: Builder) -> None:
             proc.wait()
     assert proc.returncode != 0
     assert "interrupted" in err or "ERROR" in err
-    assert leftovers(pb.store_root) == []
+    assert store_leftovers(pb.store_root) == []
     assert not pb.tagged(tag)
     fsck = pb.cli("fsck")
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from enginekit import PYBUILD, Builder, mounts, runc_containers
+from enginekit import PYBUILD, Builder, runc_containers, store_leftovers
 
 pytestmark = pytest.mark.integration
 
@@ -165,15 +165,6 @@ def _finish(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
             proc.wait()
 
 
-def _leftovers(store_root: Path) -> list[str]:
-    """Mounts, runc containers and temporary directories left under the store."""
-    found = [f"mount: {line}" for line in mounts() if str(store_root) in line]
-    found += [f"runc container: {c}" for c in runc_containers(store_root)]
-    found += [f"tmp/{p.name}" for p in (store_root / "tmp").glob("*")]
-    found += [f"snapshots/{p.name}" for p in (store_root / "snapshots").glob(".*")]
-    return found
-
-
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 42), (signal.SIGINT, 43)])
 def test_run_forwards_a_signal_and_exits_with_the_container_status(
     pb: Builder, signum: signal.Signals, code: int
@@ -189,7 +180,7 @@ def test_run_forwards_a_signal_and_exits_with_the_container_status(
     assert proc.returncode == code  # the container's own status, as docker run exits
     assert out == f"got {signum.name.removeprefix('SIG')}\n"
     assert err == ""  # no "ERROR: interrupted": docker run prints nothing of its own
-    assert _leftovers(pb.store_root) == []
+    assert store_leftovers(pb.store_root) == []
 
 
 def test_run_kills_a_container_that_ignores_the_signal(pb: Builder) -> None:
@@ -203,4 +194,4 @@ def test_run_kills_a_container_that_ignores_the_signal(pb: Builder) -> None:
     assert time.monotonic() - started < 10  # the stop timeout, not sleep 30
     assert proc.returncode == 128 + signal.SIGKILL  # killed after the stop timeout
     assert (out, err) == ("", "")
-    assert _leftovers(pb.store_root) == []
+    assert store_leftovers(pb.store_root) == []
