@@ -473,6 +473,7 @@ class Scheduler:
         on_output: Callable[[bytes], None],
     ) -> None:
         # lazy: loaded when a step executes: a fully cached build never needs it
+        from builder.engine.context_view import visible_context
         from builder.engine.run import MountSources, Resources, run_on_layers
 
         tools = self._tools()
@@ -480,8 +481,12 @@ class Scheduler:
             roots: dict[int, Path] = {}
             for m in step.mounts:
                 if m.source is not None and m.mount.type.value == "bind":
-                    src = stack.enter_context(self._file_source(m.source))
-                    roots[id(m.source)] = Path(src.root)
+                    if isinstance(m.source, FromContext):  # without what .dockerignore hides
+                        view = visible_context(self.context, tools.snapshotter)
+                        roots[id(m.source)] = stack.enter_context(view)
+                    else:
+                        src = stack.enter_context(self._file_source(m.source))
+                        roots[id(m.source)] = Path(src.root)
             run_on_layers(
                 tools.snapshotter.ensure(layers),
                 upper,

@@ -1,0 +1,88 @@
+"""What a RUN step can reach, built for real: the .dockerignore-filtered context through bind
+mounts (and the cache key that covers it)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from enginekit import Builder, mounts
+from test_build_cache import steps
+
+pytestmark = pytest.mark.integration
+
+SECRET = "top-secret-value\n"
+
+
+def _nonce() -> str:
+    return os.urandom(8).hex()
+
+
+def _bind_context(pb: Builder) -> dict[str, str]:
+    return {
+        ".dockerignore": "secret.txt\nlogs\ncache/*\n!cache/keep\n",
+        "secret.txt": SECRET,
+        "visible.txt": f"visible {_nonce()}\n",
+        "link": "",  # replaced by a symlink below
+        "logs/app.log": SECRET,
+        "cache/drop": SECRET,
+        "cache/keep": "kept\n",
+        "sub/secret.txt": "not ignored: the pattern names the top-level file only\n",
+    }
+
+
+def test_bind_mount_sees_only_the_filtered_context(pb: Builder) -> None:
+    files = _bind_context(pb)
+    ctx = pb.context(files)
+    (ctx / "link").unlink()
+    os.symlink("secret.txt", ctx / "link")
+    dockerfile = (
+        f"FROM busybox\nENV N={_nonce()}\n"
+        "RUN --mount=type=bind,target=/m"
+        " (cd /m && find . | sort > /listing)"
+        " && (cat /m/secret.txt /m/link /m/logs/app.log /m/cache/drop 2>/dev/null; true) > /leak"
+        " && cat /m/visible.txt /m/cache/keep /m/sub/secret.txt > /seen\n"
+        "RUN --mount=type=bind,target=/w,rw (cat /w/secret.txt 2>/dev/null; true) > /leak-rw"
+        " && echo changed > /w/visible.txt\n"
+    )
+    built = pb.build(dockerfile, context_dir=ctx)
+    got = built.files
+    assert got["/leak"].content == b""
+    assert got["/leak-rw"].content == b""
+    assert got["/seen"].text == files["visible.txt"] + "kept\n" + files["sub/secret.txt"]
+    listing = got["/listing"].text.split()
+    assert listing == [
+        ".",
+        "./.dockerignore",
+        "./Dockerfile",
+        "./cache",
+        "./cache/keep",
+        "./link",  # dangling: its target is ignored
+        "./sub",
+        "./sub/secret.txt",
+        "./visible.txt",
+    ]
+    assert (ctx / "secret.txt").read_text() == SECRET  # the context itself is untouched
+    assert (ctx / "visible.txt").read_text() == files["visible.txt"]
+    assert not [m for m in mounts() if str(pb.store_root) in m]
+
+
+def test_bind_mount_cache_key_covers_what_the_mount_reads(pb: Builder) -> None:
+    ctx = pb.context(
+        {
+            ".dockerignore": "secret.txt\n",
+            "secret.txt": "one\n",
+            "visible.txt": f"{_nonce()}\n",
+        }
+    )
+    dockerfile = "FROM busybox\nRUN --mount=type=bind,target=/m cat /m/visible.txt > /v\n"
+    first = pb.build(dockerfile, context_dir=ctx)
+    assert steps(first)[2][1] is False
+    (ctx / "secret.txt").write_text("two\n")  # ignored: invisible to the step
+    again = pb.build(dockerfile, context_dir=ctx)
+    assert steps(again)[2][1] is True
+    assert again.image_id == first.image_id
+    (ctx / "visible.txt").write_text(f"{_nonce()}\n")  # visible: the step runs again
+    changed = pb.build(dockerfile, context_dir=ctx)
+    assert steps(changed)[2][1] is False
+    assert changed.files["/v"].text == (ctx / "visible.txt").read_text()
