@@ -21,6 +21,7 @@ import shutil
 import stat
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -156,20 +157,13 @@ def _from_url(
     url: str, dockerfile: str | None, *, store_root: Path, limits: DownloadLimits | None
 ) -> PreparedContext:
     limits = limits or DownloadLimits.from_environment()
-    work = _workdir(store_root)
-    try:
-        body = work / "download"
-        with open(body, "wb") as out:
-            download(url, out, limits=limits, what="unable to prepare context:")
-        with open(body, "rb") as fh:
-            prepared = _from_bytes_or_archive(
-                fh, dockerfile, work=work, label=redact(url), limits=limits, kind="tarball"
-            )
-        body.unlink()
-        return prepared
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+
+    def fill(out: BinaryIO, limits: DownloadLimits) -> None:
+        download(url, out, limits=limits, what="unable to prepare context:")
+
+    return _from_body(
+        fill, dockerfile, store_root=store_root, limits=limits, label=redact(url), kind="tarball"
+    )
 
 
 def _from_stdin(
@@ -180,22 +174,48 @@ def _from_stdin(
     limits: DownloadLimits | None,
 ) -> PreparedContext:
     limits = limits or DownloadLimits.from_environment()
+    source = stdin if stdin is not None else _stdin()
+
+    def fill(out: BinaryIO, limits: DownloadLimits) -> None:
+        total = 0
+        while chunk := source.read(1 << 20):
+            total += len(chunk)
+            if total > limits.max_bytes:
+                raise ContextError(
+                    f"context from stdin: too large: more than {limits.max_bytes} bytes"
+                )
+            out.write(chunk)
+
+    return _from_body(
+        fill,
+        dockerfile,
+        store_root=store_root,
+        limits=limits,
+        label="context from stdin",
+        kind="stdin",
+    )
+
+
+def _from_body(
+    fill: Callable[[BinaryIO, DownloadLimits], None],
+    dockerfile: str | None,
+    *,
+    store_root: Path,
+    limits: DownloadLimits,
+    label: str,
+    kind: str,
+) -> PreparedContext:
+    """A streamed context (a URL's body or stdin): ``fill`` writes it to a file in a fresh work
+    directory, which then holds the Dockerfile or the extracted archive; on any failure the
+    directory goes."""
     work = _workdir(store_root)
     try:
-        body = work / "stdin"
-        source = stdin if stdin is not None else _stdin()
+        body = work / "body"
         with open(body, "wb") as out:
-            total = 0
-            while chunk := source.read(1 << 20):
-                total += len(chunk)
-                if total > limits.max_bytes:
-                    raise ContextError(
-                        f"context from stdin: too large: more than {limits.max_bytes} bytes"
-                    )
-                out.write(chunk)
+            fill(out, limits)
         with open(body, "rb") as fh:
             prepared = _from_bytes_or_archive(
-                fh, dockerfile, work=work, label="context from stdin", limits=limits, kind="stdin"
+                fh, dockerfile, work=work, label=label, limits=limits, kind=kind
             )
         body.unlink()
         return prepared
