@@ -60,6 +60,12 @@ def utf8_len(s: str) -> int:
     return len(s.encode("utf-8", "surrogateescape"))
 
 
+def is_name_char(ch: str) -> bool:
+    """A character of a shell variable or template name: Go's ``unicode.IsLetter(ch) ||
+    unicode.IsDigit(ch) || ch == '_'``."""
+    return ch == "_" or ch.isalpha() or ch.isdecimal()
+
+
 def go_quote(s: str) -> str:
     """Go's ``strconv.Quote`` (used by BuildKit's dump and error messages)."""
     if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from builder.errors import ExpansionError
-from builder.syntax.expand import MAX_NESTING, MAX_SIZE, Lexer, WordResult, _reverse_pattern
+from builder.syntax.expand import MAX_NESTING, MAX_SIZE, Lexer, WordResult
+from builder.syntax.shellpattern import _reverse_pattern
 from tests.conftest import BUILDKIT_GOLDEN
 
 GO_SPACE = (
