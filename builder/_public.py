@@ -74,6 +74,7 @@ def build(
     runtime: str = "runc",
     root: PathLike | None = None,
     secrets: str | Iterable[str] = (),
+    ssh: str | Iterable[str] = (),
     on_event: EventCallback | None = None,
 ) -> BuildResult:
     """Build the Dockerfile of ``context`` and store the image, as ``pybuild build`` does.
@@ -84,7 +85,8 @@ def build(
     (``"app:1"``); a ``build_args`` value of None takes the variable from the environment;
     ``memory`` is bytes or Docker's syntax (``"512m"``); ``root`` is the image store
     (default ``$PYBUILD_ROOT``); ``secrets`` are ``--secret`` specs
-    (``"id=tok,src=token.txt"``, ``"id=tok,env=TOKEN"``; ``"id=tok"`` reads ``$tok``).
+    (``"id=tok,src=token.txt"``, ``"id=tok,env=TOKEN"``; ``"id=tok"`` reads ``$tok``);
+    ``ssh`` are ``--ssh`` specs (``"default"``: ``$SSH_AUTH_SOCK``; ``"git=~/.ssh/id_ed25519"``).
     ``on_event`` receives every progress event (:mod:`builder.engine.events`), one call at a
     time, possibly from a worker thread.
 
@@ -98,6 +100,7 @@ def build(
     from builder.api import BuildOptions
     from builder.api import build as run_build
     from builder.engine.secrets import parse_secret_spec
+    from builder.engine.ssh import parse_ssh_spec
 
     if isinstance(memory, str):
         from builder.units import ram_in_bytes  # lazy: only for a memory given as text
@@ -125,6 +128,7 @@ def build(
         secrets=tuple(
             parse_secret_spec(s) for s in ([secrets] if isinstance(secrets, str) else secrets)
         ),
+        ssh=tuple(parse_ssh_spec(s) for s in ([ssh] if isinstance(ssh, str) else ssh)),
     )
     return run_build(options, sink=_CallbackSink(on_event))
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from builder.engine import noop
     from builder.engine.scheduler import Machinery, StepResult
     from builder.engine.secrets import SecretSpec
+    from builder.engine.ssh import SshSpec
     from builder.lint.inputs import LintInputs
     from builder.oci.descriptor import Platform
     from builder.oci.image import ImageValue
@@ -68,6 +69,7 @@ class BuildOptions:
     runtime: str = "runc"
     root: str | None = None
     secrets: tuple[SecretSpec, ...] = ()  # --secret; values are read when a step mounts them
+    ssh: tuple[SshSpec, ...] = ()  # --ssh; key files get a private agent when a step needs it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -254,6 +256,11 @@ def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
         from builder.engine.secrets import secret_store
 
         secret_store(options.secrets)
+    if options.ssh:
+        # lazy: only builds given --ssh; sockets and key files checked before anything runs
+        from builder.engine.ssh import ssh_agents
+
+        ssh_agents(options.ssh)
     build_args = resolve_build_args(options.build_args)
     root = Path(options.root) if options.root else default_store_root()
     if is_local_context(options.context):
@@ -467,6 +474,7 @@ def _build(
         from builder.context.local import LocalContext
         from builder.engine.scheduler import EngineSettings, Scheduler, final_image, timestamp
         from builder.engine.secrets import secret_store
+        from builder.engine.ssh import ssh_agents
         from builder.oci.descriptor import Platform
         from builder.plan import PlanRequest, entitlements, plan
         from builder.reference import parse as parse_ref
@@ -502,7 +510,7 @@ def _build(
     platform = Platform.parse(options.platform) if options.platform else Platform.host()
     epoch_text = os.environ.get("SOURCE_DATE_EPOCH")
     epoch = int(epoch_text) if epoch_text and epoch_text.isdigit() else None
-    with store.lease(), BuildNetworks() as networks:
+    with store.lease(), BuildNetworks() as networks, ssh_agents(options.ssh) as ssh:
         n = vertices.run("[internal] load .dockerignore")
         with phase("context open (.dockerignore)"):
             context = LocalContext.open(
@@ -550,6 +558,7 @@ def _build(
                     cpus=options.cpus,
                     source_date_epoch=epoch,
                     secrets=secret_store(options.secrets),
+                    ssh=ssh if options.ssh else None,
                 ),
                 machinery=lambda: open_machinery(store, runtime=options.runtime),
                 identity=identity,

@@ -4,8 +4,8 @@
 set -euo pipefail
 # runc (crun): RUN steps and containers; slirp4netns: their private network; conmon: detached
 # containers' monitor; busybox-static: the offline base image; docker-registry, apache2-utils
-# (htpasswd): registry tests; skopeo, umoci: interoperability tests.
-PKGS=(python3 python3-venv git runc crun conmon slirp4netns busybox-static docker-registry apache2-utils skopeo umoci openssl pigz)
+# (htpasswd): registry tests; skopeo, umoci: interoperability tests; openssh-client: --ssh tests.
+PKGS=(python3 python3-venv git runc crun conmon slirp4netns busybox-static docker-registry apache2-utils skopeo umoci openssl pigz openssh-client)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

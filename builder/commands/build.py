@@ -12,6 +12,7 @@ from builder.api import BuildOptions, build, default_dockerfile, resolve_build_a
 from builder.commands._io import build_arg_words, memory_size
 from builder.engine.progress import make_sink
 from builder.engine.secrets import SecretSpec, parse_secret_spec
+from builder.engine.ssh import SshSpec, parse_ssh_spec
 from builder.errors import BuildError
 
 HELP = "Build an image from a Dockerfile (like `docker build`)."
@@ -27,6 +28,13 @@ def _key_value(text: str) -> tuple[str, str]:
 def _secret(text: str) -> SecretSpec:
     try:
         return parse_secret_spec(text)
+    except BuildError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def _ssh(text: str) -> SshSpec:
+    try:
+        return parse_ssh_spec(text)
     except BuildError as exc:
         raise argparse.ArgumentTypeError(exc.message) from None
 
@@ -81,6 +89,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="expose a secret to RUN --mount=type=secret (id=ID alone: the variable or file ID)",
     )
     parser.add_argument(
+        "--ssh",
+        action="append",
+        default=[],
+        type=_ssh,
+        metavar="default|ID[=SOCKET|KEY[,KEY...]]",
+        help="forward an SSH agent (default: $SSH_AUTH_SOCK) or keys to RUN --mount=type=ssh",
+    )
+    parser.add_argument(
         "--progress", default="auto", choices=("auto", "tty", "plain", "quiet"), help="output"
     )
     parser.add_argument("--iidfile", metavar="FILE", help="write the image ID to FILE")
@@ -120,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         runtime=args.runtime,
         root=args.root,
         secrets=tuple(args.secret),
+        ssh=tuple(args.ssh),
     )
     quiet = args.quiet or args.progress == "quiet"
     sink = make_sink(args.progress, sys.stderr, quiet=quiet)

@@ -15,8 +15,10 @@ Per step (BuildKit semantics):
   ``sharing`` approximated with flocks: shared = shared lock, locked = exclusive lock (waits),
   private = the first instance nobody holds), ``tmpfs``, ``secret`` (a private copy with mode
   0400 bound read-only from /dev/shm, or an environment variable, the step's bundle then on
-  /dev/shm too; never in the rootfs); ``ssh`` and
-  ``cache,from=`` are refused as not supported yet;
+  /dev/shm too; never in the rootfs), ``ssh`` (a socket of its own, outside the rootfs, relaying
+  to the agent ``--ssh`` named; ``SSH_AUTH_SOCK`` names the first ssh mount's target unless
+  the step's env sets it; a missing id skips the mount unless ``required``); ``cache,from=``
+  is refused as not supported yet;
 - a non-zero exit raises ``RunStepError`` with BuildKit's message
   ``process "/bin/sh -c exit 3" did not complete successfully: exit code: 3`` and the last
   lines of output; an OOM kill says ``killed: out of memory (limit 64MiB)``.
@@ -71,6 +73,7 @@ from builder.timings import phase
 
 if TYPE_CHECKING:
     from builder.engine.secrets import SecretStore
+    from builder.engine.ssh import SshAgents
     from builder.plan import RunFile, RunMount, RunStep, Source
 
 __all__ = [
@@ -91,13 +94,15 @@ class MountSources:
 
     ``bind_root`` maps a mount's ``source`` (context, stage, image) to a host directory that
     stays unchanged while the step runs (the context dir, a read-only mount of the stage);
-    ``source_path`` is resolved inside it. ``secrets`` gives secret values by id.
+    ``source_path`` is resolved inside it. ``secrets`` gives secret values by id, ``ssh``
+    the agent sockets by id.
     ``cache_dir`` holds cache mounts (one directory per hashed id; ``cache_namespace`` is
     ``BUILDKIT_CACHE_MOUNT_NS``).
     """
 
     bind_root: Callable[[Source | None], Path] | None = None
     secrets: SecretStore | None = None
+    ssh: SshAgents | None = None
     cache_dir: Path | None = None
     cache_namespace: str = ""
 
@@ -202,6 +207,8 @@ class _MountBuilder:
         self.step = step
         self.env: list[str] = []
         self.secret_dir: Path | None = None
+        self.ssh_dir: Path | None = None
+        self.ssh_env = False
 
     def plan(self, m: RunMount) -> _Planned | None:
         spec = m.mount
@@ -219,7 +226,7 @@ class _MountBuilder:
             case ir.MountType.SECRET:
                 return self._secret(m)
             case ir.MountType.SSH:
-                raise ExecutionError("RUN --mount=type=ssh is not supported yet")
+                return self._ssh(m)
             case _:
                 raise ExecutionError(f"unsupported mount type {spec.type!r}")
 
@@ -313,6 +320,35 @@ class _MountBuilder:
         os.chown(path, spec.uid or 0, spec.gid or 0)
         path.chmod(spec.mode if spec.mode is not None else 0o400)
         return _Planned(destination=m.target, directory=False, mount=bind(path, m.target))
+
+    def _ssh(self, m: RunMount) -> _Planned | None:
+        # lazy: only steps with an ssh mount load the relay
+        from builder.engine.ssh import AgentRelay
+
+        spec = m.mount
+        if not self.ssh_env:  # BuildKit: the first ssh mount's target, unless the env sets it
+            self.ssh_env = True
+            if not any(e.startswith("SSH_AUTH_SOCK=") for e in self.step.env):
+                self.env.append(f"SSH_AUTH_SOCK={m.target}")
+        ssh_id = m.id or "default"
+        upstream = self.sources.ssh.socket(ssh_id) if self.sources.ssh is not None else None
+        if upstream is None:
+            if spec.required:
+                raise ExecutionError(f"no SSH key {go_quote(ssh_id)} forwarded from the client")
+            return None
+        if self.ssh_dir is None:
+            # short and private: a socket path has at most 107 bytes; outside the rootfs
+            self.ssh_dir = Path(tempfile.mkdtemp(prefix="pybuild-ssh-"))
+            self.stack.callback(shutil.rmtree, self.ssh_dir, True)
+        relay = AgentRelay(
+            Path(tempfile.mkdtemp(dir=self.ssh_dir)) / "agent.sock",
+            upstream,
+            mode=spec.mode if spec.mode is not None else 0o600,
+            uid=spec.uid or 0,
+            gid=spec.gid or 0,
+        )
+        self.stack.callback(relay.close)
+        return _Planned(destination=m.target, directory=False, mount=bind(relay.path, m.target))
 
 
 def _memory_dir() -> Path | None:

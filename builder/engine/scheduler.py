@@ -65,6 +65,7 @@ from builder.timings import phase
 
 if TYPE_CHECKING:
     from builder.engine.secrets import SecretStore
+    from builder.engine.ssh import SshAgents
     from builder.runtime.network import NetworkProvider
     from builder.runtime.oci import Runtime
     from builder.snapshot.base import Snapshotter
@@ -117,6 +118,7 @@ class EngineSettings:
     cpus: float | None = None
     source_date_epoch: int | None = None
     secrets: SecretStore | None = None  # values by id for RUN --mount=type=secret
+    ssh: SshAgents | None = None  # agent sockets by id for RUN --mount=type=ssh
 
 
 @dataclass(slots=True)
@@ -500,6 +502,7 @@ class Scheduler:
                     bind_root=lambda source: roots[id(source)],
                     cache_dir=self.store.root / paths.CACHEMOUNTS,
                     secrets=self.settings.secrets,
+                    ssh=self.settings.ssh,
                 ),
                 bundle_dir=self.store.root / paths.TMP,
                 overlay=tools.snapshotter,

@@ -494,10 +494,18 @@ def test_required_secret_missing(env: Env) -> None:
         run(env, step)
 
 
-def test_ssh_mount_not_supported(env: Env) -> None:
+def test_ssh_mount_without_agent_is_skipped_unless_required(env: Env) -> None:
     m = ir.Mount(spec="type=ssh", type=ir.MountType.SSH)
-    with pytest.raises(ExecutionError, match="type=ssh is not supported yet"):
-        run(env, sh("true", mounts=(RunMount(mount=m, target="/run/buildkit/ssh_agent.0"),)))
+    target = "/run/buildkit/ssh_agent.0"
+    step = sh(
+        'test ! -e /run/buildkit/ssh_agent.0 && echo "$SSH_AUTH_SOCK"',
+        mounts=(RunMount(mount=m, target=target, id="default"),),
+    )
+    assert run(env, step).output == target + "\n"
+    required = ir.Mount(spec="type=ssh,required", type=ir.MountType.SSH, required=True)
+    step = sh("true", mounts=(RunMount(mount=required, target=target, id="default"),))
+    with pytest.raises(ExecutionError, match='no SSH key "default" forwarded from the client'):
+        run(env, step)
 
 
 def test_heredoc_script_is_mounted_read_only(env: Env) -> None:
