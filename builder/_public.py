@@ -75,6 +75,7 @@ def build(
     root: PathLike | None = None,
     secrets: str | Iterable[str] = (),
     ssh: str | Iterable[str] = (),
+    build_contexts: Mapping[str, str] | None = None,
     on_event: EventCallback | None = None,
 ) -> BuildResult:
     """Build the Dockerfile of ``context`` and store the image, as ``pybuild build`` does.
@@ -86,7 +87,8 @@ def build(
     ``memory`` is bytes or Docker's syntax (``"512m"``); ``root`` is the image store
     (default ``$PYBUILD_ROOT``); ``secrets`` are ``--secret`` specs
     (``"id=tok,src=token.txt"``, ``"id=tok,env=TOKEN"``; ``"id=tok"`` reads ``$tok``);
-    ``ssh`` are ``--ssh`` specs (``"default"``: ``$SSH_AUTH_SOCK``; ``"git=~/.ssh/id_ed25519"``).
+    ``ssh`` are ``--ssh`` specs (``"default"``: ``$SSH_AUTH_SOCK``; ``"git=~/.ssh/id_ed25519"``);
+    ``build_contexts`` maps names to ``--build-context`` values (``{"src": "../lib"}``).
     ``on_event`` receives every progress event (:mod:`builder.engine.events`), one call at a
     time, possibly from a worker thread.
 
@@ -129,6 +131,7 @@ def build(
             parse_secret_spec(s) for s in ([secrets] if isinstance(secrets, str) else secrets)
         ),
         ssh=tuple(parse_ssh_spec(s) for s in ([ssh] if isinstance(ssh, str) else ssh)),
+        build_contexts=tuple(f"{k}={v}" for k, v in (build_contexts or {}).items()),
     )
     return run_build(options, sink=_CallbackSink(on_event))
 

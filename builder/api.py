@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from builder.context.ignore import PatternMatcher
     from builder.engine import noop
+    from builder.engine.named import NamedContexts
     from builder.engine.scheduler import Machinery, StepResult
     from builder.engine.secrets import SecretSpec
     from builder.engine.ssh import SshSpec
@@ -70,6 +71,7 @@ class BuildOptions:
     root: str | None = None
     secrets: tuple[SecretSpec, ...] = ()  # --secret; values are read when a step mounts them
     ssh: tuple[SshSpec, ...] = ()  # --ssh; key files get a private agent when a step needs it
+    build_contexts: tuple[str, ...] = ()  # --build-context NAME=VALUE (builder.engine.named)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,8 +186,8 @@ def _noop_request(
     """The no-op record this build may use and write, or None (``--pull``, a Dockerfile from
     stdin). ``--no-cache`` is not part of the request: such a build never uses a record, but it
     writes the one a plain rebuild will use, since that rebuild hits the cache records it wrote."""
-    if options.pull or dockerfile is None:
-        return None
+    if options.pull or dockerfile is None or options.build_contexts:
+        return None  # (named contexts: their content is only known by reading them)
     # lazy: builds with --pull or a Dockerfile on stdin skip the no-op check
     from builder.engine import noop
 
@@ -261,6 +263,11 @@ def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
         from builder.engine.ssh import ssh_agents
 
         ssh_agents(options.ssh)
+    if options.build_contexts:
+        # lazy: only builds given --build-context; checked before anything runs, as buildx does
+        from builder.engine.named import check_contexts, parse_build_context
+
+        check_contexts([parse_build_context(text) for text in options.build_contexts])
     build_args = resolve_build_args(options.build_args)
     root = Path(options.root) if options.root else default_store_root()
     if is_local_context(options.context):
@@ -519,6 +526,7 @@ def _build(
         sink.emit(VertexDone(vertex=n))
         try:
             resolver = StoreResolver(store, pull=options.pull, vertices=vertices)
+            images = _named_contexts(options, resolver, store, epoch)
             request = PlanRequest(
                 build_args=build_args,
                 target=options.target,
@@ -527,11 +535,12 @@ def _build(
                 labels=options.labels,
                 no_cache=options.no_cache,
                 platform_explicit=options.platform is not None,
+                named_contexts=images.keys if images is not None else frozenset(),
             )
             checks = _check_inputs(options, build_args, platform, context.matcher, store)
             try:
                 with phase("plan (base images resolved)"):
-                    build_plan = plan(dockerfile, request, resolver)
+                    build_plan = plan(dockerfile, request, images or resolver)
             except BuildError:
                 _lint(ast, analysis, checks, sink, fail=False)  # shown before the error
                 raise
@@ -548,7 +557,7 @@ def _build(
             identity = f"{context.root}\0{dockerfile_path or name}"
             scheduler = Scheduler(
                 store=store,
-                images=resolver,
+                images=images or resolver,
                 context=context,
                 sink=sink,
                 settings=EngineSettings(
@@ -599,6 +608,25 @@ def _build(
             steps=tuple((s.stage, s.text, str(s.layer), str(s.diff_id)) for s in steps),
         )
     return _Built(result=built, outcome=outcome)
+
+
+def _named_contexts(
+    options: BuildOptions, resolver: StoreResolver, store: Store, epoch: int | None
+) -> NamedContexts | None:
+    """``--build-context``: a resolver answering them before ``resolver`` (None without)."""
+    if not options.build_contexts:
+        return None
+    # lazy: only builds given --build-context load it
+    from builder.engine.named import NamedContexts, parse_build_context
+
+    return NamedContexts(
+        resolver,
+        [parse_build_context(text) for text in options.build_contexts],
+        store=store,
+        sink=resolver.vertices.sink,
+        next_vertex=resolver.vertices.counter.next,
+        source_date_epoch=epoch,
+    )
 
 
 def _check_inputs(

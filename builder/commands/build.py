@@ -97,6 +97,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="forward an SSH agent (default: $SSH_AUTH_SOCK) or keys to RUN --mount=type=ssh",
     )
     parser.add_argument(
+        "--build-context",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a named context for FROM/--from: a directory, docker-image://REF,"
+        " oci-layout://PATH[:TAG], or a git or https URL",
+    )
+    parser.add_argument(
         "--progress", default="auto", choices=("auto", "tty", "plain", "quiet"), help="output"
     )
     parser.add_argument("--iidfile", metavar="FILE", help="write the image ID to FILE")
@@ -137,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         root=args.root,
         secrets=tuple(args.secret),
         ssh=tuple(args.ssh),
+        build_contexts=tuple(args.build_context),
     )
     quiet = args.quiet or args.progress == "quiet"
     sink = make_sink(args.progress, sys.stderr, quiet=quiet)

@@ -270,4 +270,68 @@ def _stdin() -> BinaryIO:
     return sys.stdin.buffer
 
 
-__all__ = ["PreparedContext", "prepare"]
+# --- trees without a Dockerfile (named contexts) -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreparedTree:
+    """A fetched file tree (``--build-context NAME=URL``); ``close`` removes a temporary one."""
+
+    kind: str  # "git" or "url"
+    directory: Path
+    temporary: Path | None = None
+
+    def close(self) -> None:
+        if self.temporary is not None:
+            shutil.rmtree(self.temporary, ignore_errors=True)
+
+
+def fetch_tree(
+    url: str,
+    *,
+    store_root: Path,
+    keep_git_dir: bool = False,
+    limits: DownloadLimits | None = None,
+) -> PreparedTree:
+    """A git URL's tree (kept in the store by commit), or an http(s) URL's body: a tar archive
+    (any compression) extracted, anything else as the one file ``context`` (mode 0600), as
+    BuildKit's ``llb.HTTP(url, llb.Filename("context"))`` gives it."""
+    if is_git_url(url):
+        # lazy: only git sources need the git client
+        from builder.context.git import GitOptions, checkout
+
+        parsed = parse_git_url(url)
+        keep = parsed.keep_git_dir if parsed.keep_git_dir is not None else keep_git_dir
+        submodules = parsed.submodules if parsed.submodules is not None else True
+        done = checkout(parsed, store_root, GitOptions(keep_git_dir=keep, submodules=submodules))
+        directory = subdir_of(done.path, parsed.subdir, label=parsed.display)
+        return PreparedTree(kind="git", directory=directory)
+    if not is_http_url(url):
+        raise ContextError(f"{redact(url)}: not a git or http(s) URL")
+    # lazy: only tarball sources need the archive reader
+    from builder.context.tarball import extract, is_archive
+
+    limits = limits or DownloadLimits.from_environment()
+    work = _workdir(store_root)
+    try:
+        directory = work / "context"
+        directory.mkdir(mode=0o755)
+        body = work / "download"
+        with open(body, "wb") as out:
+            download(url, out, limits=limits, what="unable to prepare context:")
+        with open(body, "rb") as fh:
+            archive = is_archive(fh)
+            if archive:
+                extract(fh, directory, label=redact(url), max_bytes=limits.max_bytes)
+        if archive:
+            body.unlink()
+        else:
+            os.chmod(body, 0o600)
+            body.rename(directory / "context")
+        return PreparedTree(kind="url", directory=directory, temporary=work)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+__all__ = ["PreparedContext", "PreparedTree", "fetch_tree", "prepare"]

@@ -43,6 +43,7 @@ from builder.plan.checks import (
     parse_port,
 )
 from builder.plan.mounts import plan_mounts
+from builder.plan.named import context_key
 from builder.plan.scope import (
     BUILTIN_ARGS,
     DEFAULT_PATH,
@@ -250,6 +251,10 @@ class _Planner:
                         f"failed to parse platform {stage.platform}: {err.message}", span=span
                     ) from None
             base_stage = self.names.get(base)  # only earlier stages, exact (lower-case) name
+            replaced = bool(stage.name) and self._is_named_context(stage.name or "")
+            if replaced:
+                # BuildKit: the context replaces the whole stage; the resolver answers its name
+                base, base_stage = stage.name or "", None
             if stage.name:
                 self.names[stage.name] = stage.index
             stage_name = stage.name or f"stage-{stage.index}"
@@ -262,8 +267,13 @@ class _Planner:
                     platform=platform,
                     base_stage=base_stage,
                     deps={},
+                    replaced=replaced,
                 )
             )
+
+    def _is_named_context(self, name: str) -> bool:
+        named = self.request.named_contexts
+        return bool(named) and context_key(name) in named
 
     # ----------------------------------------------------------------- stage graph
 
@@ -298,6 +308,8 @@ class _Planner:
 
     def _dependency_graph(self) -> None:
         for info in self.infos:
+            if info.replaced:
+                continue  # its instructions are not run
             for instr in info.stage.instructions:
                 for dep in self._instruction_deps(instr):
                     info.deps.setdefault(dep, instr.span)
@@ -372,10 +384,13 @@ class _Planner:
                 if info.triggers is not None:
                     continue
                 expressions: tuple[str, ...] = ()
-                if info.base_stage is not None:
-                    base = self.infos[info.base_stage].stage
+                if info.replaced:
+                    self._resolve(info.base_ref, self._stage_platform(info), info.stage.span)
+                elif info.base_stage is not None:
+                    base_info = self.infos[info.base_stage]
+                    instructions = () if base_info.replaced else base_info.stage.instructions
                     expressions = tuple(
-                        i.expression for i in base.instructions if isinstance(i, ir.OnBuild)
+                        i.expression for i in instructions if isinstance(i, ir.OnBuild)
                     )
                 elif info.base_ref != EMPTY_IMAGE:
                     image = self._resolve(
@@ -429,7 +444,7 @@ class _Planner:
         steps: list[Step] = []
         for trigger in info.triggers or ():
             steps.append(self._dispatch(state, info, trigger, escape="\\", onbuild=True))
-        for instr in stage.instructions:
+        for instr in () if info.replaced else stage.instructions:
             steps.append(self._dispatch(state, info, instr, escape=self.df.escape, onbuild=False))
         self.results[index] = state
 

@@ -64,6 +64,7 @@ class StageInfo:
     base_stage: int | None
     deps: dict[int, Span]  # stage index -> the instruction that needs it
     triggers: tuple[ir.Instruction, ...] | None = None
+    replaced: bool = False  # a --build-context of the stage's name stands in for the stage
 
 
 class State:

@@ -51,7 +51,9 @@ class PlanRequest:
     ``platform`` is the target platform, ``build_platform`` the platform the build runs on.
     ``platform_explicit`` is true when the user gave ``--platform``: the target image's
     os/architecture are then set to it (BuildKit leaves them as the base image has them
-    otherwise).
+    otherwise). ``named_contexts`` are the keys of the ``--build-context`` names: a stage named
+    like one is replaced by it (its instructions are not run); the resolver answers the
+    context for every other reference to it.
     """
 
     build_args: tuple[tuple[str, str], ...] = ()
@@ -61,6 +63,7 @@ class PlanRequest:
     labels: tuple[tuple[str, str], ...] = ()
     no_cache: bool = False
     platform_explicit: bool = False
+    named_contexts: frozenset[str] = frozenset()  # --build-context keys (plan.named.context_key)
 
 
 # --------------------------------------------------------------------------- bases and sources
