@@ -83,16 +83,21 @@ def prepare(
 # --- git ---------------------------------------------------------------------------------------
 
 
-def _git(
-    url: GitURL, dockerfile: str | None, store_root: Path, *, keep_git_dir: bool
-) -> PreparedContext:
+def _git_tree(url: GitURL, store_root: Path, *, keep_git_dir: bool) -> Path:
+    """The checkout of ``url`` (its subdir) in the store."""
     # lazy: only git contexts need the git client
     from builder.context.git import GitOptions, checkout
 
     keep = url.keep_git_dir if url.keep_git_dir is not None else keep_git_dir
     submodules = url.submodules if url.submodules is not None else True
     done = checkout(url, store_root, GitOptions(keep_git_dir=keep, submodules=submodules))
-    directory = subdir_of(done.path, url.subdir, label=url.display)
+    return subdir_of(done.path, url.subdir, label=url.display)
+
+
+def _git(
+    url: GitURL, dockerfile: str | None, store_root: Path, *, keep_git_dir: bool
+) -> PreparedContext:
+    directory = _git_tree(url, store_root, keep_git_dir=keep_git_dir)
     name, data, path = _read_in_root(directory, dockerfile, label=url.display)
     return PreparedContext(
         kind="git",
@@ -297,14 +302,7 @@ def fetch_tree(
     (any compression) extracted, anything else as the one file ``context`` (mode 0600), as
     BuildKit's ``llb.HTTP(url, llb.Filename("context"))`` gives it."""
     if is_git_url(url):
-        # lazy: only git sources need the git client
-        from builder.context.git import GitOptions, checkout
-
-        parsed = parse_git_url(url)
-        keep = parsed.keep_git_dir if parsed.keep_git_dir is not None else keep_git_dir
-        submodules = parsed.submodules if parsed.submodules is not None else True
-        done = checkout(parsed, store_root, GitOptions(keep_git_dir=keep, submodules=submodules))
-        directory = subdir_of(done.path, parsed.subdir, label=parsed.display)
+        directory = _git_tree(parse_git_url(url), store_root, keep_git_dir=keep_git_dir)
         return PreparedTree(kind="git", directory=directory)
     if not is_http_url(url):
         raise ContextError(f"{redact(url)}: not a git or http(s) URL")
