@@ -10,6 +10,12 @@ mtime_ns, ctime_ns, content sha256)`` in an SQLite file under a directory the ca
 recorded less than ``RACY_NS`` after the file last changed is not trusted (the "racy git"
 problem: a second write within the filesystem's timestamp granularity keeps the same times),
 so such a file is hashed again until it has aged.
+
+``seed`` takes a digest computed elsewhere from the same read as a copy (COPY hashes the
+context while copying it when the content is not known yet, ``builder.engine.scheduler``): it
+is trusted for the rest of the process whatever its age, since the copy holds exactly the
+bytes that were hashed, and persisted like any other entry (so later builds apply the racy
+rule to it).
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ class ContentCache:
         self._lock = threading.Lock()
         self._memory: dict[str, _Record] = {}
         self._pending: dict[str, _Record] = {}
+        self._seeded: dict[str, _Record] = {}  # read by this process: trusted though racy
         self._db: sqlite3.Connection | None = None
         self._db_failed = directory is None
         self.hashed = 0  # files whose content was read (for diagnostics and tests)
@@ -118,11 +125,43 @@ class ContentCache:
 
     def cached(self, st: os.stat_result) -> str | None:
         """The content sha256 (hex) for a file with this lstat, if known and trusted."""
+        key = _key(st)
         with self._lock:
-            rec = self._lookup(_key(st))
+            seeded = self._seeded.get(key)
+            rec = self._lookup(key) if seeded is None else None
+        if seeded is not None:
+            if (seeded.size, seeded.mtime_ns, seeded.ctime_ns) == (
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+            ):
+                return seeded.digest
+            return None
         if rec is not None and rec.valid_for(st):
             return rec.digest
         return None
+
+    def seed(self, st: os.stat_result, digest: str, size: int) -> None:
+        """Record ``digest`` (sha256 hex of ``size`` bytes) read from the file whose fstat,
+        taken before the read, is ``st``; ignored when the file did not have ``size`` bytes."""
+        self._record(st, digest, size, seeded=True)
+
+    def _record(self, st: os.stat_result, digest: str, size: int, *, seeded: bool) -> None:
+        rec = _Record(
+            size=size,
+            mtime_ns=st.st_mtime_ns,
+            ctime_ns=st.st_ctime_ns,
+            digest=digest,
+            recorded_ns=self._clock(),
+        )
+        key = _key(st)
+        with self._lock:
+            self.hashed += 1
+            if size == st.st_size:
+                if seeded:
+                    self._seeded[key] = rec
+                self._memory[key] = rec
+                self._pending[key] = rec
 
     def content_digest(self, st: os.stat_result, opener: Callable[[], int]) -> str:
         """sha256 hex of a regular file's content; ``opener`` gives a read fd when needed.
@@ -145,19 +184,7 @@ class ContentCache:
         finally:
             os.close(fd)
         digest = h.hexdigest()
-        after = fst
-        rec = _Record(
-            size=size,
-            mtime_ns=after.st_mtime_ns,
-            ctime_ns=after.st_ctime_ns,
-            digest=digest,
-            recorded_ns=self._clock(),
-        )
-        with self._lock:
-            self.hashed += 1
-            if size == after.st_size:
-                self._memory[_key(after)] = rec
-                self._pending[_key(after)] = rec
+        self._record(fst, digest, size, seeded=False)
         return digest
 
     def flush(self) -> None:

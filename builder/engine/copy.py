@@ -39,7 +39,7 @@ from builder.context.ignore import PatternMatcher
 from builder.context.sourcefs import FileSource, list_xattrs
 from builder.engine.archive import extract_archive, is_archive
 from builder.engine.chown import ChownResolver, ModeSpec, Owner, parse_chmod
-from builder.engine.copy_dest import CopyResult, DestTree, show_path
+from builder.engine.copy_dest import CopyResult, DestTree, Seed, show_path
 from builder.engine.copy_sources import (
     Event,
     Selection,
@@ -90,9 +90,11 @@ class _Copier:
         mode: ModeSpec | None,
         owner: Owner | None,
         clamp_ns: int | None,
+        hashing: bool = False,
     ) -> None:
         self.tree = tree
         self.item = item
+        self.hashing = hashing
         self.mode = mode
         self.owner = owner
         self.clamp_ns = clamp_ns
@@ -208,6 +210,7 @@ class _Copier:
                 gid=gid,
                 mtime_ns=mtime,
                 in_layer=in_layer,
+                seed=Seed(cache=fs.source.content_cache, st=fst) if self.hashing else None,
             )
         elif stat.S_ISLNK(st.st_mode):
             if ev.parent_fd >= 0:
@@ -246,13 +249,16 @@ def apply_copy(
     source_date_epoch: int | None = None,
     fetcher: UrlFetcher | None = None,
     reuse: CopyReuse | None = None,
+    hashing: bool = False,
 ) -> CopyResult:
     """Populate the empty layer directory ``out_dir`` with what ``step`` adds to the image.
 
     ``rootfs`` is a read-only view of the image before the step (None for ``--link``, which is
     also ignored here when ``--link`` applies). ``reuse`` names the previous build's layer
     directory of this step, whose unchanged files are hard-linked instead of copied (see
-    ``builder.engine.reuse``). Errors carry the step's span.
+    ``builder.engine.reuse``). With ``hashing`` every regular file copied is read through
+    memory and its sha256 seeds the source's content cache (``ContentCache.seed``), so the
+    cache input computed afterwards reads no file again. Errors carry the step's span.
     """
     own_fetcher = fetcher is None
     fetch = fetcher if fetcher is not None else UrlFetcher()
@@ -266,6 +272,7 @@ def apply_copy(
             source_date_epoch=source_date_epoch,
             fetcher=fetch,
             reuse=reuse,
+            hashing=hashing,
         )
     except BuildError as err:
         if step.span is not None:
@@ -291,6 +298,7 @@ def _apply(
     source_date_epoch: int | None,
     fetcher: UrlFetcher,
     reuse: CopyReuse | None,
+    hashing: bool,
 ) -> CopyResult:
     mode = parse_chmod(step.chmod)
     owner = chown_resolver.resolve(step.chown)
@@ -324,6 +332,7 @@ def _apply(
                     mode=mode,
                     owner=owner,
                     clamp_ns=clamp_ns,
+                    hashing=hashing,
                 )
             check_required(source, sources, seen)
             return tree.finish()
@@ -348,6 +357,7 @@ def _apply_item(
     mode: ModeSpec | None,
     owner: Owner | None,
     clamp_ns: int | None,
+    hashing: bool,
 ) -> None:
     if item.unpack and stat.S_ISREG(item.node.st.st_mode):
         fd = item.fs.open_file(item.node.comps)
@@ -378,6 +388,6 @@ def _apply_item(
             " the destination must be a directory and end with a /"
         )
     tree.mkdir_all(dst[:-1], mode=0o755, owner=owner)
-    copier = _Copier(tree, item, mode=mode, owner=owner, clamp_ns=clamp_ns)
+    copier = _Copier(tree, item, mode=mode, owner=owner, clamp_ns=clamp_ns, hashing=hashing)
     for label, ev in iter_item(item, excludes, sources.required, seen):
         copier.handle(ev, dst, label)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import stat
 from collections import OrderedDict
@@ -35,6 +36,7 @@ from builder.fs.root import (
 from builder.oci.tarformat import EntryType
 
 if TYPE_CHECKING:
+    from builder.context.checksum import ContentCache
     from builder.engine.chown import Owner
 
 WHITEOUT_PREFIX: Final = ".wh."
@@ -51,6 +53,15 @@ class CopiedItem:
     mode: int
     uid: int
     gid: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Seed:
+    """Where a copied file's content digest goes: the source's content cache, with the
+    source file's fstat taken before it was read."""
+
+    cache: ContentCache
+    st: os.stat_result
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -400,10 +411,12 @@ class DestTree:
         gid: int,
         mtime_ns: int,
         in_layer: bool = True,
+        seed: Seed | None = None,
     ) -> None:
         """A new regular file at ``comps`` with the contents of open file ``src`` (taken over
         and closed), written in the background (``WriteBack``); visible to lookups at once.
-        ``in_layer=False`` says a lookup just found nothing at ``comps`` in the layer."""
+        ``in_layer=False`` says a lookup just found nothing at ``comps`` in the layer. With
+        ``seed`` the bytes are hashed as they are copied and the sha256 handed to it."""
         try:
             self._check_name(comps)
             if in_layer:
@@ -419,7 +432,10 @@ class DestTree:
             try:
                 out = os.open(name, CREATE_FLAGS, 0o600, dir_fd=parent)
                 try:
-                    copy_fd(src, out)
+                    if seed is None:
+                        copy_fd(src, out)
+                    else:
+                        seed.cache.seed(seed.st, *copy_fd_hashing(src, out, seed.st.st_size))
                     DestTree.set_xattrs_fd(out, xattrs)
                     _file_meta_fd(out, same_owner, mode=mode, uid=uid, gid=gid, mtime_ns=mtime_ns)
                 finally:
@@ -619,6 +635,27 @@ def _file_meta_fd(
             os.fchown(fd, uid, gid)
     os.fchmod(fd, mode & 0o7777)
     os.utime(fd, ns=(mtime_ns, mtime_ns))
+
+
+def copy_fd_hashing(src: int, dst: int, size: int) -> tuple[str, int]:
+    """Copy all of ``src`` (expected ``size`` bytes) to ``dst`` through memory, hashing it:
+    the sha256 hex of the bytes copied, and their number."""
+    h = hashlib.sha256()
+    done = 0
+    while True:
+        # one byte more than expected: a file of the expected size ends without a second read
+        want = min(_CHUNK, size - done + 1) if done <= size else _CHUNK
+        chunk = os.read(src, want)
+        if not chunk:
+            break
+        h.update(chunk)
+        done += len(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(dst, view) :]
+        if len(chunk) < want and done == size:
+            break
+    return h.hexdigest(), done
 
 
 def copy_fd(src: int, dst: int) -> None:

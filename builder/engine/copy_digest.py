@@ -82,6 +82,38 @@ def copy_source_digest(
     return _source_digest(source, Selection.of(step), span=step.span, fetcher=fetcher)
 
 
+_PROBE_FILES = 16
+
+
+def content_unknown(source: FileSource, step: CopyStep, *, fetcher: UrlFetcher) -> bool:
+    """Whether ``step`` reads the context's files with none of their content known: the first
+    regular files it reads (up to 16) all miss the content cache. A COPY then copies first and
+    computes its cache input afterwards, from the hashes the copy took (``scheduler``). False
+    when the sources cannot be read: the cache input then reports the error."""
+    try:
+        sources = collect_sources(source, Selection.of(step), fetcher=fetcher, download=False)
+    except (BuildError, OSError):
+        return False
+    try:
+        excludes = exclude_matcher(Selection.of(step))
+        misses = 0
+        for item in sources.items:
+            for _, ev in iter_item(item, excludes, sources.required, set()):
+                st = ev.node.st
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                if source.content_cache.cached(st) is not None:
+                    return False
+                misses += 1
+                if misses >= _PROBE_FILES:
+                    return True
+    except (BuildError, OSError):
+        return False
+    finally:
+        sources.close()
+    return misses > 0
+
+
 def mount_source_digest(source: FileSource, path: str) -> CopySourceDigest:
     """The cache input of a RUN bind mount of ``path`` in ``source``: what a COPY of it reads."""
     return _source_digest(source, Selection.of_mount(path), span=None, fetcher=None)

@@ -51,6 +51,7 @@ from builder.plan import (
     FromScratch,
     FromStage,
     ImageBase,
+    PathSource,
     RunStep,
     ScratchBase,
     Source,
@@ -298,58 +299,100 @@ class Scheduler:
         parent: Digest,
         position: int,
     ) -> tuple[Layer, Digest, str, bool]:
-        """The step's layer, the cache key of its chain, its creation time, whether cached."""
-        n = self.counter.next()
-        with phase("source digests (context scan and hash)"):
-            inputs, described_files = self._inputs(step)
-        payload = step_cache_payload(step)
-        link = isinstance(step, CopyStep) and step.link
-        key = cache_key(payload, None if link else parent, inputs)
-        # A --link layer is looked up without its parent, but what follows depends on both.
-        chain = cache_key({"link": str(key)}, parent, ()) if link else key
-        record = StepRecord(
-            key=str(key),
-            parent=str(parent),
-            values=tuple(describe_inputs(step)),
-            files=described_files,
-        )
-        identity = self._step_identity(stage, position)
-        cached = None if self.settings.no_cache else self.store.cache.get(key)
-        if cached is not None:
-            layer = self._cached_layer(cached)
-            if layer is not None:
-                with self._lock:
-                    self.cache_records.append((key, tuple(r.digest for r in cached.roots)))
-                self.sink.emit(VertexCached(vertex=n, name=name))
-                self.sink.emit(VertexDone(vertex=n))
-                self._remember(identity, record)
-                return layer, chain, cached.created, True
-        self.sink.emit(VertexStarted(vertex=n, name=name))
-        previous = None if self.settings.no_cache else self._recall(identity)
-        reason = "--no-cache" if self.settings.no_cache else explain_miss(previous, record)
-        self.sink.emit(VertexExplain(vertex=n, reason=reason))
-        try:
-            layer = self._execute(step, layers, n, self._reuse(step, previous, record, layers))
-        except BuildError as err:
-            self.sink.emit(VertexDone(vertex=n, error=err.message))
-            raise with_span(err, step.span) from None
-        except KeyboardInterrupt:
-            self.sink.emit(VertexDone(vertex=n, error="interrupted"))
-            raise
-        created = timestamp(self.settings.source_date_epoch)
-        self.store.cache.put(
-            CacheRecord(
-                key=key,
-                roots=(layer.descriptor,),
-                metadata=(("diff_id", str(layer.diff_id)),),
-                created=created,
+        """The step's layer, the cache key of its chain, its creation time, whether cached.
+
+        A COPY's cache key needs the content digest of every file it reads, as BuildKit's
+        does. When that content is known (the context's checksum cache, keyed by inode and
+        stat, ``builder.context.checksum``) the key costs a walk and no read; the copy then
+        runs only on a miss. When it is not (a cold build: a new checkout, a pruned store),
+        hashing first and copying after would read every file twice; instead the COPY copies
+        first, hashing each file in the one read that copies it, which seeds the checksum
+        cache, and the key is computed afterwards from it. That is done only when the copy
+        is needed anyway, or likely: with ``--no-cache``, or when this step of this build was
+        never built in this store (no miss-explanation record). Should the key hit the cache
+        after all, the copy is thrown away: one wasted write in a rare case, against a read
+        of every file saved on every cold build.
+        """
+        with contextlib.ExitStack() as stack:
+            prepared: Path | None = None
+            if self._copy_first(step, stage, position):
+                assert isinstance(step, CopyStep)
+                prepared = stack.enter_context(self.snapshotter.scratch_dir())
+                with phase("copy files, hashing them (content not known yet)"):
+                    self._execute_copy(step, layers, prepared, None, hashing=True)
+            n = self.counter.next()
+            with phase("source digests (context scan and hash)"):
+                inputs, described_files = self._inputs(step)
+            payload = step_cache_payload(step)
+            link = isinstance(step, CopyStep) and step.link
+            key = cache_key(payload, None if link else parent, inputs)
+            # A --link layer is looked up without its parent, but what follows depends on both.
+            chain = cache_key({"link": str(key)}, parent, ()) if link else key
+            record = StepRecord(
+                key=str(key),
+                parent=str(parent),
+                values=tuple(describe_inputs(step)),
+                files=described_files,
             )
-        )
-        with self._lock:
-            self.cache_records.append((key, (layer.descriptor.digest,)))
-        self._remember(identity, record)
-        self.sink.emit(VertexDone(vertex=n))
-        return layer, chain, created, False
+            identity = self._step_identity(stage, position)
+            cached = None if self.settings.no_cache else self.store.cache.get(key)
+            if cached is not None:
+                layer = self._cached_layer(cached)
+                if layer is not None:
+                    with self._lock:
+                        self.cache_records.append((key, tuple(r.digest for r in cached.roots)))
+                    self.sink.emit(VertexCached(vertex=n, name=name))
+                    self.sink.emit(VertexDone(vertex=n))
+                    self._remember(identity, record)
+                    return layer, chain, cached.created, True
+            self.sink.emit(VertexStarted(vertex=n, name=name))
+            previous = None if self.settings.no_cache else self._recall(identity)
+            reason = "--no-cache" if self.settings.no_cache else explain_miss(previous, record)
+            self.sink.emit(VertexExplain(vertex=n, reason=reason))
+            try:
+                reuse = (
+                    None if prepared is not None else self._reuse(step, previous, record, layers)
+                )
+                layer = self._execute(step, layers, n, reuse, prepared)
+            except BuildError as err:
+                self.sink.emit(VertexDone(vertex=n, error=err.message))
+                raise with_span(err, step.span) from None
+            except KeyboardInterrupt:
+                self.sink.emit(VertexDone(vertex=n, error="interrupted"))
+                raise
+            created = timestamp(self.settings.source_date_epoch)
+            self.store.cache.put(
+                CacheRecord(
+                    key=key,
+                    roots=(layer.descriptor,),
+                    metadata=(("diff_id", str(layer.diff_id)),),
+                    created=created,
+                )
+            )
+            with self._lock:
+                self.cache_records.append((key, (layer.descriptor.digest,)))
+            self._remember(identity, record)
+            self.sink.emit(VertexDone(vertex=n))
+            return layer, chain, created, False
+
+    def _copy_first(self, step: Step, stage: StagePlan, position: int) -> bool:
+        """Whether ``step`` is a COPY from the context whose files' content is not known, and
+        that will likely miss the cache (see ``_step``)."""
+        # lazy: only COPY/ADD digest their sources
+        from builder.engine.copy_digest import content_unknown
+
+        if not isinstance(step, CopyStep) or step.is_add:
+            return False
+        if not isinstance(step.source, FromContext):
+            return False
+        if not all(isinstance(src, PathSource) for src in step.sources):
+            return False
+        if (
+            not self.settings.no_cache
+            and self._record_path(self._step_identity(stage, position)).exists()
+        ):
+            return False
+        return content_unknown(self.context, step, fetcher=self._fetcher)
 
     def _reuse(
         self,
@@ -440,18 +483,27 @@ class Scheduler:
             yield merged
 
     def _execute(
-        self, step: Step, layers: tuple[Layer, ...], vertex: int, reuse: CopyReuse | None
+        self,
+        step: Step,
+        layers: tuple[Layer, ...],
+        vertex: int,
+        reuse: CopyReuse | None,
+        prepared: Path | None = None,
     ) -> Layer:
+        """The step's new layer; ``prepared`` is a COPY's layer directory already copied."""
+
         def on_output(data: bytes) -> None:
             self.sink.emit(VertexLog(vertex=vertex, data=data))
 
-        with self.snapshotter.scratch_dir() as out:
+        with contextlib.ExitStack() as stack:
+            out = prepared or stack.enter_context(self.snapshotter.scratch_dir())
             match step:
                 case RunStep():
                     self._execute_run(step, layers, out, on_output)
                     overlay = True
                 case CopyStep():
-                    self._execute_copy(step, layers, out, reuse)
+                    if prepared is None:
+                        self._execute_copy(step, layers, out, reuse)
                     overlay = False
                 case WorkdirStep():
                     self._execute_workdir(step, layers, out)
@@ -509,7 +561,13 @@ class Scheduler:
             )
 
     def _execute_copy(
-        self, step: CopyStep, layers: tuple[Layer, ...], out: Path, reuse: CopyReuse | None
+        self,
+        step: CopyStep,
+        layers: tuple[Layer, ...],
+        out: Path,
+        reuse: CopyReuse | None,
+        *,
+        hashing: bool = False,
     ) -> None:
         # lazy: loaded when a step executes: a fully cached build never needs it
         from builder.engine.chown import ChownResolver
@@ -528,6 +586,7 @@ class Scheduler:
                 source_date_epoch=self.settings.source_date_epoch,
                 fetcher=self._fetcher,
                 reuse=reuse,
+                hashing=hashing,
             )
 
     def _execute_workdir(self, step: WorkdirStep, layers: tuple[Layer, ...], upper: Path) -> None:

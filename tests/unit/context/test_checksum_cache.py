@@ -134,3 +134,32 @@ def test_hashed_xattrs_filter() -> None:
         )
     )
     assert got == (("security.capability", b"c"), ("user.a", b"1"), ("user.b", b"2"))
+
+
+def test_seeded_digest_is_trusted_in_process_though_racy(tmp_path: Path, opens: list[str]) -> None:
+    f = tmp_path / "f"
+    f.write_bytes(b"copied")
+    st = f.lstat()
+    cache = ContentCache(tmp_path / "state", clock=lambda: 0)  # every entry counts as racy
+    want = hashlib.sha256(b"copied").hexdigest()
+    cache.seed(st, want, len(b"copied"))
+    assert cache.cached(st) == want
+    assert cache.content_digest(st, _opener(f)) == want
+    assert opens.count(str(f)) == 0  # the copy's read stands for the hash
+    cache.close()
+    # persisted, but a later process applies the racy rule to it
+    later = ContentCache(tmp_path / "state", clock=lambda: 0)
+    assert later.cached(f.lstat()) is None
+    later.close()
+
+
+def test_seed_of_a_changed_or_short_read_is_not_used(tmp_path: Path) -> None:
+    f = tmp_path / "f"
+    f.write_bytes(b"abc")
+    st = f.lstat()
+    cache = ContentCache(None)
+    cache.seed(st, hashlib.sha256(b"ab").hexdigest(), 2)  # the file shrank while it was read
+    assert cache.cached(st) is None
+    cache.seed(st, hashlib.sha256(b"abc").hexdigest(), 3)
+    os.utime(f, ns=(1, 1))  # a new mtime: the seeded entry no longer matches
+    assert cache.cached(f.lstat()) is None

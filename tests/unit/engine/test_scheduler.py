@@ -10,6 +10,7 @@ overlayfs and runc.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -373,3 +374,48 @@ def test_final_image_is_assembled_from_the_stage(rig: Rig) -> None:
     assert {d.media_type for d in docker.manifest.layers} == {MediaType.DOCKER_LAYER_GZIP}
     assert docker.id == image.id  # same config bytes
     assert docker.digest != image.digest
+
+
+def test_cold_copy_reads_each_file_once_and_keys_as_a_hashed_one(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Content not known: the COPY copies first, hashing as it copies; its key is the one the
+    ordinary hash-then-copy path computes (the second build hits it)."""
+    data = rig.context_dir / "d"
+    data.mkdir()
+    for i in range(40):
+        (data / f"f{i:02}").write_bytes(f"file {i}\n".encode() * (i + 1))
+    source_reads: list[str] = []
+    real_open = os.open
+
+    def counting(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        # the context's files are opened by name in their directory; the layer writer opens
+        # the copies by full path
+        if kwargs.get("dir_fd") is not None and not flags & os.O_CREAT:
+            source_reads.append(os.fsdecode(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting)
+    dockerfile = "FROM scratch\nCOPY d/ /d/\n"
+    first, events, scheduler = rig.build(dockerfile)
+    assert started(events) == ["[2/2] COPY d/ /d/"]
+    assert sorted(n for n in source_reads if n.startswith("f")) == [f"f{i:02}" for i in range(40)]
+    assert scheduler.context.content_cache.hashed == 40
+    assert layer_files(rig.store, first)[0] == {"d"} | {f"d/f{i:02}" for i in range(40)}
+    second, events, scheduler = rig.build(dockerfile)
+    assert cached(events) == ["[2/2] COPY d/ /d/"]
+    assert second.key == first.key
+    assert rig.machinery_made == 1  # the step was built before: hashed first, then a hit
+
+
+def test_cold_copy_with_no_cache_gives_the_layer_of_a_warm_one(rig: Rig) -> None:
+    data = rig.context_dir / "d"
+    data.mkdir()
+    for i in range(20):
+        (data / f"f{i:02}").write_text(f"{i}\n")
+    dockerfile = "FROM scratch\nCOPY d/ /d/\n"
+    cold, _, _ = rig.build(dockerfile, no_cache=True)
+    warm, _, scheduler = rig.build(dockerfile, no_cache=True)
+    assert scheduler.context.content_cache.hashed == 20  # racy entries: hashed again
+    assert [x.diff_id for x in warm.layers] == [x.diff_id for x in cold.layers]
+    assert warm.key == cold.key
