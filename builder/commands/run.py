@@ -217,6 +217,7 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
                 network=args.network,
                 bundle_dir=store.root / TMP,
                 overlay=snapshotter,
+                init_dir=snapshotter.scratch_dir,
             )
         except RunStepError as err:
             return err.exit_code or 1

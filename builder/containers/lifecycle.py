@@ -8,8 +8,10 @@ the root and applies the restart policy. No pybuild process needs to stay around
 
 Per start: the image's layer directories plus the container's own ``upper/`` are mounted as
 one overlay at ``rootfs/`` (so what the container writes survives stop/start and goes with
-``rm``); the network comes from :mod:`builder.runtime.network` (a private namespace with
-slirp4netns whose API socket publishes ``-p`` ports); the spec is the one RUN steps get
+``rm``), with an init layer ``init/`` on top when the image's ``/proc``, ``/dev`` or ``/sys``
+is not a directory (:func:`builder.snapshot.overlay.init_layer`); the network comes from
+:mod:`builder.runtime.network` (a private namespace with slirp4netns whose API socket
+publishes ``-p`` ports); the spec is the one RUN steps get
 (:func:`builder.runtime.spec.build_spec`) with the container's process, limits and mounts.
 """
 
@@ -56,6 +58,7 @@ from builder.runtime.network import (
 )
 from builder.runtime.oci import cgroup_layout, cgroups_path_for, read_runc_log
 from builder.runtime.spec import (
+    SYSTEM_ROOT_NAMES,
     ProcessSpec,
     Resources,
     SpecMount,
@@ -68,6 +71,7 @@ from builder.runtime.users import resolve_user
 from builder.snapshot.layerdirs import LayerDirs
 from builder.snapshot.overlay import (
     MountTarget,
+    init_layer,
     mkdir_in_root,
     mount_persistent,
     mounts_under,
@@ -79,6 +83,12 @@ from builder.store import Store, paths
 START_TIMEOUT: Final = 20.0  # seconds for conmon + runc create
 CLEANUP_WAIT: Final = 20.0  # seconds to wait for conmon's exit command after a kill
 MAX_RESTART_DELAY: Final = 2.0
+
+
+def _new_dir(path: Path) -> contextlib.AbstractContextManager[Path]:
+    """``path`` made now and kept (a container's init layer lives as long as its mount)."""
+    path.mkdir()
+    return contextlib.nullcontext(path)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -259,13 +269,15 @@ class Containers:
         exe = self._runtime(container)
         image = self.images.load_image(Descriptor.from_json(config.manifest, "container image"))
         lowers = LayerDirs(self.images).ensure(image.layers)
-        rootfs, ovl = directory / "rootfs", directory / "ovl"
+        rootfs, ovl, init = directory / "rootfs", directory / "ovl", directory / "init"
         if mounts_under(rootfs):
             unmount(str(rootfs))
         shutil.rmtree(ovl, ignore_errors=True)
+        shutil.rmtree(init, ignore_errors=True)
         ovl.mkdir()
         rootfs.mkdir(exist_ok=True)
-        mount_persistent(lowers, directory / "upper", work_parent=ovl, merged=rootfs)
+        with init_layer(lowers, SYSTEM_ROOT_NAMES, lambda: _new_dir(init)) as stack:
+            mount_persistent(stack, directory / "upper", work_parent=ovl, merged=rootfs)
         user = resolve_user(rootfs, config.user)
         workdir = mkdir_in_root(rootfs, config.workdir, uid=user.uid, gid=user.gid)
         mode = NetworkMode(config.network)

@@ -19,6 +19,9 @@ Per step (BuildKit semantics):
   to the agent ``--ssh`` named; ``SSH_AUTH_SOCK`` names the first ssh mount's target unless
   the step's env sets it; a missing id skips the mount unless ``required``); ``cache,from=``
   is refused as not supported yet;
+- an image whose ``/proc``, ``/dev`` or ``/sys`` is a symlink (or any non-directory) gets an
+  init layer of plain directories above it (``init_layer``, as moby's), so the runtime never
+  mounts through the link; the step's layer and the image keep the image's entries;
 - a non-zero exit raises ``RunStepError`` with BuildKit's message
   ``process "/bin/sh -c exit 3" did not complete successfully: exit code: 3`` and the last
   lines of output; an OOM kill says ``killed: out of memory (limit 64MiB)``.
@@ -34,6 +37,7 @@ import shutil
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -46,6 +50,7 @@ from builder.runtime.oci import ExitStatus, OutputCallback, Runtime
 from builder.runtime.spec import (
     DEFAULT_HOSTNAME,
     SYSTEM_MOUNT_ROOTS,
+    SYSTEM_ROOT_NAMES,
     ProcessSpec,
     Resources,
     SpecMount,
@@ -63,6 +68,7 @@ from builder.snapshot.overlay import (
     MountTarget,
     Overlay,
     clean_upper,
+    init_layer,
     mkdir_in_root,
     prepare_mountpoints,
     remove_tree,
@@ -544,12 +550,21 @@ def run_on_layers(
     sources: MountSources | None = None,
     bundle_dir: Path | None = None,
     overlay: Mounter | None = None,
+    init_dir: Callable[[], AbstractContextManager[Path]] | None = None,
 ) -> None:
     """Mount ``lowers`` + ``upper`` (with ``overlay``, the snapshotter; default a plain
     overlayfs mount), run ``step``, unmount, and strip the mount stubs from ``upper``, which
     is then exactly the step's layer (``store.write_layer(upper, overlay=True)``). On failure
-    ``upper`` holds partial changes: discard it."""
-    with (overlay or Overlay()).mount(lowers, upper) as rootfs, phase("run"):
+    ``upper`` holds partial changes: discard it.
+
+    ``init_dir`` (the snapshotter's ``scratch_dir``) makes an init layer when the image's
+    ``/proc``, ``/dev`` or ``/sys`` is not a directory (see ``init_layer``); without it such
+    an image is refused."""
+    with contextlib.ExitStack() as stack:
+        if init_dir is not None:
+            lowers = stack.enter_context(init_layer(lowers, SYSTEM_ROOT_NAMES, init_dir))
+        rootfs = stack.enter_context((overlay or Overlay()).mount(lowers, upper))
+        stack.enter_context(phase("run"))
         stubs = run_step(
             rootfs,
             step,

@@ -558,6 +558,7 @@ class Scheduler:
                 ),
                 bundle_dir=self.store.root / paths.TMP,
                 overlay=tools.snapshotter,
+                init_dir=tools.snapshotter.scratch_dir,
             )
 
     def _execute_copy(

@@ -96,6 +96,7 @@ DEFAULT_DEVICES: Final = (
 # mounts every container gets, in mount order (destinations below /dev, /proc, /sys live
 # inside the fresh filesystems, never in the rootfs)
 SYSTEM_MOUNT_ROOTS: Final = ("/proc", "/dev", "/sys")
+SYSTEM_ROOT_NAMES: Final = tuple(root.lstrip("/") for root in SYSTEM_MOUNT_ROOTS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,6 +16,9 @@ destination is what runc gets), recording what it created; ``clean_upper`` remov
 those stubs afterwards when they are still empty, plus directories that were only copied up
 because a stub was created inside them, so no ``/proc``, ``/etc/resolv.conf`` or mount-target
 residue ever reaches a layer.
+
+Init layer: the runtime mounts ``/proc``, ``/dev`` and ``/sys`` itself, following a symlink the
+image put there; ``init_layer`` puts plain directories above such an image (moby's init layer).
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -177,6 +181,63 @@ def overlay_extra_options() -> tuple[str, ...]:
         if value.upper() in ("Y", "ON", "1"):
             out.append(option)
     return tuple(out)
+
+
+# --------------------------------------------------------------------------- init layer
+
+
+def masked_roots(lowers: Sequence[Path], names: Sequence[str]) -> tuple[str, ...]:
+    """The top-level ``names`` that the layer stack ``lowers`` (bottom -> top, overlay lower
+    form) holds as something other than a directory: a symlink, a file, a device.
+
+    The runtime mounts ``/proc``, ``/dev`` and ``/sys`` itself and would follow a symlink there
+    out of the rootfs (CVE-2026-41579's shape); :func:`init_layer` masks them. An absent name
+    (never there, a whiteout, hidden by an opaque root) needs no mask: the mount stubs cover it.
+    """
+    out = []
+    for name in names:
+        for layer in reversed(lowers):
+            try:
+                st = os.lstat(layer / name)  # a top-level name of a layer directory we made
+            except FileNotFoundError:
+                if _is_opaque_path(layer):
+                    break
+                continue
+            whiteout = stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+            if not stat.S_ISDIR(st.st_mode) and not whiteout:
+                out.append(name)
+            break
+    return tuple(out)
+
+
+def _is_opaque_path(directory: Path) -> bool:
+    fd = os.open(directory, DIR_FLAGS)
+    try:
+        return _is_opaque(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def init_layer(
+    lowers: Sequence[Path],
+    names: Sequence[str],
+    scratch_dir: Callable[[], AbstractContextManager[Path]],
+) -> Iterator[tuple[Path, ...]]:
+    """``lowers``, with an init layer on top when :func:`masked_roots` finds some of ``names``
+    (moby's ``daemon/initlayer``): an empty directory (mode 0755) for each, above the image's
+    symlink, so the runtime mounts inside the rootfs. Being a lower, it never reaches the
+    step's layer: the image keeps its own entries. ``scratch_dir`` makes the layer's directory
+    (removed when the block ends)."""
+    masked = masked_roots(lowers, names)
+    if not masked:
+        yield tuple(lowers)
+        return
+    with scratch_dir() as directory:
+        for name in masked:
+            os.mkdir(directory / name)
+            os.chmod(directory / name, 0o755)
+        yield (*lowers, directory)
 
 
 # --------------------------------------------------------------------------- overlay

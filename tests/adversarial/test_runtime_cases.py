@@ -5,8 +5,10 @@ test_kill.py. Each runs the real CLI on the session store and checks the stated 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tarfile
 import time
 import uuid
 from pathlib import Path
@@ -14,6 +16,8 @@ from pathlib import Path
 import pytest
 from advkit import Sentinels, assert_clean_error, assert_store_consistent, rerun_succeeds
 from enginekit import PYBUILD, Builder, runc_containers
+
+from builder.runtime.runc_version import runc_warnings
 
 pytestmark = pytest.mark.integration
 
@@ -119,3 +123,160 @@ def test_case_28_failing_run_commits_nothing_and_keeps_earlier_cache(
     again = rerun_succeeds(pb, head)
     assert again.image_id == first.image_id
     assert again.stderr.count("CACHED") == 1, again.stderr
+
+
+# --------------------------------------------------------------------------- case 30
+
+
+def _path_with(tmp: Path, runtimes: dict[str, str]) -> str:
+    """A PATH whose first directory holds the given runtime scripts (name -> script)."""
+    bindir = tmp / "fake-bin"
+    bindir.mkdir()
+    for name, script in runtimes.items():
+        (bindir / name).write_text(script)
+        (bindir / name).chmod(0o755)
+    return f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+
+
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_case_30_missing_runtime_is_an_error_before_any_step_runs(
+    pb: Builder, sentinels: Sentinels, runtime: str
+) -> None:
+    marker = uuid.uuid4().hex
+    dockerfile = f"FROM busybox\n{_nonce()}RUN echo {marker}-ran\n"
+    empty = pb.workdir / "empty-path"
+    empty.mkdir()
+    built = pb.build(
+        dockerfile,
+        args=["--runtime", runtime],
+        check=False,
+        env={"PATH": str(empty)},
+    )
+    line = assert_clean_error(built, must_name=("Dockerfile:3", runtime))
+    assert "OCI runtime not found in PATH" in line
+    assert f"{marker}-ran" not in built.stderr.replace(f"echo {marker}-ran", "")
+    assert not pb.tagged(built.tag)
+    assert_store_consistent(pb.store_root)
+    rerun_succeeds(pb, GOOD)
+
+
+def test_case_30_old_runtime_is_a_warning_naming_the_cves_not_a_refusal(
+    pb: Builder, sentinels: Sentinels
+) -> None:
+    real = shutil.which("runc")
+    assert real is not None
+    # a runc that says it is 1.1.11 (before the CVE-2024-21626 fix) and is the real one otherwise
+    fake = (
+        "#!/bin/sh\n"
+        'if [ "$1" = "--version" ]; then\n'
+        "  printf 'runc version 1.1.11\\ncommit: v1.1.11\\nspec: 1.0.2-dev\\n'; exit 0\n"
+        "fi\n"
+        f'exec {real} "$@"\n'
+    )
+    path = _path_with(pb.workdir, {"runc": fake})
+    built = pb.build(f"FROM busybox\n{_nonce()}RUN echo ran > /ran\n", env={"PATH": path})
+    assert built.files["/ran"].text == "ran\n"
+    warnings = [line for line in built.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, built.stderr
+    for cve in ("CVE-2024-21626", "CVE-2025-31133", "CVE-2025-52565", "CVE-2025-52881"):
+        assert cve in warnings[0]
+    assert "runc 1.1.11" in warnings[0]
+
+
+def test_case_30_installed_runtime_is_judged_by_its_package_version(pb: Builder) -> None:
+    """The real check: the runc that `make test` installs builds, with the warning its
+    version deserves (Debian's package backports CVE-2024-21626, not the 2025 fixes)."""
+    real = subprocess.run(["runc", "--version"], capture_output=True, text=True, check=True)
+    package = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", "runc"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    expected = runc_warnings(real.stdout, package.stdout.strip() or None)
+    built = pb.build(f"FROM busybox\n{_nonce()}RUN echo ran > /ran\n")
+    assert built.files["/ran"].text == "ran\n"
+    warnings = [line for line in built.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == ([f"warning: {'; '.join(expected)}"] if expected else [])
+    # what the runc of Debian 12 (the set-up's) is told
+    assert runc_warnings("runc version 1.1.5+ds1\n", "1.1.5+ds1-1+deb12u1") == (
+        "runc 1.1.5+ds1 (package 1.1.5+ds1-1+deb12u1) is older than 1.2.8 / 1.3.3, which fix"
+        " CVE-2025-31133, CVE-2025-52565, CVE-2025-52881; update runc or make sure your"
+        " distribution backported the fixes",
+    )
+
+
+# --------------------------------------------------------------------------- case 31
+
+
+def test_case_31_run_sees_only_stdio_descriptors(pb: Builder, sentinels: Sentinels) -> None:
+    built = pb.build(f"FROM busybox\n{_nonce()}RUN ls -l /proc/self/fd > /fds\n")
+    fds = {}
+    for line in built.files["/fds"].text.splitlines():
+        name, _, target = line.partition(" -> ")
+        if target:
+            fds[int(name.split()[-1])] = target
+    assert {0, 1, 2} <= fds.keys()
+    # besides stdio, only the descriptor ls opened itself to read the directory
+    extra = {fd: target for fd, target in fds.items() if fd > 2}
+    assert len(extra) <= 1, fds
+    assert all(t.endswith("/fd") for t in extra.values()), fds
+
+
+def _import_rootfs(pb: Builder, links: dict[str, str]) -> str:
+    """A base image (``pybuild import``) of static busybox whose top-level ``links`` are
+    symlinks (name -> target); returns its reference."""
+    tarball = pb.workdir / "rootfs.tar"
+    with tarfile.open(tarball, "w") as tar:
+        for name in ("bin", "etc", "tmp"):
+            entry = tarfile.TarInfo(name)
+            entry.type, entry.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(entry)
+        tar.add("/bin/busybox", "bin/busybox")
+        for name, target in {"bin/sh": "busybox", **links}.items():
+            entry = tarfile.TarInfo(name)
+            entry.type, entry.linkname = tarfile.SYMTYPE, target
+            tar.addfile(entry)
+    ref = pb.new_tag("symlinked")
+    pb.cli("import", str(tarball), ref, check=True)
+    return ref
+
+
+def test_case_31_base_whose_dev_is_a_symlink_is_masked_by_the_init_layer(
+    pb: Builder, sentinels: Sentinels
+) -> None:
+    # CVE-2026-41579's shape: runc would follow /dev (and /sys) out of the rootfs
+    base = _import_rootfs(pb, {"dev": "../../../../tmp/pwn", "sys": "/tmp/pwn"})
+    dockerfile = (
+        f"FROM {base}\n{_nonce()}"
+        "RUN busybox stat -c '%n %F' /dev /sys /proc > /seen && busybox ls /dev > /devices\n"
+    )
+    built = pb.build(dockerfile)
+    seen = built.files["/seen"].text.splitlines()
+    assert seen == ["/dev directory", "/sys directory", "/proc directory"]
+    assert "null" in built.files["/devices"].text.split()
+    # the image keeps its own entries; the step's layer holds only what it wrote
+    assert built.files["/dev"].type == "symlink"
+    assert built.files["/dev"].linkname == "../../../../tmp/pwn"
+    assert built.files["/sys"].linkname == "/tmp/pwn"
+    assert built.layer_names(len(built.image.layers) - 1) == ["devices", "seen"]
+    assert_store_consistent(pb.store_root)
+    rerun_succeeds(pb, GOOD)
+
+
+def test_case_31_run_and_detached_containers_mask_it_too(pb: Builder, sentinels: Sentinels) -> None:
+    base = _import_rootfs(pb, {"dev": "../../../../tmp/pwn", "proc": "/tmp/pwn"})
+    show = ("busybox", "stat", "-c", "%n %F", "/dev", "/proc")
+    expected = "/dev directory\n/proc directory\n"
+    foreground = pb.cli("run", "--rm", base, *show, check=True)
+    assert foreground.stdout == expected
+    name = f"masked-{uuid.uuid4().hex[:8]}"
+    pb.cli("run", "-d", "--name", name, base, *show, check=True)
+    try:
+        deadline = time.monotonic() + INTERRUPT_TIMEOUT
+        while pb.cli("logs", name).stdout != expected:
+            assert time.monotonic() < deadline, pb.cli("logs", name)
+            time.sleep(0.1)
+    finally:
+        pb.cli("rm", "-f", name, check=True)
+    assert_store_consistent(pb.store_root)

@@ -274,12 +274,13 @@ class Builder:
         *argv: str,
         check: bool = False,
         timeout: float = BUILD_TIMEOUT,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [*self.command_prefix, PYBUILD, *argv],
             capture_output=True,
             text=True,
-            env=self.environ(),
+            env={**self.environ(), **(env or {})},
             timeout=timeout,
             check=False,
             cwd=self.workdir,
@@ -302,6 +303,7 @@ class Builder:
         context_name: str = "ctx",
         dockerfile_name: str = "Dockerfile",
         context_dir: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> Built:
         """Write ``dockerfile`` (unless None) and ``files`` into a context and build it."""
         directory = context_dir or self.context(files, name=context_name)
@@ -315,7 +317,7 @@ class Builder:
         if dockerfile_name != "Dockerfile":
             argv += ["-f", str(directory / dockerfile_name)]
         argv += [*args, str(directory)]
-        proc = self.cli(*argv)
+        proc = self.cli(*argv, env=env)
         built = Built(
             store_root=self.store_root,
             tag=tag,
