@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench system venv clean
+.PHONY: demo test lint typecheck unit bench system venv clean grammar
 
 system:
 	@bash scripts/setup-system.sh
@@ -32,6 +32,12 @@ test: $(STAMP) lint typecheck
 
 unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration"
+
+# The grammar's terminal table (builder/syntax/_line_terminals.py), regenerated with Lark after
+# grammar/dockerfile.lark changes; tests/unit/syntax/test_line_terminals.py checks it is current.
+grammar: $(STAMP)
+	$(PY) -m builder.syntax.lark_grammar
+	$(VENV)/bin/ruff format builder/syntax/_line_terminals.py
 
 demo: $(STAMP)
 	@bash scripts/demo.sh

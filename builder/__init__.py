@@ -33,7 +33,7 @@ if TYPE_CHECKING:
         VertexStarted,
         VertexStatus,
     )
-    from builder.engine.scheduler import StepResult
+    from builder.engine.results import StepResult
     from builder.errors import (
         BuildError,
         ContextError,
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 _FROM = {
     "builder._public": ("build", "check", "images", "inspect", "parse", "remove_tag", "resolve"),
     "builder.api": ("BuildOptions", "BuildResult"),
-    "builder.engine.scheduler": ("StepResult",),
+    "builder.engine.results": ("StepResult",),
     "builder.engine.events": (
         "Event",
         "VertexCached",

@@ -93,7 +93,7 @@ def build(
     time, possibly from a worker thread.
 
     Returns the image ID, the manifest digest, the full tag names and one
-    :class:`~builder.engine.scheduler.StepResult` per layer step. Raises
+    :class:`~builder.engine.results.StepResult` per layer step. Raises
     :class:`~builder.errors.BuildError` subclasses: ``DockerfileError`` (with the Dockerfile
     span), ``ContextError``, ``ExecutionError``/``RunStepError`` (with the failing step's span),
     ``RegistryError``, ``StoreError``, ``EnvironmentUnavailableError`` (no root, no runtime).

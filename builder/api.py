@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from builder.context.ignore import PatternMatcher
     from builder.engine import noop
     from builder.engine.named import NamedContexts
-    from builder.engine.scheduler import Machinery, StepResult
+    from builder.engine.results import StepResult
+    from builder.engine.scheduler import Machinery
     from builder.engine.secrets import SecretSpec
     from builder.engine.ssh import SshSpec
     from builder.lint.inputs import LintInputs
@@ -422,7 +423,7 @@ def _build_prepared(
         timings.note("no-op record matched: progress replayed, nothing else ran")
         noop.replay(events, sink)
         # lazy: the engine is not loaded when a no-op record answers the build
-        from builder.engine.scheduler import StepResult
+        from builder.engine.results import StepResult
 
         return BuildResult(
             image_id=Digest.parse(hit.image_id),

@@ -6,14 +6,17 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder import timings
 from builder.api import BuildOptions, build, default_dockerfile, resolve_build_args
 from builder.commands._io import build_arg_words, memory_size
 from builder.engine.progress import make_sink
-from builder.engine.secrets import SecretSpec, parse_secret_spec
-from builder.engine.ssh import SshSpec, parse_ssh_spec
 from builder.errors import BuildError
+
+if TYPE_CHECKING:
+    from builder.engine.secrets import SecretSpec
+    from builder.engine.ssh import SshSpec
 
 HELP = "Build an image from a Dockerfile (like `docker build`)."
 
@@ -26,6 +29,9 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def _secret(text: str) -> SecretSpec:
+    # lazy: only builds given --secret (csv); a plain build's start-up skips it
+    from builder.engine.secrets import parse_secret_spec
+
     try:
         return parse_secret_spec(text)
     except BuildError as exc:
@@ -33,6 +39,9 @@ def _secret(text: str) -> SecretSpec:
 
 
 def _ssh(text: str) -> SshSpec:
+    # lazy: only builds given --ssh (socket, subprocess, tempfile: ~5 ms of start-up)
+    from builder.engine.ssh import parse_ssh_spec
+
     try:
         return parse_ssh_spec(text)
     except BuildError as exc:

@@ -37,6 +37,7 @@ from builder.engine.events import (
 )
 from builder.engine.explain import StepRecord, explain_miss
 from builder.engine.fetch import UrlFetcher
+from builder.engine.results import StepResult
 from builder.engine.reuse import CopyReuse
 from builder.errors import BuildError, ExecutionError, with_span
 from builder.oci import mutate
@@ -84,23 +85,6 @@ class Machinery:
 
     snapshotter: Snapshotter
     runtime: Runtime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StepResult:
-    """How one layer step of the build went.
-
-    ``text`` is the instruction as written, ``stage`` the stage's progress name (``""`` when
-    the Dockerfile has one stage); ``layer`` is the layer's (compressed) blob digest and
-    ``diff_id`` its content digest; ``duration`` is in seconds (lookup included).
-    """
-
-    stage: str
-    text: str
-    cached: bool
-    layer: Digest
-    diff_id: Digest
-    duration: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

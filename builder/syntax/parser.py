@@ -3,7 +3,7 @@
 Two stages, as in BuildKit: the pre-pass (:mod:`builder.syntax.lexer`) reads directives, joins
 continuation lines and captures heredoc bodies; the Lark grammar (``grammar/dockerfile.lark``,
 driven from :mod:`builder.syntax.grammar`) then reads every logical line as one instruction token
-and its inline transformer splits the token into keyword, flags and arguments with the line
+and each token is split into keyword, flags and arguments with the line
 parsers (:mod:`builder.syntax.lineparse`). The nodes are built last, in file order.
 """
 
@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from builder.errors import ParseError, Span
+from builder.syntax.grammar import ParsedLine, parse_lines
 from builder.syntax.heredoc import Marker, markers_in_line
 from builder.syntax.lexer import HEREDOC_KEYWORDS, LogicalLine, scan
 from builder.syntax.lineparse import LineSyntaxError, parse_args, split_command
 from builder.syntax.tree import AST, Node
-
-if TYPE_CHECKING:
-    from builder.syntax.grammar import ParsedLine
 
 
 def parse(text: str, *, path: str = "Dockerfile") -> AST:
@@ -47,12 +45,9 @@ def parse(text: str, *, path: str = "Dockerfile") -> AST:
 
 
 def _parse_lines(lines: list[str], escape: str, path: str) -> list[ParsedLine]:
-    """Run the Lark grammar over the trimmed logical lines, one result per line."""
+    """Run the grammar over the trimmed logical lines, one result per line."""
     if not lines:
         return []
-    # lazy: Lark (~60 ms to import) loads only when a line misses the parser's fast paths
-    from builder.syntax.grammar import parse_lines
-
     return parse_lines(lines, escape, path)
 
 
