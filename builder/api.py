@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from builder import timings
+from builder.buildargs import resolve_build_args
 from builder.digest import Digest
 from builder.engine.events import (
     EventSink,
@@ -31,7 +32,7 @@ from builder.units import parse_bool
 # Everything else loads inside build(), after the no-op check: a rebuild whose inputs did not
 # change is answered without the parser, planner, store or engine (see builder.engine.noop).
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterator
 
     from builder.context.ignore import PatternMatcher
     from builder.engine import noop
@@ -160,21 +161,6 @@ class StoreResolver:
     def image(self, digest: Digest) -> ImageValue:
         with self._lock:
             return self._images[digest]
-
-
-def resolve_build_args(
-    pairs: Iterable[tuple[str, str | None]],
-) -> tuple[tuple[str, str], ...]:
-    """Build args with values: ``NAME`` alone (None) takes the environment's value, if set."""
-    out: list[tuple[str, str]] = []
-    for key, value in pairs:
-        if value is None:
-            env = os.environ.get(key)
-            if env is None:
-                continue
-            value = env
-        out.append((key, value))
-    return tuple(out)
 
 
 def _noop_request(

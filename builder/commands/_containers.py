@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from builder.commands._format import human_duration
-from builder.commands._io import memory_size
-from builder.commands._store import add_root_argument, open_store
+from builder.commands._io import add_root_argument, memory_size
+from builder.commands._store import open_store
 from builder.errors import BuildError
 
 if TYPE_CHECKING:

@@ -39,3 +39,13 @@ def build_arg_words(words: Iterable[str]) -> tuple[tuple[str, str | None], ...]:
         key, eq, value = word.partition("=")
         out.append((key, value if eq else None))
     return tuple(out)
+
+
+def add_root_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--root",
+        metavar="DIR",
+        default=None,
+        help="image store directory (default: $PYBUILD_ROOT, /var/lib/pybuild for root,"
+        " else $XDG_DATA_HOME/pybuild)",
+    )

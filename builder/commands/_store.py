@@ -27,16 +27,6 @@ from builder.store.paths import SIZES
 # -- the store --------------------------------------------------------------------------------
 
 
-def add_root_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--root",
-        metavar="DIR",
-        default=None,
-        help="image store directory (default: $PYBUILD_ROOT, /var/lib/pybuild for root,"
-        " else $XDG_DATA_HOME/pybuild)",
-    )
-
-
 def open_store(args: argparse.Namespace) -> Store:
     root: str | None = getattr(args, "root", None)
     return Store.open(Path(root) if root else default_store_root())

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from builder import timings
-from builder.api import BuildOptions, build, default_dockerfile, resolve_build_args
+from builder.api import BuildOptions, build, default_dockerfile
+from builder.buildargs import resolve_build_args
 from builder.commands._io import build_arg_words, memory_size
 from builder.engine.progress import make_sink
 from builder.errors import BuildError

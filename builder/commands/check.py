@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder import __version__
-from builder.api import resolve_build_args
-from builder.commands._io import build_arg_words, read_dockerfile
-from builder.commands._store import add_root_argument
+from builder.buildargs import resolve_build_args
+from builder.commands._io import add_root_argument, build_arg_words, read_dockerfile
 from builder.context.local import LocalContext
 from builder.engine.checks import base_images
 from builder.errors import BuildError, Diagnostic, ParseError, Span, span_order

@@ -13,7 +13,7 @@ import sys
 
 from builder.commands import ps
 from builder.commands._containers import open_containers
-from builder.commands._store import add_root_argument
+from builder.commands._io import add_root_argument
 from builder.containers.health import monitor
 from builder.containers.state import Status
 from builder.units import human_size

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from builder.commands._store import add_root_argument, open_store
+from builder.commands._io import add_root_argument
+from builder.commands._store import open_store
 from builder.store.fsck import fsck
 
 HELP = "Check the image store for corrupt or missing blobs and broken references."

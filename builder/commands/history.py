@@ -10,7 +10,8 @@ import argparse
 import sys
 
 from builder.commands._format import created_rfc3339, created_since, ellipsis, short_id, table
-from builder.commands._store import about, add_root_argument, layer_size, open_store
+from builder.commands._io import add_root_argument
+from builder.commands._store import about, layer_size, open_store
 from builder.errors import BuildError, StoreError
 from builder.units import human_size, parse_bool
 

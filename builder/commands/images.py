@@ -21,7 +21,8 @@ from builder.commands._format import (
     short_id,
     table,
 )
-from builder.commands._store import about, add_root_argument, image_size, open_store
+from builder.commands._io import add_root_argument
+from builder.commands._store import about, image_size, open_store
 from builder.errors import BuildError, InvalidReferenceError
 from builder.reference import parse_normalized
 from builder.units import human_size

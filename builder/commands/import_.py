@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import BinaryIO, Final, assert_never
 
-from builder.commands._store import add_root_argument, open_store
+from builder.commands._io import add_root_argument
+from builder.commands._store import open_store
 from builder.errors import BuildError, InvalidInstructionError
 from builder.fs import paths
 from builder.oci.config import ContainerConfig, Healthcheck

@@ -15,7 +15,8 @@ import sys
 
 from builder.commands._containers import inspect_json
 from builder.commands._format import go_json_escape
-from builder.commands._store import about, add_root_argument, image_size, open_store
+from builder.commands._io import add_root_argument
+from builder.commands._store import about, image_size, open_store
 from builder.containers.state import ContainerStore
 from builder.errors import BuildError, InvalidReferenceError
 from builder.oci.image import Image

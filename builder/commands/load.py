@@ -13,7 +13,8 @@ import sys
 from typing import BinaryIO
 
 from builder.commands._format import familiar
-from builder.commands._store import add_root_argument, open_store
+from builder.commands._io import add_root_argument
+from builder.commands._store import open_store
 from builder.errors import BuildError
 from builder.store.archive import load_archive
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from builder.commands._containers import open_containers
-from builder.commands._store import add_root_argument
+from builder.commands._io import add_root_argument
 from builder.containers.logs import Entry, parse_since, read_logs
 from builder.containers.state import Status
 from builder.errors import BuildError

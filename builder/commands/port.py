@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from builder.commands._containers import open_containers
-from builder.commands._store import add_root_argument
+from builder.commands._io import add_root_argument
 from builder.errors import BuildError
 
 HELP = "List port mappings of a container (like `docker port`)."

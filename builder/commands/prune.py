@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from builder.commands._store import add_root_argument, forget_sizes, open_store
+from builder.commands._io import add_root_argument
+from builder.commands._store import forget_sizes, open_store
 from builder.digest import Digest, chain_id
 from builder.errors import StoreError
 from builder.snapshot.layerdirs import LayerDirs

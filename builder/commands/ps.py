@@ -14,7 +14,7 @@ from builder.commands._containers import (
     status_text,
 )
 from builder.commands._format import human_duration
-from builder.commands._store import add_root_argument
+from builder.commands._io import add_root_argument
 from builder.containers.state import Status
 
 HELP = "List containers (like `docker ps`)."

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from builder.commands._store import add_root_argument, open_store
+from builder.commands._io import add_root_argument
+from builder.commands._store import open_store
 from builder.errors import StoreError
 from builder.oci.descriptor import Platform
 from builder.reference import parse_normalized

@@ -15,7 +15,8 @@ import argparse
 import sys
 
 from builder.commands._format import familiar, short_id
-from builder.commands._store import add_root_argument, open_store
+from builder.commands._io import add_root_argument
+from builder.commands._store import open_store
 from builder.containers.state import Container, ContainerStore, Status
 from builder.digest import Digest
 from builder.errors import BuildError, StoreError

@@ -14,7 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from builder.commands._store import add_root_argument, open_store
+from builder.commands._io import add_root_argument
+from builder.commands._store import open_store
 from builder.errors import BuildError, InvalidReferenceError
 from builder.oci.descriptor import Platform
 from builder.reference import parse_normalized

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from builder.commands._store import add_root_argument, open_store
+from builder.commands._io import add_root_argument
+from builder.commands._store import open_store
 from builder.errors import InvalidReferenceError
 from builder.reference import parse
 
