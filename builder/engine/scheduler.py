@@ -106,6 +106,20 @@ class EngineSettings:
     ssh: SshAgents | None = None  # agent sockets by id for RUN --mount=type=ssh
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _StepJob:
+    """A layer step about to be looked up in the cache or run."""
+
+    step: Step
+    vertex: int
+    name: str
+    layers: tuple[Layer, ...]
+    key: Digest
+    identity: str  # names the step in its build, for miss explanations
+    record: StepRecord
+    prepared: Path | None = None  # a COPY's layer directory, copied before the key was known
+
+
 @dataclass(slots=True)
 class _Counter:
     value: int = 0
@@ -318,46 +332,76 @@ class Scheduler:
                 values=tuple(describe_inputs(step)),
                 files=described_files,
             )
-            identity = self._step_identity(stage, position)
-            cached = None if self.settings.no_cache else self.store.cache.get(key)
-            if cached is not None:
-                layer = self._cached_layer(cached)
-                if layer is not None:
-                    with self._lock:
-                        self.cache_records.append((key, tuple(r.digest for r in cached.roots)))
-                    self.sink.emit(VertexCached(vertex=n, name=name))
-                    self.sink.emit(VertexDone(vertex=n))
-                    self._remember(identity, record)
-                    return layer, chain, cached.created, True
-            self.sink.emit(VertexStarted(vertex=n, name=name))
-            previous = None if self.settings.no_cache else self._recall(identity)
-            reason = "--no-cache" if self.settings.no_cache else explain_miss(previous, record)
-            self.sink.emit(VertexExplain(vertex=n, reason=reason))
-            try:
-                reuse = (
-                    None if prepared is not None else self._reuse(step, previous, record, layers)
-                )
-                layer = self._execute(step, layers, n, reuse, prepared)
-            except BuildError as err:
-                self.sink.emit(VertexDone(vertex=n, error=err.message))
-                raise with_span(err, step.span) from None
-            except KeyboardInterrupt:
-                self.sink.emit(VertexDone(vertex=n, error="interrupted"))
-                raise
-            created = timestamp(self.settings.source_date_epoch)
-            self.store.cache.put(
-                CacheRecord(
-                    key=key,
-                    roots=(layer.descriptor,),
-                    metadata=(("diff_id", str(layer.diff_id)),),
-                    created=created,
-                )
+            job = _StepJob(
+                step=step,
+                vertex=n,
+                name=name,
+                layers=layers,
+                key=key,
+                identity=self._step_identity(stage, position),
+                record=record,
+                prepared=prepared,
             )
-            with self._lock:
-                self.cache_records.append((key, (layer.descriptor.digest,)))
-            self._remember(identity, record)
-            self.sink.emit(VertexDone(vertex=n))
-            return layer, chain, created, False
+            if self.settings.no_cache:
+                layer, created = self._run_step(job)
+                return layer, chain, created, False
+            hit = self._cache_hit(job)
+            if hit is None:
+                # A miss: another build may be running this very step; wait for it, look again.
+                with self.store.step_lock(key):
+                    hit = self._cache_hit(job)
+                    if hit is None:
+                        layer, created = self._run_step(job)
+                        return layer, chain, created, False
+            return hit[0], chain, hit[1], True
+
+    def _cache_hit(self, job: _StepJob) -> tuple[Layer, str] | None:
+        """The cached layer of the step and its creation time, reported as a cached vertex."""
+        cached = self.store.cache.get(job.key)
+        layer = self._cached_layer(cached) if cached is not None else None
+        if cached is None or layer is None:
+            return None
+        with self._lock:
+            self.cache_records.append((job.key, tuple(r.digest for r in cached.roots)))
+        self.sink.emit(VertexCached(vertex=job.vertex, name=job.name))
+        self.sink.emit(VertexDone(vertex=job.vertex))
+        self._remember(job.identity, job.record)
+        return layer, cached.created
+
+    def _run_step(self, job: _StepJob) -> tuple[Layer, str]:
+        """Execute a step the cache does not have and record its layer: (layer, created)."""
+        step, n = job.step, job.vertex
+        self.sink.emit(VertexStarted(vertex=n, name=job.name))
+        previous = None if self.settings.no_cache else self._recall(job.identity)
+        reason = "--no-cache" if self.settings.no_cache else explain_miss(previous, job.record)
+        self.sink.emit(VertexExplain(vertex=n, reason=reason))
+        try:
+            reuse = (
+                None
+                if job.prepared is not None
+                else self._reuse(step, previous, job.record, job.layers)
+            )
+            layer = self._execute(step, job.layers, n, reuse, job.prepared)
+        except BuildError as err:
+            self.sink.emit(VertexDone(vertex=n, error=err.message))
+            raise with_span(err, step.span) from None
+        except KeyboardInterrupt:
+            self.sink.emit(VertexDone(vertex=n, error="interrupted"))
+            raise
+        created = timestamp(self.settings.source_date_epoch)
+        self.store.cache.put(
+            CacheRecord(
+                key=job.key,
+                roots=(layer.descriptor,),
+                metadata=(("diff_id", str(layer.diff_id)),),
+                created=created,
+            )
+        )
+        with self._lock:
+            self.cache_records.append((job.key, (layer.descriptor.digest,)))
+        self._remember(job.identity, job.record)
+        self.sink.emit(VertexDone(vertex=n))
+        return layer, created
 
     def _copy_first(self, step: Step, stage: StagePlan, position: int) -> bool:
         """Whether ``step`` is a COPY from the context whose files' content is not known, and

@@ -6,7 +6,8 @@
     <root>/index.json          tagged (and dangling) images; the refs, written last
     <root>/blobs/sha256/<hex>  content, named by the sha256 the store computed itself
     <root>/ingest/             temp files of blobs being written (flocked by their writer)
-    <root>/locks/              store.lock (shared: writers; exclusive: prune), index.lock
+    <root>/locks/              store.lock (shared: writers; exclusive: prune), index.lock,
+                               <hex>.lock (a blob being fetched), step-<key>.lock (a step running)
     <root>/cache/              build cache records (GC roots)
     <root>/snapshots/          unpacked rootfs per chain ID (managed by the snapshotter)
     <root>/tmp/ <root>/corrupt/ and the rest of pybuild's state: see ``builder.store.paths``
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -220,10 +222,27 @@ class Store:
     @contextlib.contextmanager
     def blob_lock(self, digest: Digest) -> Iterator[bool]:
         """Exclusive per-digest lock for fetchers (S5): yields whether the blob already exists,
-        checked after the lock is held, so concurrent pulls of one blob fetch it once."""
+        checked after the lock is held, so concurrent pulls of one blob fetch it once.
+
+        A waiter waits as long as the fetch takes (the holder's transfer has its own idle
+        timeouts, and the kernel releases the lock if the holder dies)."""
         path = paths.lock_path(self.root, f"{digest.hex}.lock")
-        with flocked(path, exclusive=True, timeout=self.lock_timeout):
+        with flocked(path, exclusive=True, timeout=math.inf):
             yield self.cas.has(digest)
+
+    @contextlib.contextmanager
+    def step_lock(self, key: Digest) -> Iterator[None]:
+        """Exclusive per-cache-key lock: concurrent builds run an identical step once.
+
+        The holder runs the step and records it in the cache; a waiter re-checks the cache after
+        the lock is held and takes the record (BuildKit's solver shares identical vertices the
+        same way). There is no deadline: the wait lasts as long as the step runs, and the
+        kernel releases the lock when its holder dies.
+        """
+        with flocked(
+            paths.lock_path(self.root, f"step-{key.hex}.lock"), exclusive=True, timeout=math.inf
+        ):
+            yield
 
     def write_layer(
         self,

@@ -49,7 +49,7 @@ class StateDir:
 STATE_DIRS: Final = (
     StateDir(name=BLOBS, purpose="content, named by its sha256", at_open=True),
     StateDir(name=INGEST, purpose="blobs being written (flocked)", at_open=True),
-    StateDir(name=LOCKS, purpose="store, index, blob and snapshot locks", at_open=True),
+    StateDir(name=LOCKS, purpose="store, index, blob, step and snapshot locks", at_open=True),
     StateDir(name=CACHE, purpose="build cache records (GC roots)", at_open=True),
     StateDir(name=SNAPSHOTS, purpose="layer directories by chain ID", at_open=True),
     StateDir(name=TMP, purpose="run bundles, staging", at_open=True, temporary=True),
