@@ -8,6 +8,7 @@ exposes ``HELP: str``, ``add_arguments(parser)`` and ``run(args) -> int``.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import signal
@@ -110,6 +111,13 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("ERROR: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:
+        # a full disk where no step or store write named what it was doing: still one line
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f": {err.filename}" if err.filename else ""
+        print(f"ERROR: no space left on device{where}", file=sys.stderr)
+        return 1
 
 
 def _unknown_command(word: str) -> bool:

@@ -39,7 +39,7 @@ from builder.engine.explain import StepRecord, explain_miss
 from builder.engine.fetch import UrlFetcher
 from builder.engine.results import StepResult
 from builder.engine.reuse import CopyReuse
-from builder.errors import BuildError, ExecutionError, with_span
+from builder.errors import BuildError, ExecutionError, RunStepError, with_span
 from builder.oci import mutate
 from builder.oci.image import EMPTY, ImageValue, Layer
 from builder.oci.types import History, ImageConfig, canonical_json
@@ -63,6 +63,7 @@ from builder.plan import (
 )
 from builder.plan.cachekey import cache_key, describe_inputs, step_cache_payload
 from builder.store import CacheRecord, Store, paths
+from builder.store.fsutil import is_full, no_space_during
 from builder.timings import phase
 
 if TYPE_CHECKING:
@@ -523,11 +524,16 @@ class Scheduler:
         def on_output(data: bytes) -> None:
             self.sink.emit(VertexLog(vertex=vertex, data=data))
 
-        with contextlib.ExitStack() as stack:
+        # Out of disk space anywhere in the step (its writes, the layer export): one line
+        # naming the step; the scratch directory and the ingest file go on the way out.
+        with no_space_during(step.text), contextlib.ExitStack() as stack:
             out = prepared or stack.enter_context(self.snapshotter.scratch_dir())
             match step:
                 case RunStep():
-                    self._execute_run(step, layers, out, on_output)
+                    try:
+                        self._execute_run(step, layers, out, on_output)
+                    except RunStepError as err:
+                        raise _out_of_space(err, step, out) from None
                     overlay = True
                 case CopyStep():
                     if prepared is None:
@@ -659,6 +665,18 @@ class Scheduler:
         tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
         tmp.write_bytes(data)
         tmp.replace(path)
+
+
+def _out_of_space(err: RunStepError, step: RunStep, upper: Path) -> RunStepError:
+    """A RUN that failed while the store's filesystem is full failed for want of space (its
+    command saw ENOSPC): say so before the command's own message."""
+    if not is_full(upper):
+        return err
+    return RunStepError(
+        f"no space left on device during {step.text}: {err.message}",
+        exit_code=err.exit_code,
+        output_tail=err.output_tail,
+    )
 
 
 def history_diff_ids(layers: Sequence[Layer]) -> tuple[Digest, ...]:

@@ -1,9 +1,39 @@
-"""Atomic file replacement and directory fsync (rule I4/S3)."""
+"""Atomic file replacement and directory fsync (rule I4/S3); running out of disk space."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
+
+from builder.errors import StoreError
+
+NO_SPACE: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
+FULL_BELOW: Final = 1 << 20  # a filesystem with less free space than this is full
+
+
+@contextlib.contextmanager
+def no_space_during(what: str) -> Iterator[None]:
+    """Report running out of disk space (or quota) inside as one line:
+    ``StoreError("no space left on device during <what>")``; other errors pass."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in NO_SPACE:
+            raise
+        raise StoreError(f"no space left on device during {what}") from None
+
+
+def is_full(path: Path) -> bool:
+    """Is the filesystem of ``path`` out of space or inodes (a writer there got ENOSPC)?"""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < FULL_BELOW or (st.f_files > 0 and st.f_favail == 0)
 
 
 def fsync_dir(path: Path) -> None:

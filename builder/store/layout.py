@@ -41,7 +41,7 @@ from builder.reference import Reference, is_digest, parse
 from builder.store import paths
 from builder.store.cache import CacheIndex
 from builder.store.cas import BlobWriter, ContentStore
-from builder.store.fsutil import atomic_write
+from builder.store.fsutil import atomic_write, no_space_during
 from builder.store.locks import DEFAULT_TIMEOUT, flocked
 from builder.store.paths import CONTAINERD_NAME, REF_NAME, default_store_root
 from builder.timings import phase
@@ -297,8 +297,9 @@ class Store:
         return Index.from_bytes(data, what=f"{path}")
 
     def _write_index(self, index: Index) -> None:
-        with phase("index write (fsync, rename, fsync dir)"):
-            atomic_write(paths.index_path(self.root), index.to_bytes())
+        path = paths.index_path(self.root)
+        with phase("index write (fsync, rename, fsync dir)"), no_space_during(f"update of {path}"):
+            atomic_write(path, index.to_bytes())
 
     def _update_index(self, entries: tuple[Descriptor, ...], names: tuple[str, ...]) -> None:
         """Add ``entries``; each name moves to them, images losing their last name stay dangling."""

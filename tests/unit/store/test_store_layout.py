@@ -183,7 +183,7 @@ def test_failed_index_replace_keeps_old_index(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(StoreError, match=r"no space left on device during update of .*index\.json"):
         store.write_image(image({"b": b"2"}), ("other",))
     monkeypatch.undo()
     assert (store.root / "index.json").read_bytes() == before

@@ -1,0 +1,46 @@
+"""Running out of disk space: one error line, and atomic_write keeps the old file (the real
+full disk is tests/adversarial/test_disk_full_cases.py)."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from builder.errors import StoreError
+from builder.store.fsutil import atomic_write, is_full, no_space_during
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_no_space_becomes_one_line_naming_what_was_done(code: int) -> None:
+    with pytest.raises(StoreError) as caught, no_space_during("RUN dd if=/dev/zero of=/big"):
+        raise OSError(code, os.strerror(code))
+    assert caught.value.message == "no space left on device during RUN dd if=/dev/zero of=/big"
+
+
+def test_other_os_errors_pass_unchanged() -> None:
+    with pytest.raises(PermissionError), no_space_during("COPY a /b"):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+
+def test_atomic_write_that_fails_keeps_the_old_file_and_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "index.json"
+    target.write_bytes(b'{"old": true}')
+
+    def full(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write(target, b'{"new": true}')
+    monkeypatch.undo()
+    assert target.read_bytes() == b'{"old": true}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json"]
+
+
+def test_a_roomy_filesystem_is_not_full(tmp_path: Path) -> None:
+    assert not is_full(tmp_path)
