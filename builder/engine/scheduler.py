@@ -34,6 +34,7 @@ from builder.engine.events import (
     VertexExplain,
     VertexLog,
     VertexStarted,
+    Warning_,
 )
 from builder.engine.explain import StepRecord, explain_miss
 from builder.engine.fetch import UrlFetcher
@@ -356,9 +357,12 @@ class Scheduler:
                         return layer, chain, created, False
             return hit[0], chain, hit[1], True
 
+    def _warn(self, message: str) -> None:
+        self.sink.emit(Warning_(message=message))
+
     def _cache_hit(self, job: _StepJob) -> tuple[Layer, str] | None:
         """The cached layer of the step and its creation time, reported as a cached vertex."""
-        cached = self.store.cache.get(job.key)
+        cached = self.store.cache.get(job.key, on_corrupt=self._warn)
         layer = self._cached_layer(cached) if cached is not None else None
         if cached is None or layer is None:
             return None

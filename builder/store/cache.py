@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 from builder.digest import Digest
 from builder.errors import StoreError
@@ -29,6 +30,8 @@ from builder.store.fsutil import atomic_write
 from builder.timings import phase
 
 MAX_RECORD_BYTES = 1 << 20
+
+Warn: TypeAlias = Callable[[str], None]  # takes a warning for the user
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,24 +95,31 @@ class CacheIndex:
         with phase("cache record write (fsync, rename, fsync dir)"):
             atomic_write(self._path(record.key), record.to_bytes())
 
-    def _load(self, path: Path) -> CacheRecord | None:
+    def _load(self, path: Path, on_corrupt: Warn | None = None) -> CacheRecord | None:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
         try:
             record = CacheRecord.from_bytes(data, f"cache record {path.name}")
-        except StoreError:
+        except StoreError as exc:
+            aside = path.with_name(path.name + ".bak")
             with contextlib.suppress(OSError):
-                os.replace(path, path.with_name(path.name + ".bak"))
+                os.replace(path, aside)
+            if on_corrupt is not None:
+                on_corrupt(
+                    f"cache record {path} is corrupt ({exc.message}): set aside as {aside.name},"
+                    " the step is a cache miss"
+                )
             return None
         if path.name != f"{record.key.hex}.json":
             return None
         return record
 
-    def get(self, key: Digest) -> CacheRecord | None:
-        """The record for ``key``, or None (missing, corrupt, or its blobs are gone)."""
-        record = self._load(self._path(key))
+    def get(self, key: Digest, *, on_corrupt: Warn | None = None) -> CacheRecord | None:
+        """The record for ``key``, or None (missing, corrupt, or its blobs are gone); a corrupt
+        record is renamed to ``.bak`` and reported to ``on_corrupt``."""
+        record = self._load(self._path(key), on_corrupt)
         if record is None:
             return None
         if not all(self._cas.has(r.digest) for r in record.roots):

@@ -39,9 +39,13 @@ def test_corrupt_record_is_set_aside_as_a_miss(store: Store) -> None:
     key = Digest.of_bytes(b"k")
     path = store.root / "cache" / f"{key.hex}.json"
     path.write_bytes(b'{"key": "sha256:trunc')
-    assert store.cache.get(key) is None
+    warnings: list[str] = []
+    assert store.cache.get(key, on_corrupt=warnings.append) is None
     assert not path.exists()
     assert path.with_name(path.name + ".bak").exists()
+    assert len(warnings) == 1
+    assert f"cache record {path} is corrupt" in warnings[0]
+    assert f"set aside as {key.hex}.json.bak" in warnings[0]
 
 
 def test_record_whose_blob_vanished_is_a_miss(store: Store) -> None:
