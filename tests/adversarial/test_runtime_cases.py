@@ -4,6 +4,7 @@ test_kill.py. Each runs the real CLI on the session store and checks the stated 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from advkit import Sentinels, assert_clean_error, assert_store_consistent, rerun_succeeds
-from enginekit import PYBUILD, Builder, runc_containers
+from enginekit import PYBUILD, Builder, files_containing, runc_containers
 
 from builder.runtime.runc_version import runc_warnings
 
@@ -279,4 +280,86 @@ def test_case_31_run_and_detached_containers_mask_it_too(pb: Builder, sentinels:
             time.sleep(0.1)
     finally:
         pb.cli("rm", "-f", name, check=True)
+    assert_store_consistent(pb.store_root)
+
+
+# --------------------------------------------------------------------------- case 32
+
+
+@pytest.mark.parametrize(
+    ("step", "args", "entitlement"),
+    [
+        ("RUN --security=insecure id", (), "security.insecure"),
+        ("RUN --network=host true", (), "network.host"),
+        ("RUN true", ("--network", "host"), "network.host"),
+    ],
+)
+def test_case_32_entitlements_are_required(
+    pb: Builder, sentinels: Sentinels, step: str, args: tuple[str, ...], entitlement: str
+) -> None:
+    built = pb.build(f"FROM busybox\n{_nonce()}{step}\n", args=args, check=False)
+    line = assert_clean_error(built)
+    assert f"entitlement {entitlement} is not allowed" in line
+    if not args:
+        assert "Dockerfile:3" in line
+    assert "#4 " not in built.stderr  # refused before any step ran (CVE-2024-23653)
+    assert not pb.tagged(built.tag)
+    assert_store_consistent(pb.store_root)
+
+
+def test_case_32_bind_mount_through_an_image_symlink_to_root_stays_in_the_stage(
+    pb: Builder, sentinels: Sentinels
+) -> None:
+    # CVE-2024-1753's shape: source=/rootdir, rootdir -> / in the source stage, mounted rw
+    marker = f"BIND_BREAKOUT-{uuid.uuid4().hex[:8]}"
+    dockerfile = (
+        f"FROM busybox AS base\n{_nonce()}RUN ln -s / /rootdir && echo in-stage > /stage-only\n"
+        "FROM busybox\n"
+        "RUN --mount=type=bind,from=base,source=/rootdir,target=/m,rw"
+        f" touch /m/{marker} && cat /m/stage-only > /seen && ls -a /m > /listing\n"
+    )
+    built = pb.build(dockerfile)
+    assert built.files["/seen"].text == "in-stage\n"
+    assert "rootdir" in built.files["/listing"].text.split()
+    assert not Path("/", marker).exists()
+    assert f"/{marker}" not in built.files
+    assert_store_consistent(pb.store_root)
+
+
+# --------------------------------------------------------------------------- case 33
+
+
+def test_case_33_secret_left_nowhere_and_its_mount_stubs_not_in_the_layer(
+    pb: Builder, sentinels: Sentinels
+) -> None:
+    """The value search of tests/integration/test_build_secrets.py, plus the config, history,
+    cache records and the mount stubs (targets whose directories the image lacks)."""
+    value = "pybuild-case-33-" + os.urandom(24).hex()
+    src = pb.workdir / "secret.txt"
+    src.write_text(value)
+    dockerfile = (
+        f"FROM busybox\n{_nonce()}"
+        "RUN --mount=type=secret,id=tok sha256sum /run/secrets/tok > /default.sha\n"
+        "RUN --mount=type=secret,id=tok,target=/deep/er/tok,env=TOK"
+        ' printf %s "$TOK" | sha256sum > /env.sha && cat /deep/er/tok > /dev/null\n'
+    )
+    tmpdir = pb.workdir / "tmpdir"  # pybuild's temporary directory for this build
+    tmpdir.mkdir()
+    built = pb.build(
+        dockerfile, args=["--secret", f"id=tok,src={src}"], env={"TMPDIR": str(tmpdir)}
+    )
+    digest = hashlib.sha256(value.encode()).hexdigest()
+    assert built.files["/default.sha"].text.split()[0] == digest
+    assert built.files["/env.sha"].text.split()[0] == digest
+    # the mount stubs (/run/secrets/tok; /deep/er/tok and its parents) are in no layer
+    stubs = {"run", "run/secrets", "run/secrets/tok", "deep", "deep/er", "deep/er/tok"}
+    for index in range(len(built.image.layers)):
+        assert stubs.isdisjoint(built.layer_names(index)), built.layer_names(index)
+    needle = value.encode()
+    assert needle not in built.image.raw_config  # config and history
+    assert needle not in (built.stdout + built.stderr).encode()  # logs
+    cache = [p for p in (pb.store_root / "cache").rglob("*") if p.is_file()]
+    assert [p for p in cache if needle in p.read_bytes()] == []
+    tops = (pb.store_root, tmpdir, Path("/dev/shm"))  # layers, blobs, state, temporary files
+    assert files_containing(tops, needle, skip=(src,)) == []
     assert_store_consistent(pb.store_root)

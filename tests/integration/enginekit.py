@@ -11,6 +11,7 @@ fixtures at the end (``store_root``, ``busybox_history``, ``pb``) are imported b
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 import os
@@ -19,7 +20,8 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -391,6 +393,48 @@ def runc_containers(store_root: Path) -> list[str]:
         check=False,
     )
     return [line for line in proc.stdout.splitlines() if line.strip()]
+
+
+def _regular_files(top: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+        for name in filenames:
+            path = Path(dirpath, name)
+            try:
+                if stat.S_ISREG(path.lstat().st_mode):
+                    yield path
+            except OSError:
+                continue  # removed meanwhile (another test's temp file)
+
+
+def _contains(path: Path, needle: bytes) -> bool:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    if needle in data:
+        return True
+    if data[:2] == b"\x1f\x8b":  # a gzip layer blob: look inside
+        try:
+            return needle in gzip.decompress(data)
+        except (OSError, EOFError, zlib.error):
+            return False
+    return False
+
+
+def files_containing(
+    tops: Iterable[Path], needle: bytes, *, skip: Iterable[Path] = ()
+) -> list[str]:
+    """Regular files under ``tops`` (gzip blobs looked into) holding ``needle``, but ``skip``:
+    where a secret value must not be left."""
+    skipped = set(skip)
+    return [
+        str(path)
+        for top in dict.fromkeys(tops)
+        if top.is_dir()
+        for path in _regular_files(top)
+        if path not in skipped and _contains(path, needle)
+    ]
 
 
 def store_leftovers(store_root: Path) -> list[str]:
