@@ -307,7 +307,9 @@ class Scheduler:
         runs only on a miss. When it is not (a cold build: a new checkout, a pruned store),
         hashing first and copying after would read every file twice; instead the COPY copies
         first, hashing each file in the one read that copies it, which seeds the checksum
-        cache, and the key is computed afterwards from it. That is done only when the copy
+        cache, and the key is computed afterwards from it (a stage's or image's files are
+        never known beforehand: they are copied first too, and the key is read from the same
+        mount of that stage). That is done only when the copy
         is needed anyway, or likely: with ``--no-cache``, or when this step of this build was
         never built in this store (no miss-explanation record). Should the key hit the cache
         after all, the copy is thrown away: one wasted write in a rare case, against a read
@@ -315,14 +317,16 @@ class Scheduler:
         """
         with contextlib.ExitStack() as stack:
             prepared: Path | None = None
+            held: FileSource | None = None  # the source the copy read, read again for the key
             if self._copy_first(step, stage, position):
                 assert isinstance(step, CopyStep)
                 prepared = stack.enter_context(self.snapshotter.scratch_dir())
+                held = stack.enter_context(self._file_source(step.source))
                 with phase("copy files, hashing them (content not known yet)"):
-                    self._execute_copy(step, layers, prepared, None, hashing=True)
+                    self._execute_copy(step, layers, prepared, None, hashing=True, source=held)
             n = self.counter.next()
             with phase("source digests (context scan and hash)"):
-                inputs, described_files = self._inputs(step)
+                inputs, described_files = self._inputs(step, held)
             payload = step_cache_payload(step)
             link = isinstance(step, CopyStep) and step.link
             key = cache_key(payload, None if link else parent, inputs)
@@ -409,14 +413,12 @@ class Scheduler:
         return layer, created
 
     def _copy_first(self, step: Step, stage: StagePlan, position: int) -> bool:
-        """Whether ``step`` is a COPY from the context whose files' content is not known, and
-        that will likely miss the cache (see ``_step``)."""
+        """Whether ``step`` is a COPY whose files' content is not known, and that will likely
+        miss the cache (see ``_step``)."""
         # lazy: only COPY/ADD digest their sources
         from builder.engine.copy_digest import content_unknown
 
-        if not isinstance(step, CopyStep) or step.is_add:
-            return False
-        if not isinstance(step.source, FromContext):
+        if not isinstance(step, CopyStep) or step.is_add or isinstance(step.source, FromScratch):
             return False
         if not all(isinstance(src, PathSource) for src in step.sources):
             return False
@@ -425,6 +427,8 @@ class Scheduler:
             and self._record_path(self._step_identity(stage, position)).exists()
         ):
             return False
+        if not isinstance(step.source, FromContext):
+            return True  # a stage's or image's files: their content is never known beforehand
         return content_unknown(self.context, step, fetcher=self._fetcher)
 
     def _reuse(
@@ -464,13 +468,21 @@ class Scheduler:
             cas=self.store.cas, descriptor=record.roots[0], diff_id=Digest.parse(diff)
         )
 
-    def _inputs(self, step: Step) -> tuple[tuple[Digest, ...], tuple[tuple[str, str], ...]]:
-        """Content digests of what the step reads (COPY sources, bind-mount sources)."""
+    def _inputs(
+        self, step: Step, held: FileSource | None = None
+    ) -> tuple[tuple[Digest, ...], tuple[tuple[str, str], ...]]:
+        """Content digests of what the step reads (COPY sources, bind-mount sources); ``held``
+        is a COPY's source already open."""
         # lazy: only COPY/ADD and bind mounts digest their sources
         from builder.engine.copy_digest import copy_source_digest, mount_source_digest
 
         if isinstance(step, CopyStep):
-            with self._file_source(step.source) as source:
+            with contextlib.ExitStack() as stack:
+                source = (
+                    held
+                    if held is not None
+                    else stack.enter_context(self._file_source(step.source))
+                )
                 result = copy_source_digest(source, step, fetcher=self._fetcher)
             files = tuple((p, str(d)) for p, d in result.files)
             return (result.digest,), files
@@ -607,13 +619,15 @@ class Scheduler:
         reuse: CopyReuse | None,
         *,
         hashing: bool = False,
+        source: FileSource | None = None,
     ) -> None:
         # lazy: loaded when a step executes: a fully cached build never needs it
         from builder.engine.chown import ChownResolver
         from builder.engine.copy import apply_copy
 
         with contextlib.ExitStack() as stack:
-            source = stack.enter_context(self._file_source(step.source))
+            if source is None:
+                source = stack.enter_context(self._file_source(step.source))
             rootfs = None if step.link else stack.enter_context(self._rootfs(layers))
             stack.enter_context(phase("copy files"))
             apply_copy(

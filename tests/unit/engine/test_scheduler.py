@@ -419,3 +419,24 @@ def test_cold_copy_with_no_cache_gives_the_layer_of_a_warm_one(rig: Rig) -> None
     assert scheduler.context.content_cache.hashed == 20  # racy entries: hashed again
     assert [x.diff_id for x in warm.layers] == [x.diff_id for x in cold.layers]
     assert warm.key == cold.key
+
+
+def test_cold_copy_from_a_stage_mounts_it_once(rig: Rig) -> None:
+    """Copied first, hashing as it copies: the key is read from the same mount of the stage."""
+    dockerfile = "FROM scratch AS a\nRUN touch /made\nFROM scratch\nCOPY --from=a /made /copied\n"
+    first, _, _ = rig.build(dockerfile)
+    # one read-only mount of stage a, one of the (empty) image the COPY writes onto
+    assert rig.snapshotter.calls.count(("mount", "ro")) == 2
+    assert "copied" in layer_files(rig.store, first)[0]
+    rig.snapshotter.calls.clear()
+    second, events, _ = rig.build(dockerfile, no_cache=True)
+    assert rig.snapshotter.calls.count(("mount", "ro")) == 2
+    assert second.key == first.key
+    assert [x.diff_id for x in second.layers] == [x.diff_id for x in first.layers]
+    rig.snapshotter.calls.clear()
+    third, events, _ = rig.build(dockerfile)  # built before: hashed from a mount, then a hit
+    assert cached(events) == [
+        "[a 2/2] RUN touch /made",
+        "[stage-1 2/2] COPY --from=a /made /copied",
+    ]
+    assert third.key == first.key
