@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from builder.engine import noop
     from builder.engine.named import NamedContexts
     from builder.engine.results import StepResult
-    from builder.engine.scheduler import Machinery
+    from builder.engine.scheduler import Machinery, Scheduler, StageResult
     from builder.engine.secrets import SecretSpec
     from builder.engine.ssh import SshSpec
     from builder.lint.inputs import LintInputs
@@ -74,6 +74,8 @@ class BuildOptions:
     secrets: tuple[SecretSpec, ...] = ()  # --secret; values are read when a step mounts them
     ssh: tuple[SshSpec, ...] = ()  # --ssh; key files get a private agent when a step needs it
     build_contexts: tuple[str, ...] = ()  # --build-context NAME=VALUE (builder.engine.named)
+    source_date_epoch: int | None = None  # --source-date-epoch; None: $SOURCE_DATE_EPOCH
+    squash: bool = False  # --squash: the target stage's new layers folded into one
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,6 +165,14 @@ class StoreResolver:
             return self._images[digest]
 
 
+def source_date_epoch(options: BuildOptions) -> int | None:
+    """``--source-date-epoch``, else ``$SOURCE_DATE_EPOCH`` when it is a whole number."""
+    if options.source_date_epoch is not None:
+        return options.source_date_epoch
+    text = os.environ.get("SOURCE_DATE_EPOCH")
+    return int(text) if text and text.isdigit() else None
+
+
 def _noop_request(
     options: BuildOptions,
     root: Path,
@@ -189,8 +199,10 @@ def _noop_request(
         "memory": options.memory,
         "cpus": options.cpus,
         "runtime": options.runtime,
-        "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH"),
+        "source_date_epoch": source_date_epoch(options),
     }
+    if options.squash:
+        settings["squash"] = True
     return noop.request(root=root, context=context_dir, dockerfile=dockerfile, settings=settings)
 
 
@@ -502,8 +514,7 @@ def _build(
 
     store = Store.open(Path(options.root) if options.root else default_store_root())
     platform = Platform.parse(options.platform) if options.platform else Platform.host()
-    epoch_text = os.environ.get("SOURCE_DATE_EPOCH")
-    epoch = int(epoch_text) if epoch_text and epoch_text.isdigit() else None
+    epoch = source_date_epoch(options)
     with store.lease(), BuildNetworks() as networks, ssh_agents(options.ssh) as ssh:
         n = vertices.run("[internal] load .dockerignore")
         with phase("context open (.dockerignore)"):
@@ -563,6 +574,8 @@ def _build(
             )
             with phase("steps"):
                 result = scheduler.run(build_plan)
+            if options.squash:
+                result = _squashed(scheduler, build_plan, result, epoch)
             n = vertices.run("exporting to image")
             with phase("export (config, manifest, index write)"):
                 created = timestamp(epoch) if epoch is not None else None
@@ -614,6 +627,29 @@ def _named_contexts(
         next_vertex=resolver.vertices.counter.next,
         source_date_epoch=epoch,
     )
+
+
+def _squashed(
+    scheduler: Scheduler, build_plan: BuildPlan, result: StageResult, epoch: int | None
+) -> StageResult:
+    """``--squash``: the target stage with its layers above its base folded into one."""
+    # lazy: only --squash loads it
+    from builder.engine.scheduler import final_image, timestamp
+    from builder.engine.squash import squash
+    from builder.plan import ImageBase
+
+    stage = next(s for s in build_plan.stages if s.index == build_plan.target_index)
+    base = stage.base
+    created = timestamp(epoch) if epoch is not None else None
+    with phase("squash"):
+        return squash(
+            scheduler.store,
+            scheduler.snapshotter,
+            result,
+            unsquashed_id=final_image(result, created=created).id,
+            base=str(base.resolved.digest) if isinstance(base, ImageBase) else "",
+            source_date_epoch=epoch,
+        )
 
 
 def _check_inputs(

@@ -49,6 +49,14 @@ def _ssh(text: str) -> SshSpec:
         raise argparse.ArgumentTypeError(exc.message) from None
 
 
+def _epoch(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"invalid SOURCE_DATE_EPOCH {text!r}: expected whole seconds since 1970"
+        )
+    return int(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "context",
@@ -115,6 +123,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " oci-layout://PATH[:TAG], or a git or https URL",
     )
     parser.add_argument(
+        "--source-date-epoch",
+        type=_epoch,
+        metavar="SECONDS",
+        help="clamp file times and set history and image times to this Unix time for"
+        " reproducible images (default: $SOURCE_DATE_EPOCH)",
+    )
+    parser.add_argument(
+        "--squash",
+        action="store_true",
+        help="fold the layers the Dockerfile adds to its base image into one layer",
+    )
+    parser.add_argument(
         "--progress", default="auto", choices=("auto", "tty", "plain", "quiet"), help="output"
     )
     parser.add_argument("--iidfile", metavar="FILE", help="write the image ID to FILE")
@@ -156,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
         secrets=tuple(args.secret),
         ssh=tuple(args.ssh),
         build_contexts=tuple(args.build_context),
+        source_date_epoch=args.source_date_epoch,
+        squash=args.squash,
     )
     quiet = args.quiet or args.progress == "quiet"
     sink = make_sink(args.progress, sys.stderr, quiet=quiet)

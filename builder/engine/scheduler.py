@@ -95,6 +95,8 @@ class StageResult:
     config: ImageConfig
     key: Digest
     steps: tuple[StepResult, ...] = ()
+    base_layers: int = 0  # how many of ``layers`` (and config.diff_ids) the base gave
+    base_history: int = 0  # how many config.history entries the base gave
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -216,6 +218,7 @@ class Scheduler:
         for f in wait_for:
             f.result()
         layers, key, history = self._base(stage)
+        base_layers = layers
         layer_steps = [s for s in stage.steps if not isinstance(s, ConfigStep)]
         total = len(layer_steps) + 1
         prefix = f"{stage.display_name} " if stage.display_name else ""
@@ -225,7 +228,10 @@ class Scheduler:
         # History times: a layer step keeps the time its layer was first built (from the cache
         # record), a metadata step the time of the layer below it, so a build that hits the
         # cache everywhere produces the very same config and image ID, as BuildKit does.
+        # With SOURCE_DATE_EPOCH every entry this Dockerfile adds is dated the epoch (BuildKit).
         created = next((h.created for h in reversed(history) if h.created), None)
+        epoch = self.settings.source_date_epoch
+        fixed = timestamp(epoch) if epoch is not None else None
         position = 1
         reports: list[StepResult] = []
         for step in stage.steps:
@@ -250,9 +256,16 @@ class Scheduler:
                     )
                 )
             if step.history is not None:
-                entries.append(replace(step.history, created=created))
+                entries.append(replace(step.history, created=fixed or created))
         config = replace(stage.config, diff_ids=tuple(diff_ids), history=tuple(entries))
-        result = StageResult(layers=layers, config=config, key=key, steps=tuple(reports))
+        result = StageResult(
+            layers=layers,
+            config=config,
+            key=key,
+            steps=tuple(reports),
+            base_layers=len(base_layers),
+            base_history=len(history),
+        )
         with self._lock:
             self._results[stage.index] = result
         return result

@@ -380,6 +380,12 @@ class Builder:
         return True
 
 
+def copy_store(seed: Path, dest: Path) -> Path:
+    """A copy of the store ``seed`` at ``dest`` (e.g. the ``busybox_seed`` fixture's)."""
+    shutil.copytree(seed, dest, symlinks=True)
+    return dest
+
+
 def mounts() -> list[str]:
     return Path("/proc/mounts").read_text().splitlines()
 
@@ -452,11 +458,9 @@ def store_leftovers(store_root: Path) -> list[str]:
 # tests/adversarial) shares them: each conftest imports them by name.
 
 
-@pytest.fixture(scope="session")
-def store_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A store with ``busybox:latest`` (made offline by scripts/make-busybox.sh), per session."""
+def _busybox_store(root: Path) -> Path:
+    """``root`` made a store holding ``busybox:latest`` (scripts/make-busybox.sh)."""
     require_environment()
-    root = tmp_path_factory.mktemp("store")
     proc = subprocess.run(
         ["bash", str(MAKE_BUSYBOX), PYBUILD, "--root", str(root)],
         capture_output=True,
@@ -467,10 +471,24 @@ def store_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     )
     if proc.returncode != 0:
         pytest.fail(f"scripts/make-busybox.sh failed:\n{proc.stdout}\n{proc.stderr}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def store_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A store with ``busybox:latest`` (made offline by scripts/make-busybox.sh), per session."""
+    root = _busybox_store(tmp_path_factory.mktemp("store"))
     yield root
     # nothing a test did may leave a mount behind under the store
     leftovers = [line for line in mounts() if str(root) in line]
     assert not leftovers, f"mounts left under the store: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def busybox_seed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding only ``busybox:latest``: copy it (``copy_store``) for a test that needs
+    empty stores (no build cache) with the very same base image."""
+    return _busybox_store(tmp_path_factory.mktemp("seed") / "store")
 
 
 @pytest.fixture(scope="session")
