@@ -37,13 +37,14 @@ if TYPE_CHECKING:
     from builder.context.ignore import PatternMatcher
     from builder.engine import noop
     from builder.engine.named import NamedContexts
+    from builder.engine.remotecache import CacheImporter, CacheSpec
     from builder.engine.results import StepResult
     from builder.engine.scheduler import Machinery, Scheduler, StageResult
     from builder.engine.secrets import SecretSpec
     from builder.engine.ssh import SshSpec
     from builder.lint.inputs import LintInputs
     from builder.oci.descriptor import Platform
-    from builder.oci.image import ImageValue
+    from builder.oci.image import ImageValue, Layer
     from builder.plan import BuildPlan, ResolvedImage, Step
     from builder.registry.client import RegistryClient
     from builder.store import ImageRecord, Store
@@ -76,6 +77,8 @@ class BuildOptions:
     build_contexts: tuple[str, ...] = ()  # --build-context NAME=VALUE (builder.engine.named)
     source_date_epoch: int | None = None  # --source-date-epoch; None: $SOURCE_DATE_EPOCH
     squash: bool = False  # --squash: the target stage's new layers folded into one
+    cache_from: tuple[CacheSpec, ...] = ()  # --cache-from: registry or local caches to import
+    cache_to: tuple[CacheSpec, ...] = ()  # --cache-to: where to export this build's cache
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,10 +184,12 @@ def _noop_request(
     build_args: tuple[tuple[str, str], ...],
 ) -> noop.Request | None:
     """The no-op record this build may use and write, or None (``--pull``, a Dockerfile from
-    stdin). ``--no-cache`` is not part of the request: such a build never uses a record, but it
-    writes the one a plain rebuild will use, since that rebuild hits the cache records it wrote."""
-    if options.pull or dockerfile is None or options.build_contexts:
-        return None  # (named contexts: their content is only known by reading them)
+    stdin, named contexts: their content is only known by reading them, ``--cache-to``: its
+    export runs every time). ``--no-cache`` is not part of the request: such a build never uses a
+    record, but it writes the one a plain rebuild will use, since that rebuild hits the cache
+    records it wrote."""
+    if options.pull or dockerfile is None or options.build_contexts or options.cache_to:
+        return None
     # lazy: builds with --pull or a Dockerfile on stdin skip the no-op check
     from builder.engine import noop
 
@@ -203,6 +208,8 @@ def _noop_request(
     }
     if options.squash:
         settings["squash"] = True
+    if options.cache_from:
+        settings["cache_from"] = [s.label for s in options.cache_from]
     return noop.request(root=root, context=context_dir, dockerfile=dockerfile, settings=settings)
 
 
@@ -553,6 +560,7 @@ def _build(
             for warning in build_plan.warnings:
                 sink.emit(Warning_(message=warning.message))
             identity = f"{context.root}\0{dockerfile_path or name}"
+            importer = _import_caches(options, store, vertices)
             scheduler = Scheduler(
                 store=store,
                 images=images or resolver,
@@ -566,14 +574,20 @@ def _build(
                     source_date_epoch=epoch,
                     secrets=secret_store(options.secrets),
                     ssh=ssh if options.ssh else None,
+                    cache_from=importer,
                 ),
                 machinery=lambda: open_machinery(store, runtime=options.runtime),
                 identity=identity,
                 counter=vertices.counter,
                 networks=networks,
             )
-            with phase("steps"):
-                result = scheduler.run(build_plan)
+            try:
+                with phase("steps"):
+                    result = scheduler.run(build_plan)
+            finally:
+                if importer is not None:
+                    importer.close()
+            built_layers = result.layers
             if options.squash:
                 result = _squashed(scheduler, build_plan, result, epoch)
             n = vertices.run("exporting to image")
@@ -587,6 +601,7 @@ def _build(
             for tag in record.names:
                 sink.emit(VertexStatus(vertex=n, text=f"naming to {tag} done"))
             sink.emit(VertexDone(vertex=n))
+            _export_caches(options, store, vertices, scheduler, built_layers)
         finally:
             context.close()
     steps = scheduler.step_results(build_plan)
@@ -627,6 +642,62 @@ def _named_contexts(
         next_vertex=resolver.vertices.counter.next,
         source_date_epoch=epoch,
     )
+
+
+def _import_caches(
+    options: BuildOptions, store: Store, vertices: _Vertices
+) -> CacheImporter | None:
+    """``--cache-from``: each source's manifest and cache config read up front, as BuildKit's
+    "importing cache manifest" does; the layers are fetched only for the steps that hit."""
+    if not options.cache_from:
+        return None
+    # lazy: only builds given --cache-from
+    from builder.engine.remotecache import CacheImporter
+
+    sink = vertices.sink
+    importer = CacheImporter(
+        store, options.cache_from, lambda text: sink.emit(Warning_(message=text))
+    )
+    labels = ", ".join(spec.label for spec in options.cache_from)
+    n = vertices.run(f"importing cache manifest from {labels}")
+    with phase("cache import (manifests, configs)"):
+        found = importer.load()
+    sink.emit(VertexStatus(vertex=n, text=f"{found} cache records"))
+    sink.emit(VertexDone(vertex=n))
+    return importer
+
+
+def _export_caches(
+    options: BuildOptions,
+    store: Store,
+    vertices: _Vertices,
+    scheduler: Scheduler,
+    built: tuple[Layer, ...],
+) -> None:
+    """``--cache-to``: mode=min exports the steps whose layers the image has (before any
+    squash), mode=max every step the build ran or found in the cache."""
+    if not options.cache_to:
+        return
+    # lazy: only builds given --cache-to
+    from builder.engine.remotecache import export_cache, exported_layers
+
+    in_image = {layer.descriptor.digest for layer in built}
+    records = scheduler.cache_records
+    for spec in options.cache_to:
+        keys = [k for k, roots in records if spec.mode == "max" or set(roots) & in_image]
+        where = f"registry {spec.ref}" if spec.kind == "registry" else f"directory {spec.directory}"
+        n = vertices.run(f"exporting cache to {where}")
+
+        def status(text: str, vertex: int = n) -> None:
+            vertices.sink.emit(VertexStatus(vertex=vertex, text=text))
+
+        try:
+            with phase("cache export"), store.lease():
+                export_cache(store, spec, exported_layers(store, keys), status)
+        except BuildError as err:
+            vertices.sink.emit(VertexDone(vertex=n, error=err.message))
+            raise
+        vertices.sink.emit(VertexDone(vertex=n))
 
 
 def _squashed(

@@ -16,6 +16,7 @@ from builder.engine.progress import make_sink
 from builder.errors import BuildError
 
 if TYPE_CHECKING:
+    from builder.engine.remotecache import CacheSpec
     from builder.engine.secrets import SecretSpec
     from builder.engine.ssh import SshSpec
 
@@ -47,6 +48,24 @@ def _ssh(text: str) -> SshSpec:
         return parse_ssh_spec(text)
     except BuildError as exc:
         raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def _cache_spec(text: str, *, export: bool) -> CacheSpec:
+    # lazy: only builds given --cache-from/--cache-to load the cache code
+    from builder.engine.remotecache import parse_cache_spec
+
+    try:
+        return parse_cache_spec(text, export=export)
+    except BuildError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def _cache_from(text: str) -> CacheSpec:
+    return _cache_spec(text, export=False)
+
+
+def _cache_to(text: str) -> CacheSpec:
+    return _cache_spec(text, export=True)
 
 
 def _epoch(text: str) -> int:
@@ -130,6 +149,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " reproducible images (default: $SOURCE_DATE_EPOCH)",
     )
     parser.add_argument(
+        "--cache-from",
+        action="append",
+        default=[],
+        type=_cache_from,
+        metavar="type=registry,ref=REF|type=local,src=DIR",
+        help="import build cache from a registry or an OCI layout directory (repeatable)",
+    )
+    parser.add_argument(
+        "--cache-to",
+        action="append",
+        default=[],
+        type=_cache_to,
+        metavar="type=registry,ref=REF|type=local,dest=DIR[,mode=min|max][,compression=gzip|zstd]",
+        help="export the build cache to a registry or an OCI layout directory",
+    )
+    parser.add_argument(
         "--squash",
         action="store_true",
         help="fold the layers the Dockerfile adds to its base image into one layer",
@@ -178,6 +213,8 @@ def run(args: argparse.Namespace) -> int:
         build_contexts=tuple(args.build_context),
         source_date_epoch=args.source_date_epoch,
         squash=args.squash,
+        cache_from=tuple(args.cache_from),
+        cache_to=tuple(args.cache_to),
     )
     quiet = args.quiet or args.progress == "quiet"
     sink = make_sink(args.progress, sys.stderr, quiet=quiet)

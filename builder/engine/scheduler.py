@@ -75,6 +75,13 @@ if TYPE_CHECKING:
     from builder.snapshot.base import Snapshotter
 
 
+class CacheLookup(Protocol):
+    """Cache records beyond the store's (``--cache-from``, ``builder.engine.remotecache``): a
+    found record is written to the store, its blobs fetched, before it is returned."""
+
+    def find(self, key: Digest) -> CacheRecord | None: ...
+
+
 class ImageSource(Protocol):
     """Gives the layers of a resolved base image (the resolver keeps them)."""
 
@@ -108,6 +115,7 @@ class EngineSettings:
     source_date_epoch: int | None = None
     secrets: SecretStore | None = None  # values by id for RUN --mount=type=secret
     ssh: SshAgents | None = None  # agent sockets by id for RUN --mount=type=ssh
+    cache_from: CacheLookup | None = None  # imported caches, asked after the store's
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -379,7 +387,7 @@ class Scheduler:
 
     def _cache_hit(self, job: _StepJob) -> tuple[Layer, str] | None:
         """The cached layer of the step and its creation time, reported as a cached vertex."""
-        cached = self.store.cache.get(job.key, on_corrupt=self._warn)
+        cached = self._lookup(job.key)
         layer = self._cached_layer(cached) if cached is not None else None
         if cached is None or layer is None:
             return None
@@ -435,14 +443,20 @@ class Scheduler:
             return False
         if not all(isinstance(src, PathSource) for src in step.sources):
             return False
-        if (
-            not self.settings.no_cache
-            and self._record_path(self._step_identity(stage, position)).exists()
+        if not self.settings.no_cache and (
+            self.settings.cache_from is not None  # an imported cache may well have it
+            or self._record_path(self._step_identity(stage, position)).exists()
         ):
             return False
         if not isinstance(step.source, FromContext):
             return True  # a stage's or image's files: their content is never known beforehand
         return content_unknown(self.context, step, fetcher=self._fetcher)
+
+    def _lookup(self, key: Digest) -> CacheRecord | None:
+        record = self.store.cache.get(key, on_corrupt=self._warn)
+        if record is None and self.settings.cache_from is not None:
+            record = self.settings.cache_from.find(key)
+        return record
 
     def _reuse(
         self,

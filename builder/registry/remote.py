@@ -250,6 +250,20 @@ def _download(
     return True
 
 
+def download_blob(client: RegistryClient, store: Store, repo: Repository, desc: Descriptor) -> bool:
+    """Fetch one blob of ``repo`` into the store unless present; True when it was fetched."""
+    return _download(
+        client,
+        store,
+        repo,
+        desc,
+        label=repo.label,
+        progress=discard,
+        cancel=threading.Event(),
+        report=False,
+    )
+
+
 def pull_image(
     store: Store,
     ref: str | Reference,
