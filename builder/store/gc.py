@@ -6,12 +6,18 @@ indexes are parsed (size-capped, verified while read) and walked to their config
 A missing or corrupt blob under an index root aborts the run: GC never "sweeps everything"
 because it misread a root. A cache record whose blobs are gone is dropped (the cache is
 disposable). Everything runs under the exclusive store lock, so no writer is mid-commit.
+
+The lock files of blob fetches (``locks/<hex>.lock``) and of steps (``locks/step-<key>.lock``),
+one per blob or step ever fetched or run, go too: only a process holding the store lease takes
+them, so none is held (or about to be) while the exclusive lock is.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -146,6 +152,7 @@ def prune(
                         shutil.rmtree(child, ignore_errors=True)
                     else:
                         child.unlink(missing_ok=True)
+            _drop_lease_locks(store)
         return PruneReport(
             removed=tuple(removed),
             reclaimed_bytes=reclaimed,
@@ -155,3 +162,15 @@ def prune(
             dropped_cache_records=dropped,
             dry_run=dry_run,
         )
+
+
+_LEASE_LOCK = re.compile(r"(step-)?[0-9a-f]{64}\.lock")
+
+
+def _drop_lease_locks(store: Store) -> None:
+    """Remove the blob-fetch and step lock files (taken only under the lease; see above)."""
+    with os.scandir(store.root / paths.LOCKS) as it:
+        for entry in it:
+            if _LEASE_LOCK.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)

@@ -165,3 +165,17 @@ def test_blob_written_under_lease_survives_concurrent_prune_attempt(store: Store
         with pytest.raises(StoreError, match=r"timed out .* exclusive lock"):
             prune(other)
     assert store.has_blob(desc.digest)
+
+
+def test_prune_drops_the_lock_files_of_fetches_and_steps(store: Store) -> None:
+    digest = Digest.of_bytes(b"fetched")
+    with store.blob_lock(digest), store.step_lock(Digest.of_bytes(b"step")):
+        pass
+    locks = store.root / "locks"
+    assert f"{digest.hex}.lock" in {p.name for p in locks.iterdir()}
+    assert any(p.name.startswith("step-") for p in locks.iterdir())
+    prune(store)
+    left = {p.name for p in locks.iterdir()}
+    assert f"{digest.hex}.lock" not in left
+    assert not any(name.startswith("step-") for name in left)
+    assert "store.lock" in left
