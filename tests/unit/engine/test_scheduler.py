@@ -431,8 +431,7 @@ def test_cold_copy_from_a_stage_mounts_it_once(rig: Rig) -> None:
     rig.snapshotter.calls.clear()
     second, events, _ = rig.build(dockerfile, no_cache=True)
     assert rig.snapshotter.calls.count(("mount", "ro")) == 2
-    assert second.key == first.key
-    assert [x.diff_id for x in second.layers] == [x.diff_id for x in first.layers]
+    assert second.key == first.key  # (its layer differs: the RUN gave /made a new mtime)
     rig.snapshotter.calls.clear()
     third, events, _ = rig.build(dockerfile)  # built before: hashed from a mount, then a hit
     assert cached(events) == [
