@@ -601,7 +601,9 @@ def _build(
             for tag in record.names:
                 sink.emit(VertexStatus(vertex=n, text=f"naming to {tag} done"))
             sink.emit(VertexDone(vertex=n))
-            _export_caches(options, store, vertices, scheduler, built_layers)
+            _export_caches(
+                options, store, vertices, scheduler, built=built_layers, build_plan=build_plan
+            )
         finally:
             context.close()
     steps = scheduler.step_results(build_plan)
@@ -672,14 +674,17 @@ def _export_caches(
     store: Store,
     vertices: _Vertices,
     scheduler: Scheduler,
+    *,
     built: tuple[Layer, ...],
+    build_plan: BuildPlan,
 ) -> None:
     """``--cache-to``: mode=min exports the steps whose layers the image has (before any
     squash), mode=max every step the build ran or found in the cache."""
     if not options.cache_to:
         return
     # lazy: only builds given --cache-to
-    from builder.engine.remotecache import export_cache, exported_layers
+    from builder.engine.remotecache import export_cache, exported_layers, mount_layers
+    from builder.engine.scheduler import timestamp
 
     in_image = {layer.descriptor.digest for layer in built}
     records = scheduler.cache_records
@@ -693,11 +698,33 @@ def _export_caches(
 
         try:
             with phase("cache export"), store.lease():
-                export_cache(store, spec, exported_layers(store, keys), status)
+                layers = exported_layers(store, keys)
+                if spec.mounts:
+                    layers += mount_layers(store, _cache_mounts(store, build_plan), timestamp())
+                export_cache(store, spec, layers, status)
         except BuildError as err:
             vertices.sink.emit(VertexDone(vertex=n, error=err.message))
             raise
         vertices.sink.emit(VertexDone(vertex=n))
+
+
+def _cache_mounts(store: Store, build_plan: BuildPlan) -> tuple[tuple[str, Path], ...]:
+    """``(id, directory)`` of each cache mount the build's RUN steps use (``mounts=true``)."""
+    # lazy: only --cache-to ...,mounts=true
+    from builder.engine.run import cache_mount_dir, cache_mount_id
+    from builder.plan import RunStep
+    from builder.store.paths import CACHEMOUNTS
+    from builder.syntax.ir import MountType
+
+    ids = {
+        cache_mount_id(m)
+        for step in _steps(build_plan)
+        if isinstance(step, RunStep)
+        for m in step.mounts
+        if m.mount.type is MountType.CACHE and m.mount.from_ is None
+    }
+    root = store.root / CACHEMOUNTS
+    return tuple((i, cache_mount_dir(root, "", i)) for i in sorted(ids))
 
 
 def _squashed(

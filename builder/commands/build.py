@@ -161,7 +161,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         type=_cache_to,
-        metavar="type=registry,ref=REF|type=local,dest=DIR[,mode=min|max][,compression=gzip|zstd]",
+        metavar="type=registry,ref=REF|type=local,dest=DIR[,mode=min|max][,compression=...]"
+        "[,mounts=true]",
         help="export the build cache to a registry or an OCI layout directory",
     )
     parser.add_argument(

@@ -25,9 +25,10 @@ from typing import BinaryIO, Final, Protocol
 
 from builder.digest import Digest
 from builder.errors import BuildError, ManifestNotFoundError, RegistryError, StoreError
-from builder.oci.cacheconfig import CachedLayer, config_descriptor, decode, encode
+from builder.oci.cacheconfig import CachedLayer, config_descriptor, decode, encode, mount_key
 from builder.oci.compress import DecompressingReader, compressor
 from builder.oci.descriptor import Descriptor
+from builder.oci.layer_apply import apply_layer
 from builder.oci.mediatype import Compression, MediaType, layer_compression, layer_media_type
 from builder.store import CacheRecord, Store
 from builder.store.fsutil import atomic_write
@@ -48,6 +49,7 @@ class CacheSpec:
     directory: str = ""  # type=local: dest= (export) or src= (import)
     mode: str = "min"
     compression: str = "gzip"
+    mounts: bool = False  # export cache-mount contents too (beyond BuildKit)
 
     @property
     def label(self) -> str:
@@ -68,9 +70,9 @@ def parse_cache_spec(text: str, *, export: bool) -> CacheSpec:
         fields[key] = value.strip()
     kind = fields.pop("type", "")
     allowed = {
-        ("registry", True): {"ref", "mode", "compression"},
+        ("registry", True): {"ref", "mode", "compression", "mounts"},
         ("registry", False): {"ref"},
-        ("local", True): {"dest", "mode", "compression"},
+        ("local", True): {"dest", "mode", "compression", "mounts"},
         ("local", False): {"src"},
     }.get((kind, export))
     if allowed is None:
@@ -87,6 +89,9 @@ def parse_cache_spec(text: str, *, export: bool) -> CacheSpec:
     compression = fields.get("compression", "gzip")
     if compression not in _COMPRESSIONS:
         raise BuildError(f"{flag}: invalid compression {compression!r} (use gzip or zstd)")
+    mounts = fields.get("mounts", "false").lower()
+    if mounts not in ("true", "false"):
+        raise BuildError(f"{flag}: invalid mounts {mounts!r} (use true or false)")
     where = fields.get("ref" if kind == "registry" else "dest" if export else "src", "")
     if not where:
         need = "ref" if kind == "registry" else "dest" if export else "src"
@@ -96,8 +101,12 @@ def parse_cache_spec(text: str, *, export: bool) -> CacheSpec:
         from builder.reference import parse
 
         parse(where)  # a bad ref fails before the build
-        return CacheSpec(kind=kind, ref=where, mode=mode, compression=compression)
-    return CacheSpec(kind=kind, directory=where, mode=mode, compression=compression)
+        return CacheSpec(
+            kind=kind, ref=where, mode=mode, compression=compression, mounts=mounts == "true"
+        )
+    return CacheSpec(
+        kind=kind, directory=where, mode=mode, compression=compression, mounts=mounts == "true"
+    )
 
 
 # -- where caches live ---------------------------------------------------------------------
@@ -271,6 +280,7 @@ class CacheImporter:
         self._entries: dict[Digest, tuple[CachedLayer, RegistryBackend | LocalBackend]] | None
         self._entries = None
         self._backends: list[RegistryBackend | LocalBackend] = []
+        self._mounts: dict[str, tuple[CachedLayer, RegistryBackend | LocalBackend]] = {}
         self.fetched: list[Digest] = []  # blobs fetched, in order
 
     def load(self) -> int:
@@ -290,7 +300,9 @@ class CacheImporter:
                     what = f"cache {spec.label}"
                     config = backend.read_blob(config_descriptor(manifest, what), 64 << 20)
                     for key, layer in decode(config, f"{what} config").items():
-                        if not layer.mount:
+                        if layer.mount:
+                            self._mounts.setdefault(layer.mount, (layer, backend))
+                        else:
                             entries.setdefault(key, (layer, backend))
                 except BuildError as err:
                     self._warn(f"failed to import cache {spec.label}: {err.message}")
@@ -321,6 +333,22 @@ class CacheImporter:
         self.store.cache.put(record)
         return record
 
+    def seed(self, cache_id: str, directory: Path) -> None:
+        """Fill the new cache-mount directory of ``cache_id`` from an imported ``mounts=true``
+        export, if one has it (its layer is fetched only now, when a step needs the mount)."""
+        self.load()
+        found = self._mounts.get(cache_id)
+        if found is None:
+            return
+        layer, backend = found
+        try:
+            backend.fetch_blob(layer.blob, self.store)
+            stream = _opener(self.store, layer.blob)()
+            with stream:
+                apply_layer(stream, directory, expected_diff_id=layer.diff_id, name=cache_id)
+        except BuildError as err:
+            self._warn(f"cache mount {cache_id}: {err.message}; it starts empty")
+
     def close(self) -> None:
         for backend in self._backends:
             backend.close()
@@ -342,6 +370,27 @@ def exported_layers(store: Store, keys: Iterable[Digest]) -> tuple[CachedLayer, 
         out.append(
             CachedLayer(
                 key=key, blob=record.roots[0], diff_id=Digest.parse(diff), created=record.created
+            )
+        )
+    return tuple(out)
+
+
+def mount_layers(
+    store: Store, mounts: Iterable[tuple[str, Path]], created: str
+) -> tuple[CachedLayer, ...]:
+    """Cache layers of the cache-mount directories ``(id, directory)`` that exist."""
+    out: list[CachedLayer] = []
+    for cache_id, directory in mounts:
+        if not directory.is_dir():
+            continue
+        layer = store.write_layer(directory)
+        out.append(
+            CachedLayer(
+                key=mount_key(cache_id),
+                blob=layer.descriptor,
+                diff_id=layer.diff_id,
+                created=created,
+                mount=cache_id,
             )
         )
     return tuple(out)

@@ -94,6 +94,16 @@ OUTPUT_TAIL_LINES: Final = 20
 OUTPUT_TAIL_BYTES: Final = 64 * 1024
 
 
+def cache_mount_id(m: RunMount) -> str:
+    """A cache mount's id: ``id=``, else its target."""
+    return m.id or m.mount.cache_id or m.target
+
+
+def cache_mount_dir(cache_dir: Path, namespace: str, cache_id: str) -> Path:
+    """The shared directory of cache mount ``cache_id`` (the id is hashed: never a path)."""
+    return cache_dir / hashlib.sha256(f"{namespace}\0{cache_id}".encode()).hexdigest()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MountSources:
     """Host-side inputs of ``--mount``s, provided by the scheduler.
@@ -111,6 +121,8 @@ class MountSources:
     ssh: SshAgents | None = None
     cache_dir: Path | None = None
     cache_namespace: str = ""
+    # fills a cache directory just created (``--cache-from`` of a ``mounts=true`` export)
+    cache_seed: Callable[[str, Path], None] | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -266,8 +278,8 @@ class _MountBuilder:
             raise ExecutionError("RUN --mount=type=cache,from=... is not supported yet")
         if self.sources.cache_dir is None:
             raise ExecutionError(f"no cache directory configured for the cache mount {m.target}")
-        cache_id = m.id or spec.cache_id or m.target
-        key = hashlib.sha256(f"{self.sources.cache_namespace}\0{cache_id}".encode()).hexdigest()
+        cache_id = cache_mount_id(m)
+        key = cache_mount_dir(self.sources.cache_dir, self.sources.cache_namespace, cache_id).name
         base = self.sources.cache_dir
         base.mkdir(parents=True, exist_ok=True)
         mode = spec.share_mode
@@ -295,6 +307,8 @@ class _MountBuilder:
         else:
             os.chown(directory, spec.uid or 0, spec.gid or 0)
             directory.chmod(spec.mode if spec.mode is not None else 0o755)
+            if self.sources.cache_seed is not None:
+                self.sources.cache_seed(cache_id, directory)
         return _Planned(
             destination=m.target,
             directory=True,

@@ -80,6 +80,7 @@ class CacheLookup(Protocol):
     found record is written to the store, its blobs fetched, before it is returned."""
 
     def find(self, key: Digest) -> CacheRecord | None: ...
+    def seed(self, cache_id: str, directory: Path) -> None: ...
 
 
 class ImageSource(Protocol):
@@ -630,6 +631,9 @@ class Scheduler:
                 sources=MountSources(
                     bind_root=lambda source: roots[id(source)],
                     cache_dir=self.store.root / paths.CACHEMOUNTS,
+                    cache_seed=cache_from.seed
+                    if (cache_from := self.settings.cache_from)
+                    else None,
                     secrets=self.settings.secrets,
                     ssh=self.settings.ssh,
                 ),

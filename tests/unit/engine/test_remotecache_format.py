@@ -112,8 +112,15 @@ def test_cache_specs(text: str, export: bool, expected: tuple[str, str, str, str
         ("type=registry", False, "ref= is required"),
         ("type=registry,ref=r/X", False, "must be lowercase"),
         ("type=registry,ref", False, "expected KEY=VALUE"),
+        ("type=local,dest=/x,mounts=yes", True, "invalid mounts 'yes'"),
+        ("type=local,src=/x,mounts=true", False, "unknown attribute 'mounts'"),
     ],
 )
 def test_bad_cache_specs(text: str, export: bool, message: str) -> None:
     with pytest.raises(BuildError, match=message):
         parse_cache_spec(text, export=export)
+
+
+def test_mounts_flag() -> None:
+    assert parse_cache_spec("type=local,dest=/c,mounts=true", export=True).mounts
+    assert not parse_cache_spec("type=local,dest=/c", export=True).mounts
