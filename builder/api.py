@@ -19,6 +19,7 @@ from builder import timings
 from builder.buildargs import resolve_build_args
 from builder.digest import Digest
 from builder.engine.events import (
+    Event,
     EventSink,
     VertexDone,
     VertexStarted,
@@ -37,13 +38,14 @@ if TYPE_CHECKING:
     from builder.context.ignore import PatternMatcher
     from builder.engine import noop
     from builder.engine.named import NamedContexts
+    from builder.engine.outputs import Output
     from builder.engine.remotecache import CacheImporter, CacheSpec
     from builder.engine.results import StepResult
     from builder.engine.scheduler import Machinery, Scheduler, StageResult
     from builder.engine.secrets import SecretSpec
     from builder.engine.ssh import SshSpec
     from builder.lint.inputs import LintInputs
-    from builder.oci.descriptor import Platform
+    from builder.oci.descriptor import Descriptor, Platform
     from builder.oci.image import ImageValue, Layer
     from builder.plan import BuildPlan, ResolvedImage, Step
     from builder.registry.client import RegistryClient
@@ -79,6 +81,7 @@ class BuildOptions:
     squash: bool = False  # --squash: the target stage's new layers folded into one
     cache_from: tuple[CacheSpec, ...] = ()  # --cache-from: registry or local caches to import
     cache_to: tuple[CacheSpec, ...] = ()  # --cache-to: where to export this build's cache
+    outputs: tuple[Output, ...] = ()  # -o/--output, --push (builder.engine.outputs); (): the store
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +93,7 @@ class BuildResult:
     digest: Digest
     tags: tuple[str, ...]
     steps: tuple[StepResult, ...] = ()
+    descriptor: Descriptor | None = None  # the exported manifest, when outputs were given
 
 
 class _Vertices:
@@ -276,18 +280,61 @@ def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
         check_contexts([parse_build_context(text) for text in options.build_contexts])
     build_args = resolve_build_args(options.build_args)
     root = Path(options.root) if options.root else default_store_root()
+    if options.outputs:
+        sink = _Numbered(sink)  # the exporters' vertices follow the build's
     if is_local_context(options.context):
         context_dir = Path(options.context)
         with phase("read Dockerfile"):
             name, data, dockerfile_path = _read_dockerfile(options, context_dir)
-        return _build_prepared(
+        result = _build_prepared(
             options,
             _Input(directory=context_dir, name=name, data=data, path=dockerfile_path),
             root=root,
             build_args=build_args,
             sink=sink,
         )
-    return _build_remote(options, root=root, build_args=build_args, sink=sink)
+    else:
+        result = _build_remote(options, root=root, build_args=build_args, sink=sink)
+    return _export(options, root, result, sink) if options.outputs else result
+
+
+class _Numbered:
+    """Passes events on, remembering the highest vertex number seen."""
+
+    def __init__(self, sink: EventSink) -> None:
+        self.sink = sink
+        self.last = 0
+        self._lock = threading.Lock()
+
+    def emit(self, event: Event) -> None:
+        number = getattr(event, "vertex", 0)
+        with self._lock:
+            self.last = max(self.last, number)
+        self.sink.emit(event)
+
+    def close(self, *, ok: bool) -> None:
+        self.sink.close(ok=ok)
+
+
+def _export(options: BuildOptions, root: Path, result: BuildResult, sink: EventSink) -> BuildResult:
+    """Write the built image to ``options.outputs`` (builder.engine.outputs)."""
+    # lazy: only builds given -o/--push load the exporters
+    from builder.engine.export import Exporter
+    from builder.engine.scheduler import _Counter
+    from builder.store import Store
+
+    counter = _Counter(value=sink.last if isinstance(sink, _Numbered) else 0)
+    with phase("export (outputs)"):
+        store = Store.open(root)
+        with store.lease():
+            exporter = Exporter(store, sink=sink, next_vertex=counter.next)
+            exported = exporter.export(result.digest, options.outputs)
+    return replace(
+        result,
+        digest=exported.descriptor.digest,
+        tags=exported.names,
+        descriptor=exported.descriptor,
+    )
 
 
 def is_local_context(context: str) -> bool:

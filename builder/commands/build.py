@@ -12,6 +12,13 @@ from builder import timings
 from builder.api import BuildOptions, build, default_dockerfile
 from builder.buildargs import resolve_build_args
 from builder.commands._io import build_arg_words, memory_size
+from builder.engine.outputs import (
+    LayerCompression,
+    parse_compression,
+    parse_output,
+    resolve_outputs,
+    store_names,
+)
 from builder.engine.progress import make_sink
 from builder.errors import BuildError
 
@@ -60,6 +67,13 @@ def _cache_spec(text: str, *, export: bool) -> CacheSpec:
         raise argparse.ArgumentTypeError(exc.message) from None
 
 
+def _compression(text: str) -> LayerCompression:
+    try:
+        return parse_compression(text)
+    except BuildError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
 def _cache_from(text: str) -> CacheSpec:
     return _cache_spec(text, export=False)
 
@@ -74,6 +88,14 @@ def _epoch(text: str) -> int:
             f"invalid SOURCE_DATE_EPOCH {text!r}: expected whole seconds since 1970"
         )
     return int(text)
+
+
+def _provenance(text: str) -> bool:
+    if text.lower() in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(
+        f"{text!r}: provenance attestations are not produced; only --provenance=false is accepted"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -171,6 +193,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fold the layers the Dockerfile adds to its base image into one layer",
     )
     parser.add_argument(
+        "-o",
+        "--output",
+        action="append",
+        default=[],
+        metavar="type=TYPE[,dest=PATH]",
+        help="where the result goes: type=image (the store, default), registry, oci, docker,"
+        " tar, local, cacheonly; DIR alone is type=local, - is a tar on stdout",
+    )
+    parser.add_argument(
+        "--push", action="store_true", help="push the image after the build (type=registry)"
+    )
+    parser.add_argument(
+        "--metadata-file", metavar="FILE", help="write the build's result as JSON (like buildx)"
+    )
+    parser.add_argument(
+        "--compression",
+        type=_compression,
+        metavar="gzip|zstd[,level=N]",
+        help="compress the image's layers so (re-compressing others) in every image output",
+    )
+    parser.add_argument(
+        "--provenance",
+        type=_provenance,
+        metavar="false",
+        help="provenance attestations: none are made, only false is accepted",
+    )
+    parser.add_argument(
         "--progress", default="auto", choices=("auto", "tty", "plain", "quiet"), help="output"
     )
     parser.add_argument("--iidfile", metavar="FILE", help="write the image ID to FILE")
@@ -193,10 +242,16 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         return _check(args)
     build_args = build_arg_words(args.build_arg)
+    outputs = resolve_outputs(
+        [parse_output(text) for text in args.output],
+        tags=args.tag,
+        push=args.push,
+        compression=args.compression,
+    )
     options = BuildOptions(
         context=args.context,
         dockerfile=args.file,
-        tags=tuple(args.tag),
+        tags=store_names(outputs, args.tag),
         build_args=build_args,
         target=args.target,
         no_cache=args.no_cache,
@@ -216,6 +271,7 @@ def run(args: argparse.Namespace) -> int:
         squash=args.squash,
         cache_from=tuple(args.cache_from),
         cache_to=tuple(args.cache_to),
+        outputs=outputs,
     )
     quiet = args.quiet or args.progress == "quiet"
     sink = make_sink(args.progress, sys.stderr, quiet=quiet)
@@ -237,7 +293,12 @@ def run(args: argparse.Namespace) -> int:
     if args.iidfile:
         with open(args.iidfile, "w", encoding="utf-8") as fh:
             fh.write(str(result.image_id))
-    if quiet:
+    if args.metadata_file:
+        # lazy: only --metadata-file reads the store here
+        from builder.commands._metadata import write_metadata
+
+        write_metadata(Path(args.metadata_file), result, root=args.root)
+    if quiet and not any(out.to_stdout for out in outputs):
         print(result.image_id)
     return 0
 

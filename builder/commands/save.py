@@ -8,10 +8,7 @@ archive. A repository name without a tag saves every tag of that repository, as 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from builder.commands._io import add_root_argument
@@ -21,6 +18,7 @@ from builder.oci.descriptor import Platform
 from builder.reference import parse_normalized
 from builder.store import Store
 from builder.store.archive import ArchiveFormat, save_archive
+from builder.store.fsutil import replacing
 
 HELP = "Save one or more images to a tar archive (like `docker save`)."
 
@@ -75,18 +73,9 @@ def run(args: argparse.Namespace) -> int:
         save_archive(store, refs, out, format=fmt, platform=platform)
         out.flush()
         return 0
-    target = Path(args.output)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".pybuild_save_", dir=target.parent)
-    except OSError as exc:
-        raise BuildError(f"failed to save image: {args.output}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with replacing(Path(args.output), prefix=".pybuild_save_") as f:
             save_archive(store, refs, f, format=fmt, platform=platform)
-        os.replace(tmp, target)
     except OSError as exc:
         raise BuildError(f"failed to save image: {args.output}: {exc.strerror}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
     return 0

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 from builder.errors import StoreError
 
@@ -66,3 +67,19 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def replacing(path: Path, *, prefix: str = ".pybuild_") -> Iterator[BinaryIO]:
+    """A file to stream into, beside ``path``, renamed over it (mode 0644) when the block ends
+    without error and removed otherwise: a failure never leaves a partial ``path``. Raises
+    ``OSError`` (the caller names the operation)."""
+    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
