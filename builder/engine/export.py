@@ -104,7 +104,7 @@ class Exporter:
     def _one(self, out: Output, image: ImageValue) -> None:
         match out.type:
             case OutputType.IMAGE:
-                if out.compression is not None or out.names:
+                if out.compression is not None:  # the build named it already (store_names)
                     with self._vertex("exporting to image") as n:
                         self.store.write_image(image, out.names)
                         for name in out.names:
