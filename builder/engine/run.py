@@ -11,14 +11,13 @@ Per step (BuildKit semantics):
 - ``RUN <<EOF`` scripts starting with ``#!`` (``step.heredoc_files``) are written to a
   directory outside the rootfs and bind-mounted read-only at their directory (``/dev/pipes``);
 - ``--mount``: ``bind`` (read-only unless ``rw``; with ``rw`` the writes go to a throwaway
-  overlay), ``cache`` (persistent directory keyed by id under ``MountSources.cache_dir``;
-  ``sharing`` approximated with flocks: shared = shared lock, locked = exclusive lock (waits),
-  private = the first instance nobody holds), ``tmpfs``, ``secret`` (a private copy with mode
+  overlay), ``cache`` (a persistent directory named by the hash of its id under
+  ``MountSources.cache_dir``, seeded from ``from=``/``source=`` when created; ``sharing`` by
+  flocks: see :mod:`builder.engine.cachemounts`), ``tmpfs``, ``secret`` (a private copy with mode
   0400 bound read-only from /dev/shm, or an environment variable, the step's bundle then on
   /dev/shm too; never in the rootfs), ``ssh`` (a socket of its own, outside the rootfs, relaying
   to the agent ``--ssh`` named; ``SSH_AUTH_SOCK`` names the first ssh mount's target unless
-  the step's env sets it; a missing id skips the mount unless ``required``); ``cache,from=``
-  is refused as not supported yet;
+  the step's env sets it; a missing id skips the mount unless ``required``);
 - an image whose ``/proc``, ``/dev`` or ``/sys`` is a symlink (or any non-directory) gets an
   init layer of plain directories above it (``init_layer``, as moby's), so the runtime never
   mounts through the link; the step's layer and the image keep the image's entries;
@@ -30,21 +29,22 @@ Per step (BuildKit semantics):
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import os
 import shutil
+import subprocess
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
+from builder.engine import cachemounts
 from builder.errors import ExecutionError, RunStepError
 from builder.fs import paths
 from builder.fs.root import Root
+from builder.plan.steps import FromScratch
 from builder.runtime.network import BuildNetworks, NetworkMode, NetworkProvider
 from builder.runtime.oci import ExitStatus, OutputCallback, Runtime
 from builder.runtime.spec import (
@@ -83,6 +83,7 @@ if TYPE_CHECKING:
     from builder.plan import RunFile, RunMount, RunStep, Source
 
 __all__ = [
+    "CacheBases",
     "MountSources",
     "Resources",
     "failure_message",
@@ -100,8 +101,21 @@ def cache_mount_id(m: RunMount) -> str:
 
 
 def cache_mount_dir(cache_dir: Path, namespace: str, cache_id: str) -> Path:
-    """The shared directory of cache mount ``cache_id`` (the id is hashed: never a path)."""
-    return cache_dir / hashlib.sha256(f"{namespace}\0{cache_id}".encode()).hexdigest()
+    """The shared directory of cache mount ``cache_id`` without ``from=`` (the id is hashed:
+    never a path)."""
+    return cache_dir / cachemounts.cache_name(namespace, cache_id)
+
+
+class CacheBases(Protocol):
+    """Where ``RUN --mount=type=cache,from=...`` caches are seeded from."""
+
+    def key(self, source: Source) -> str:
+        """The identity of ``source``'s content (part of the cache directory's name)."""
+        ...
+
+    def root(self, source: Source) -> AbstractContextManager[Path]:
+        """``source``'s root filesystem, unchanged while the context is open."""
+        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,8 +126,8 @@ class MountSources:
     stays unchanged while the step runs (the context dir, a read-only mount of the stage);
     ``source_path`` is resolved inside it. ``secrets`` gives secret values by id, ``ssh``
     the agent sockets by id.
-    ``cache_dir`` holds cache mounts (one directory per hashed id; ``cache_namespace`` is
-    ``BUILDKIT_CACHE_MOUNT_NS``).
+    ``cache_dir`` holds cache mounts (:mod:`builder.engine.cachemounts`; ``cache_namespace``
+    is ``BUILDKIT_CACHE_MOUNT_NS``); ``cache_bases`` gives the ``from=`` of a new one.
     """
 
     bind_root: Callable[[Source | None], Path] | None = None
@@ -123,6 +137,7 @@ class MountSources:
     cache_namespace: str = ""
     # fills a cache directory just created (``--cache-from`` of a ``mounts=true`` export)
     cache_seed: Callable[[str, Path], None] | None = None
+    cache_bases: CacheBases | None = None  # the from= of a new cache directory
 
 
 # --------------------------------------------------------------------------- helpers
@@ -183,20 +198,6 @@ def resolve_in_root(root_dir: Path, path: str) -> Path | None:
     except OSError as exc:
         raise ExecutionError(f"{path}: {exc.strerror}") from None
     return root_dir.joinpath(*entry.comps) if entry.st is not None else None
-
-
-@contextlib.contextmanager
-def _flock_path(path: Path, mode: int) -> Iterator[bool]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, mode)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- mounts
@@ -274,41 +275,31 @@ class _MountBuilder:
 
     def _cache(self, m: RunMount) -> _Planned:
         spec = m.mount
-        if spec.from_ is not None:
-            raise ExecutionError("RUN --mount=type=cache,from=... is not supported yet")
-        if self.sources.cache_dir is None:
-            raise ExecutionError(f"no cache directory configured for the cache mount {m.target}")
-        cache_id = cache_mount_id(m)
-        key = cache_mount_dir(self.sources.cache_dir, self.sources.cache_namespace, cache_id).name
         base = self.sources.cache_dir
-        base.mkdir(parents=True, exist_ok=True)
-        mode = spec.share_mode
-        directory = base / key
-        if mode is ir.ShareMode.PRIVATE:
-            index = 0
-            while True:
-                directory = base / (key if index == 0 else f"{key}-{index}")
-                got = self.stack.enter_context(
-                    _flock_path(
-                        directory.with_name(directory.name + ".lock"),
-                        fcntl.LOCK_EX | fcntl.LOCK_NB,
-                    )
-                )
-                if got:
-                    break
-                index += 1
-        else:
-            lock = fcntl.LOCK_EX if mode is ir.ShareMode.LOCKED else fcntl.LOCK_SH
-            self.stack.enter_context(_flock_path(base / f"{key}.lock", lock))
-        try:
-            os.mkdir(directory, 0o700)  # atomic: a concurrent creator gets EEXIST
-        except FileExistsError:
-            pass
-        else:
-            os.chown(directory, spec.uid or 0, spec.gid or 0)
-            directory.chmod(spec.mode if spec.mode is not None else 0o755)
-            if self.sources.cache_seed is not None:
-                self.sources.cache_seed(cache_id, directory)
+        if base is None:
+            raise ExecutionError(f"no cache directory configured for the cache mount {m.target}")
+        source = None if isinstance(m.source, FromScratch) else m.source
+        bases = self.sources.cache_bases
+        seed = ""
+        if source is not None:
+            if bases is None:
+                raise ExecutionError(f"no source available for the cache mount at {m.target}")
+            seed = f"{bases.key(source)}\0{m.source_path}"
+        cache_id = cache_mount_id(m)
+        name = cachemounts.cache_name(self.sources.cache_namespace, cache_id, seed)
+
+        def create(path: Path) -> None:
+            if source is None or bases is None:
+                path.mkdir(0o700)
+                os.chown(path, spec.uid or 0, spec.gid or 0)
+                path.chmod(spec.mode if spec.mode is not None else 0o755)
+                if self.sources.cache_seed is not None:
+                    self.sources.cache_seed(cache_id, path)
+                return
+            with bases.root(source) as root:
+                _seed(root, m.source_path, path)
+
+        directory = self.stack.enter_context(cachemounts.use(base, name, spec.share_mode, create))
         return _Planned(
             destination=m.target,
             directory=True,
@@ -369,6 +360,28 @@ class _MountBuilder:
         )
         self.stack.callback(relay.close)
         return _Planned(destination=m.target, directory=False, mount=bind(relay.path, m.target))
+
+
+def _seed(root: Path, source_path: str, new: Path) -> None:
+    """Fill the new cache directory ``new`` with a copy of ``source_path`` of ``root`` (a
+    stage's or image's rootfs), resolved in-root; owners, modes, links and times are kept."""
+    host = resolve_in_root(root, source_path)
+    if host is None:
+        raise ExecutionError(f"cache mount source {source_path!r} not found")
+    if not host.is_dir():
+        raise ExecutionError(f"cache mount source {source_path!r} is not a directory")
+    # cp -a: ownership, modes, times, xattrs, hard links, devices; symlinks copied, not followed
+    done = subprocess.run(
+        ["cp", "-a", "--no-target-directory", str(host), str(new)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        detail = done.stderr.decode(errors="replace").strip().splitlines()
+        raise ExecutionError(
+            f"cache mount source {source_path!r}: copy failed: {detail[-1] if detail else ''}"
+        )
 
 
 def _memory_dir() -> Path | None:

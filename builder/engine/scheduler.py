@@ -499,8 +499,8 @@ class Scheduler:
     def _inputs(
         self, step: Step, held: FileSource | None = None
     ) -> tuple[tuple[Digest, ...], tuple[tuple[str, str], ...]]:
-        """Content digests of what the step reads (COPY sources, bind-mount sources); ``held``
-        is a COPY's source already open."""
+        """Content digests of what the step reads (COPY sources, bind-mount sources, the
+        ``from=`` stage of a cache mount); ``held`` is a COPY's source already open."""
         # lazy: only COPY/ADD and bind mounts digest their sources
         from builder.engine.copy_digest import copy_source_digest, mount_source_digest
 
@@ -515,11 +515,11 @@ class Scheduler:
             files = tuple((p, str(d)) for p, d in result.files)
             return (result.digest,), files
         if isinstance(step, RunStep) and step.input_sources:
-            # A bind mount reads like a COPY of its source path: hash exactly those files.
+            # A bind mount (or a cache seed) reads like a COPY of its source path: hash those files.
             digests: list[Digest] = []
             named: list[tuple[str, str]] = []
             for m in step.mounts:
-                if m.source is None or m.mount.type.value != "bind":
+                if m.source is None or m.mount.type.value not in ("bind", "cache"):
                     continue
                 if isinstance(m.source, FromContext | FromStage):
                     with self._file_source(m.source) as source:
@@ -636,6 +636,7 @@ class Scheduler:
                     else None,
                     secrets=self.settings.secrets,
                     ssh=self.settings.ssh,
+                    cache_bases=_CacheBases(self),
                 ),
                 bundle_dir=self.store.root / paths.TMP,
                 overlay=tools.snapshotter,
@@ -726,6 +727,31 @@ def _out_of_space(err: RunStepError, step: RunStep, upper: Path) -> RunStepError
         exit_code=err.exit_code,
         output_tail=err.output_tail,
     )
+
+
+class _CacheBases:
+    """The ``from=`` of cache mounts (``run.CacheBases``): stages and images of this build."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+
+    def key(self, source: Source) -> str:
+        match source:
+            case FromStage():
+                return f"stage {self._scheduler._results[source.index].key}"
+            case FromImage():
+                return f"image {source.image.digest}"
+            case FromContext():
+                return "context"
+            case FromScratch():
+                return "scratch"
+            case _:
+                assert_never(source)
+
+    @contextlib.contextmanager
+    def root(self, source: Source) -> Iterator[Path]:
+        with self._scheduler._file_source(source) as files:
+            yield Path(files.root)
 
 
 def history_diff_ids(layers: Sequence[Layer]) -> tuple[Digest, ...]:

@@ -242,10 +242,14 @@ class RunStep(_StepBase):
 
     @property
     def input_sources(self) -> tuple[Source, ...]:
-        """The sources of bind mounts that read a context or stage, in mount order."""
+        """The sources of bind mounts (and cache mounts' ``from=``) that read a context or
+        stage, in mount order."""
         out: list[Source] = []
         for m in self.mounts:
-            if m.mount.type is ir.MountType.BIND and isinstance(m.source, FromContext | FromStage):
+            kind = m.mount.type
+            if kind in (ir.MountType.BIND, ir.MountType.CACHE) and isinstance(
+                m.source, FromContext | FromStage
+            ):
                 out.append(m.source)
         return tuple(out)
 
