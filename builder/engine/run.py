@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections import deque
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 from builder.engine import cachemounts
 from builder.errors import ExecutionError, RunStepError
 from builder.fs import paths
-from builder.fs.root import Root
+from builder.fs.root import PATH_FLAGS, Root
 from builder.plan.steps import FromScratch
 from builder.runtime.network import BuildNetworks, NetworkMode, NetworkProvider
 from builder.runtime.oci import ExitStatus, OutputCallback, Runtime
@@ -67,6 +68,7 @@ from builder.snapshot.overlay import (
     MountStubs,
     MountTarget,
     Overlay,
+    bind_mount,
     clean_upper,
     init_layer,
     mkdir_in_root,
@@ -300,10 +302,55 @@ class _MountBuilder:
                 _seed(root, m.source_path, path)
 
         directory = self.stack.enter_context(cachemounts.use(base, name, spec.share_mode, create))
+        if source is None and m.source_path != "/":
+            return self._cache_source(directory, m)  # a subpath of the cache itself
         return _Planned(
             destination=m.target,
             directory=True,
             mount=bind(directory, m.target, readonly=spec.readonly),
+        )
+
+    def _cache_source(self, directory: Path, m: RunMount) -> _Planned:
+        """``source=`` of a cache mount: resolved inside the cache directory (a symlink out of
+        it resolves in-root, as BuildKit's fix for CVE-2024-23651), opened, and pinned: the
+        opened path is bind-mounted into the bundle and the runtime gets that mount, so a step
+        sharing the cache cannot swap a component for a symlink between this check and the
+        runtime's mount. (The runtime cannot mount ``/proc/<pid>/fd/<n>`` itself: a bind's
+        source must be in its own mount namespace.)"""
+        source = m.mount.source or ""
+        try:
+            with Root(directory) as root:
+                entry = root.resolve(m.source_path)
+                if entry.st is None:
+                    raise FileNotFoundError
+                fd = root.open_file(entry.comps, PATH_FLAGS) if entry.comps else root.open_dir(())
+        except (FileNotFoundError, NotADirectoryError):
+            raise ExecutionError(
+                f"cache mount source {go_quote(source)} not found in cache"
+                f" {go_quote(m.id or m.target)}"
+            ) from None
+        except OSError as exc:
+            raise ExecutionError(f"cache mount source {go_quote(source)}: {exc.strerror}") from None
+        try:
+            kind = stat.S_IFMT(os.fstat(fd).st_mode)
+            if kind not in (stat.S_IFDIR, stat.S_IFREG):  # swapped meanwhile, or a device
+                raise ExecutionError(
+                    f"cache mount source {go_quote(source)} is not a directory or a regular file"
+                )
+            pinned = Path(tempfile.mkdtemp(prefix="cache-source-", dir=self.bundle)) / "src"
+            if kind == stat.S_IFDIR:
+                pinned.mkdir()
+            else:
+                pinned.touch()
+            self.stack.enter_context(
+                bind_mount(Path(f"/proc/self/fd/{fd}"), pinned, readonly=False)
+            )
+        finally:
+            os.close(fd)
+        return _Planned(
+            destination=m.target,
+            directory=kind == stat.S_IFDIR,
+            mount=bind(pinned, m.target, readonly=m.mount.readonly),
         )
 
     def _secret(self, m: RunMount) -> _Planned | None:

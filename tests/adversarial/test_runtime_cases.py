@@ -326,6 +326,65 @@ def test_case_32_bind_mount_through_an_image_symlink_to_root_stays_in_the_stage(
     assert_store_consistent(pb.store_root)
 
 
+def test_case_32_cache_id_with_dot_dot_stays_in_the_store(
+    pb: Builder, sentinels: Sentinels
+) -> None:
+    # CVE-2024-9675's shape: the id names a host directory
+    escape = Path("/root", f"pybuild-escape-{uuid.uuid4().hex[:8]}")
+    marker = f"CACHE_BREAKOUT-{uuid.uuid4().hex[:8]}"
+    dockerfile = (
+        f"FROM busybox\n{_nonce()}"
+        f"RUN --mount=type=cache,id=../../../../../..{escape},target=/c touch /c/{marker}\n"
+    )
+    pb.build(dockerfile)
+    assert not escape.exists()  # where a joined path would land
+    found = list(pb.store_root.rglob(marker))
+    assert len(found) == 1, found
+    assert found[0].is_relative_to(pb.store_root / "cachemounts"), found
+    assert_store_consistent(pb.store_root)
+
+
+def test_case_32_cache_source_swapped_for_a_symlink_out_fails(
+    pb: Builder, sentinels: Sentinels
+) -> None:
+    # BuildKit's testCacheMountSourceEscape (CVE-2024-23651's shape), ported as is
+    cache_id = f"sourceescape-{uuid.uuid4().hex[:8]}"
+    dockerfile = (
+        "FROM busybox AS init\n"
+        f"RUN --mount=type=cache,id={cache_id},target=/cache"
+        " mkdir -p /cache/sel && echo benign > /cache/sel/benign.txt\n"
+        "FROM init AS link\n"
+        f"RUN --mount=type=cache,id={cache_id},target=/cache"
+        " rm -rf /cache/sel && ln -s /etc /cache/sel\n"
+        "FROM link AS victim\n"
+        f"RUN --mount=type=cache,id={cache_id},source=sel,target=/victim cat /victim/hostname\n"
+        "FROM scratch\n"
+        "COPY --from=victim /etc/hostname /hostname\n"
+    )
+    built = pb.build(dockerfile, args=["--no-cache"], check=False)
+    line = assert_clean_error(built, must_name="Dockerfile:6")
+    assert "sel" in line
+    assert Path("/etc/hostname").read_text() not in built.stderr.replace("hostname", "")
+    assert not pb.tagged(built.tag)
+    assert_store_consistent(pb.store_root)
+
+
+def test_case_32_cache_source_inside_the_cache_mounts_that_directory(pb: Builder) -> None:
+    cache_id = f"sourcein-{uuid.uuid4().hex[:8]}"
+    mount = f"--mount=type=cache,id={cache_id}"
+    dockerfile = (
+        f"FROM busybox\n{_nonce()}"
+        f"RUN {mount},target=/cache mkdir -p /cache/sub/d && echo kept > /cache/sub/d/f"
+        " && ln -s /sub/d /cache/inroot\n"
+        f"RUN {mount},source=sub,target=/s {mount},source=inroot/f,target=/f.txt"
+        " cat /s/d/f /f.txt > /seen && touch /s/written\n"
+        f"RUN {mount},target=/cache ls /cache/sub > /listing\n"
+    )
+    built = pb.build(dockerfile)
+    assert built.files["/seen"].text == "kept\nkept\n"
+    assert built.files["/listing"].text.split() == ["d", "written"]
+
+
 # --------------------------------------------------------------------------- case 33
 
 
