@@ -76,6 +76,8 @@ def build(
     secrets: str | Iterable[str] = (),
     ssh: str | Iterable[str] = (),
     build_contexts: Mapping[str, str] | None = None,
+    outputs: str | Iterable[str] = (),
+    push: bool = False,
     on_event: EventCallback | None = None,
 ) -> BuildResult:
     """Build the Dockerfile of ``context`` and store the image, as ``pybuild build`` does.
@@ -89,6 +91,9 @@ def build(
     (``"id=tok,src=token.txt"``, ``"id=tok,env=TOKEN"``; ``"id=tok"`` reads ``$tok``);
     ``ssh`` are ``--ssh`` specs (``"default"``: ``$SSH_AUTH_SOCK``; ``"git=~/.ssh/id_ed25519"``);
     ``build_contexts`` maps names to ``--build-context`` values (``{"src": "../lib"}``).
+    ``outputs`` are ``-o`` values (``"type=oci,dest=img.tar"``, ``"type=local,dest=out"``) and
+    ``push`` is ``--push`` (:mod:`builder.engine.outputs`); with them, ``tags`` name the image
+    in the store only through an image output, as with ``pybuild build``.
     ``on_event`` receives every progress event (:mod:`builder.engine.events`), one call at a
     time, possibly from a worker thread.
 
@@ -101,6 +106,7 @@ def build(
     # lazy: import builder stays cheap; the engine loads when a build starts
     from builder.api import BuildOptions
     from builder.api import build as run_build
+    from builder.engine.outputs import parse_output, resolve_outputs, store_names
     from builder.engine.secrets import parse_secret_spec
     from builder.engine.ssh import parse_ssh_spec
 
@@ -111,10 +117,17 @@ def build(
         if size is None:
             raise BuildError(f"invalid memory size {memory!r}: use e.g. 512m or 1g")
         memory = size
+    names = (tags,) if isinstance(tags, str) else tuple(tags)
+    chosen = resolve_outputs(
+        [parse_output(o) for o in ([outputs] if isinstance(outputs, str) else outputs)],
+        tags=names,
+        push=push,
+    )
     options = BuildOptions(
         context=os.fspath(context),
         dockerfile=os.fspath(dockerfile) if dockerfile is not None else None,
-        tags=(tags,) if isinstance(tags, str) else tuple(tags),
+        tags=store_names(chosen, names),
+        outputs=chosen,
         build_args=tuple((str(k), v) for k, v in (build_args or {}).items()),
         target=target,
         no_cache=no_cache,

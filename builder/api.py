@@ -280,22 +280,37 @@ def build(options: BuildOptions, *, sink: EventSink) -> BuildResult:
         check_contexts([parse_build_context(text) for text in options.build_contexts])
     build_args = resolve_build_args(options.build_args)
     root = Path(options.root) if options.root else default_store_root()
-    if options.outputs:
-        sink = _Numbered(sink)  # the exporters' vertices follow the build's
+    if not options.outputs:
+        return _build_any(options, root=root, build_args=build_args, sink=sink)
+    # lazy: only builds given -o/--push hold the store from the build to the export
+    from builder.store import Store
+
+    numbered = _Numbered(sink)  # the exporters' vertices follow the build's
+    # one lease from the build to the export: a concurrent prune keeps the (maybe untagged) image
+    with Store.open(root).lease():
+        result = _build_any(options, root=root, build_args=build_args, sink=numbered)
+        return _export(options, root, result, numbered)
+
+
+def _build_any(
+    options: BuildOptions,
+    *,
+    root: Path,
+    build_args: tuple[tuple[str, str], ...],
+    sink: EventSink,
+) -> BuildResult:
     if is_local_context(options.context):
         context_dir = Path(options.context)
         with phase("read Dockerfile"):
             name, data, dockerfile_path = _read_dockerfile(options, context_dir)
-        result = _build_prepared(
+        return _build_prepared(
             options,
             _Input(directory=context_dir, name=name, data=data, path=dockerfile_path),
             root=root,
             build_args=build_args,
             sink=sink,
         )
-    else:
-        result = _build_remote(options, root=root, build_args=build_args, sink=sink)
-    return _export(options, root, result, sink) if options.outputs else result
+    return _build_remote(options, root=root, build_args=build_args, sink=sink)
 
 
 class _Numbered:
@@ -316,14 +331,15 @@ class _Numbered:
         self.sink.close(ok=ok)
 
 
-def _export(options: BuildOptions, root: Path, result: BuildResult, sink: EventSink) -> BuildResult:
+def _export(options: BuildOptions, root: Path, result: BuildResult, sink: _Numbered) -> BuildResult:
     """Write the built image to ``options.outputs`` (builder.engine.outputs)."""
     # lazy: only builds given -o/--push load the exporters
     from builder.engine.export import Exporter
     from builder.engine.scheduler import _Counter
+    from builder.reference import parse as parse_ref
     from builder.store import Store
 
-    counter = _Counter(value=sink.last if isinstance(sink, _Numbered) else 0)
+    counter = _Counter(value=sink.last)
     with phase("export (outputs)"):
         store = Store.open(root)
         with store.lease():
@@ -332,7 +348,7 @@ def _export(options: BuildOptions, root: Path, result: BuildResult, sink: EventS
     return replace(
         result,
         digest=exported.descriptor.digest,
-        tags=exported.names,
+        tags=tuple(str(parse_ref(name)) for name in exported.names),
         descriptor=exported.descriptor,
     )
 

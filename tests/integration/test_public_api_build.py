@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tarfile
+from pathlib import Path
 
 import pytest
 from enginekit import Builder
@@ -76,3 +78,23 @@ def test_build_raises_pybuilds_errors_with_the_step_line(pb: Builder) -> None:
     assert info.value.span is not None
     assert info.value.span.line == 3
     assert "failing" in info.value.output_tail
+
+
+def test_build_with_outputs(pb: Builder, tmp_path: Path) -> None:
+    tag = pb.new_tag("apiout")
+    context = pb.context({"Dockerfile": "FROM busybox\nRUN echo out > /out\n"}, name="apiout")
+    archive, local = tmp_path / "img.tar", tmp_path / "local"
+    result = builder.build(
+        context,
+        tags=tag,
+        root=pb.store_root,
+        outputs=[f"type=oci,dest={archive}", f"type=local,dest={local}"],
+    )
+    assert (local / "out").read_text() == "out\n"
+    assert result.tags == (f"docker.io/library/{tag}",)
+    assert result.descriptor is not None
+    assert result.descriptor.digest == result.digest
+    with tarfile.open(archive) as tar:
+        index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
+    assert index["manifests"][0]["digest"] == str(result.digest)
+    assert not pb.tagged(tag)  # no image output: the store does not name it
