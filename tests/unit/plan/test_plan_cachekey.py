@@ -236,6 +236,37 @@ def test_secret_and_cache_mount_contents_are_not_in_the_payload() -> None:
     assert mounts[1]["from"] == {"kind": "scratch"}
 
 
+def test_ssh_mount_id_is_in_the_payload_and_nothing_of_the_agent() -> None:
+    def payload(mount: str) -> object:
+        step = target(f"FROM alpine\nRUN --mount=type=ssh{mount} true\n").steps[0]
+        mounts = step_cache_payload(step)["mounts"]
+        assert isinstance(mounts, list)
+        return mounts[0]
+
+    assert payload("") == {
+        "type": "ssh",
+        "target": "/run/buildkit/ssh_agent.0",
+        "readonly": True,
+        "id": "default",
+        "required": False,
+        "mode": None,
+        "uid": None,
+        "gid": None,
+    }
+    assert payload(",id=deploy") != payload("")
+
+
+def test_a_cache_mount_from_a_stage_reads_that_stage() -> None:
+    steps = make_plan(
+        "FROM alpine AS deps\nRUN true\nFROM alpine\n"
+        "RUN --mount=type=cache,target=/c,from=deps,source=/root x\n"
+        "RUN --mount=type=cache,target=/c x\n"
+    ).target.steps
+    seeded, plain = steps[-2], steps[-1]
+    assert seeded.input_sources == (FromStage(index=0),)
+    assert plain.input_sources == ()
+
+
 def test_describe_inputs_names_each_variable() -> None:
     step = target("FROM alpine\nARG V=1\nENV E=two\nRUN --mount=type=tmpfs,target=/t x\n").steps[-1]
     inputs = dict(describe_inputs(step))
