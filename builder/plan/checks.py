@@ -1,7 +1,8 @@
 """Value checks BuildKit makes when it dispatches an instruction, with its messages.
 
 EXPOSE port specs (``convert_expose.go``), STOPSIGNAL names (``moby/sys/signal``), ``--chmod``
-values, ``--platform`` values and working-directory normalisation (COPY/ADD sources are
+values, ``--platform`` values, text that cannot reach a file name, an argv or the image's JSON
+(NUL bytes, invalid UTF-8) and working-directory normalisation (COPY/ADD sources are
 classified in :mod:`builder.plan.sources`). Every failure raises
 :class:`~builder.errors.InvalidInstructionError` without a span; the planner adds the
 instruction's.
@@ -9,14 +10,44 @@ instruction's.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from typing import Final
 
-from builder.errors import InvalidInstructionError, StoreError
+from builder.errors import InvalidInstructionError, Span, StoreError
 from builder.fs import paths
 from builder.oci.types import Platform
 from builder.syntax.gotext import go_quote
+
+# --------------------------------------------------------------------------- text
+
+# The Dockerfile is read with ``surrogateescape``: an undecodable byte is a lone surrogate.
+_UNUSABLE: Final = re.compile("[\x00\ud800-\udfff]")
+
+
+def check_text(value: object, instruction: str) -> None:
+    """Raise when a string in ``value`` (an instruction, its words, a build arg) holds a NUL
+    byte (no file name, argv or environment can carry one) or invalid UTF-8 (image configs and
+    history are JSON, which is UTF-8). Spans are not looked into."""
+    match value:
+        case str():
+            found = _UNUSABLE.search(value)
+            if found is None:
+                return
+            what = "a NUL byte" if found.group() == "\x00" else "invalid UTF-8"
+            raise InvalidInstructionError(f"{instruction} contains {what}")
+        case tuple() | list():
+            for item in value:
+                check_text(item, instruction)
+        case Span():
+            return
+        case _ if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for f in dataclasses.fields(value):
+                check_text(getattr(value, f.name), instruction)
+        case _:
+            return
+
 
 # --------------------------------------------------------------------------- EXPOSE
 

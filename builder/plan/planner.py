@@ -38,6 +38,7 @@ from builder.plan import history as hist
 from builder.plan.checks import (
     check_chmod,
     check_signal,
+    check_text,
     normalize_workdir,
     parse_platform,
     parse_port,
@@ -485,10 +486,11 @@ class _Planner:
     ) -> Step:
         text = _upper_keyword(instr.original)
         span = instr.span
-        if isinstance(instr, ir.Arg):
-            return self._arg(state, instr, text, onbuild, escape)
-        node = substitute(instr, state.vars, escape=escape)
         try:
+            if isinstance(instr, ir.Arg):
+                return self._arg(state, instr, text, onbuild, escape)
+            node = substitute(instr, state.vars, escape=escape)
+            check_text(node, node.keyword.upper())
             return self._dispatch_node(state, info, node, text, onbuild)
         except BuildError as err:
             raise with_span(err, span) from None
@@ -612,6 +614,8 @@ class _Planner:
                 value = self.build_args[key]
             elif decl.default is not None:
                 value = self._expand(decl.default, state.vars, node.span, escape)
+            if value is not None:
+                check_text((key, value), "ARG")
             if value is not None and key not in NON_ENV_ARGS:
                 state.set_var(key, value)
             state.build_args.append((key, value))

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from builder.errors import InvalidInstructionError
+from builder.errors import InvalidInstructionError, Span
 from builder.fs import paths
 from builder.oci.types import Platform
 from builder.plan.checks import (
     check_chmod,
+    check_text,
     normalize_workdir,
     parse_platform,
     parse_port,
 )
 from builder.plan.sources import is_http_source
+from builder.syntax import ir
 from builder.urls import is_git_url
 
 AMD64 = Platform(os="linux", architecture="amd64")
@@ -124,3 +126,33 @@ def test_go_path_helpers() -> None:
     assert paths.clean("") == "."
     assert paths.join("/", "", "a") == "/a"
     assert paths.join() == ""
+
+
+def _run(command: str, *, heredoc: str = "") -> ir.Run:
+    return ir.Run(
+        span=Span(file="Dockerfile", line=2),
+        keyword="RUN",
+        original="RUN x",
+        command=(command,),
+        prepend_shell=True,
+        heredocs=(ir.InlineFile(name="EOF", data=heredoc),) if heredoc else (),
+    )
+
+
+@pytest.mark.parametrize(
+    ("node", "message"),
+    [
+        (_run("echo a\0b"), "RUN contains a NUL byte"),
+        (_run("echo \udcff"), "RUN contains invalid UTF-8"),  # a byte surrogateescape kept
+        (_run("true", heredoc="\ud800"), "RUN contains invalid UTF-8"),
+        (("KEY", "v\x00"), "RUN contains a NUL byte"),
+    ],
+)
+def test_check_text_rejects_nul_and_invalid_utf8(node: object, message: str) -> None:
+    with pytest.raises(InvalidInstructionError, match=message):
+        check_text(node, "RUN")
+
+
+def test_check_text_accepts_any_valid_text_and_ignores_spans() -> None:
+    check_text(_run("echo 한국어 \u2028 ü", heredoc="tab\there\n"), "RUN")
+    check_text(Span(file="/ctx/\udcff/Dockerfile", line=1), "RUN")
