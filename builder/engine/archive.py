@@ -10,9 +10,9 @@ entry. Symlinks already in the image below the destination are followed with the
 as their root. Everything is written through ``DestTree``, never by host path.
 
 Extraction is bounded (SECURITY.md I3): the tar reader's entry and name limits apply, and the
-decompressed bytes are capped by ``PYBUILD_MAX_UNPACK`` (bytes) or, when unset, by 1024 times
-the archive's size (at least 1 GiB), which no honest gzip stream exceeds: an archive bomb stops
-with "limit exceeded" instead of filling the disk.
+decompressed bytes are capped by ``oci.tarformat.unpack_limit`` (``PYBUILD_MAX_UNPACK`` bytes
+or, when unset, 1024 times the archive's size, at least 1 GiB; base-image layers get the same
+cap): an archive bomb stops with "limit exceeded" instead of filling the disk.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import zstandard
 from builder.errors import ContextError, LayerError
 from builder.fs import paths
 from builder.oci.compress import gzip_reader
-from builder.oci.tarformat import EntryType, TarHeader, TarReader
+from builder.oci.tarformat import EntryType, TarHeader, TarReader, unpack_limit
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -44,18 +44,6 @@ _BZIP2: Final = b"BZh"
 _XZ: Final = b"\xfd7zXZ\x00"
 _ZSTD: Final = b"\x28\xb5\x2f\xfd"
 _BASE_DECOMPRESS_ERRORS: Final = (OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError)
-_MIN_UNPACK: Final = 1 << 30
-_UNPACK_RATIO: Final = 1024
-
-
-def unpack_limit(compressed_size: int) -> int:
-    """The most bytes an archive of ``compressed_size`` bytes may expand to."""
-    text = os.environ.get("PYBUILD_MAX_UNPACK", "")
-    if text:
-        if not text.isdigit():
-            raise ContextError(f"PYBUILD_MAX_UNPACK={text!r}: want a number of bytes")
-        return int(text)
-    return max(_MIN_UNPACK, _UNPACK_RATIO * compressed_size)
 
 
 class _Capped(io.RawIOBase):

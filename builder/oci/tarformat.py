@@ -10,6 +10,7 @@ names exactly like Go's reader, so pybuild sees the same entry list as container
 from __future__ import annotations
 
 import enum
+import os
 import tarfile
 from dataclasses import dataclass
 from typing import BinaryIO, Final
@@ -68,6 +69,23 @@ class TarLimits:
     max_name_bytes: int = 4096
     max_pax_bytes: int = MAX_SPECIAL_FILE
     max_bytes: int = 64 << 30  # decompressed bytes of one archive
+
+
+MIN_UNPACK: Final = 1 << 30
+UNPACK_RATIO: Final = 1024
+
+
+def unpack_limit(compressed_size: int) -> int:
+    """The most bytes an archive from elsewhere (ADD's local archive, a base image's layer) of
+    ``compressed_size`` bytes may expand to: ``PYBUILD_MAX_UNPACK`` when set, else 1024 times
+    its size (at least 1 GiB), which no honest gzip stream exceeds: a decompression bomb stops
+    with "limit exceeded" instead of filling the disk."""
+    text = os.environ.get("PYBUILD_MAX_UNPACK", "")
+    if text:
+        if not text.isdigit():
+            raise LayerError(f"PYBUILD_MAX_UNPACK={text!r}: want a number of bytes")
+        return int(text)
+    return max(MIN_UNPACK, UNPACK_RATIO * compressed_size)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

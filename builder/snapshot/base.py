@@ -16,10 +16,14 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from builder.digest import Digest
+from builder.oci.descriptor import Descriptor
 
 
 class LayerBlob(Protocol):
     """What a snapshotter needs of a layer: ``StoreLayer`` and ``builder.oci.image.Layer`` fit."""
+
+    @property
+    def descriptor(self) -> Descriptor: ...
 
     @property
     def diff_id(self) -> Digest: ...

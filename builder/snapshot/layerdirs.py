@@ -39,6 +39,7 @@ from builder.digest import Digest
 from builder.errors import StoreError
 from builder.fs.root import DIR_FLAGS
 from builder.oci.layer_apply import apply_layer
+from builder.oci.tarformat import TarLimits, unpack_limit
 from builder.snapshot.base import LayerBlob
 from builder.snapshot.overlay import (
     PRIVATE_PREFIX,
@@ -217,6 +218,7 @@ class LayerDirs:
                     same_owner=True,
                     name=f"layer {layer.diff_id}",
                     overlay_lower=True,
+                    limits=TarLimits(max_bytes=unpack_limit(layer.descriptor.size)),
                 )
             self._publish(tmp, target)
 

@@ -35,7 +35,7 @@ from builder.oci.mediatype import (
     layer_media_type,
 )
 from builder.oci.mutate import append_layer
-from builder.oci.tarformat import EntryType, TarLimits, TarReader
+from builder.oci.tarformat import EntryType, TarLimits, TarReader, unpack_limit
 from builder.reference import parse
 from builder.store.cas import BlobWriter
 from builder.store.layout import CONTAINERD_NAME, REF_NAME, ImageRecord, Store, StoreLayer
@@ -145,7 +145,8 @@ def _layer_facts(store: Store, blob: Descriptor) -> tuple[Compression, Digest]:
         return compression, blob.digest
     h = Hasher()
     with io.BufferedReader(store.cas.open(blob), buffer_size=1 << 20) as raw:
-        dec = DecompressingReader(raw, max_bytes=TarLimits().max_bytes, name=f"layer {blob.digest}")
+        cap = unpack_limit(blob.size)
+        dec = DecompressingReader(raw, max_bytes=cap, name=f"layer {blob.digest}")
         while chunk := dec.read(1 << 20):
             h.update(chunk)
     return compression, h.digest()

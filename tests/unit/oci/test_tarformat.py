@@ -312,3 +312,18 @@ def test_fields_at_the_edges_of_their_range_are_accepted() -> None:
     block = _with_field(block, 136, _base256(-1, 12))
     (hdr,) = _entries(block + bytes(1024))
     assert (hdr.uid, hdr.mtime_ns) == ((1 << 32) - 2, -1_000_000_000)
+
+
+def test_unpack_limit_is_1024_times_the_archive_at_least_1_gib(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from builder.oci.tarformat import unpack_limit
+
+    monkeypatch.delenv("PYBUILD_MAX_UNPACK", raising=False)
+    assert unpack_limit(1000) == 1 << 30
+    assert unpack_limit(10 << 20) == 10 << 30
+    monkeypatch.setenv("PYBUILD_MAX_UNPACK", "4096")
+    assert unpack_limit(10 << 20) == 4096
+    monkeypatch.setenv("PYBUILD_MAX_UNPACK", "4k")
+    with pytest.raises(LayerError, match="PYBUILD_MAX_UNPACK='4k': want a number of bytes"):
+        unpack_limit(1)
