@@ -243,3 +243,14 @@ class Sentinels:
     def remove(self) -> None:
         for root in self.trees:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def assert_nowhere(secret: bytes, built: Built) -> None:
+    """The bytes ``secret`` are in no file, link target, config or log of the build."""
+    assert secret not in built.stdout.encode() + built.stderr.encode()
+    if not built.ok:
+        return
+    assert secret not in built.image.raw_config
+    for path, entry in built.files.items():
+        assert secret not in entry.content, f"{path} holds the secret"
+        assert secret.decode(errors="replace") not in entry.linkname

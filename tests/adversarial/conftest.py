@@ -2,8 +2,9 @@
 
 The suites share the build-engine kit of tests/integration (``enginekit``: ``Builder``, ``F``,
 the busybox store fixtures) and the registry kit (``regserver``: real ``docker-registry`` and
-the fault proxy); their directories go on ``sys.path`` here, as pytest does for their own
-conftests. The checks every case states (E, C, S) are in ``advkit``.
+the fault proxy) and the hand-made tar archives of the layer tests (``tarcraft``); their
+directories go on ``sys.path`` here, as pytest does for their own conftests. The checks
+every case states (E, C, S) are in ``advkit``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 _TESTS = Path(__file__).resolve().parent.parent
-for _kit in (_TESTS / "integration", _TESTS / "integration" / "registry"):
+for _kit in (_TESTS / "integration", _TESTS / "integration" / "registry", _TESTS / "unit" / "oci"):
     if str(_kit) not in sys.path:
         sys.path.insert(0, str(_kit))
 
