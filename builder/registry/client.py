@@ -27,6 +27,7 @@ from __future__ import annotations
 import email.utils
 import enum
 import json
+import os
 import ssl
 import threading
 import time
@@ -113,6 +114,22 @@ class Timeouts:
     connect: float = 30.0
     read: float = 60.0  # a body that stays silent this long counts as stalled
     probe: float = 5.0  # deciding between http and https for an insecure registry
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> Timeouts:
+        """Defaults, with ``read`` from ``PYBUILD_REGISTRY_TIMEOUT`` (seconds) when set."""
+        text = env.get("PYBUILD_REGISTRY_TIMEOUT", "")
+        if not text:
+            return cls()
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = -1.0
+        if not seconds > 0:
+            raise RegistryError(
+                f"PYBUILD_REGISTRY_TIMEOUT={text!r}: want a positive number of seconds"
+            )
+        return cls(read=seconds)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -402,7 +419,11 @@ class RegistryClient:
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> RegistryClient:
         """The client the CLI uses: pybuild's config file plus Docker's credentials."""
-        return cls(settings=load_settings(env), credentials=DockerConfig.default(env))
+        return cls(
+            settings=load_settings(env),
+            credentials=DockerConfig.default(env),
+            timeouts=Timeouts.from_environment(os.environ if env is None else env),
+        )
 
     def close(self) -> None:
         self._verified.close()

@@ -768,3 +768,20 @@ def test_docker_hub_endpoints_and_mirrors() -> None:
     assert hosts == [("mirror.example", True), ("registry-1.docker.io", False)]
     assert [e.host for e in mirrored.endpoints("docker.io", push=True)] == ["registry-1.docker.io"]
     assert [e.host for e in mirrored.endpoints("quay.io")] == ["quay.io"]
+
+
+@pytest.mark.parametrize(("text", "read"), [("", 60.0), ("2.5", 2.5), ("30", 30.0)])
+def test_registry_timeout_from_the_environment(text: str, read: float) -> None:
+    from builder.registry.client import Timeouts
+
+    env = {"PYBUILD_REGISTRY_TIMEOUT": text} if text else {}
+    assert Timeouts.from_environment(env).read == read
+    assert RegistryClient.from_environment(env).timeouts.read == read
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "soon", "nan"])
+def test_registry_timeout_must_be_positive(text: str) -> None:
+    from builder.registry.client import Timeouts
+
+    with pytest.raises(RegistryError, match="PYBUILD_REGISTRY_TIMEOUT"):
+        Timeouts.from_environment({"PYBUILD_REGISTRY_TIMEOUT": text})
