@@ -147,9 +147,14 @@ def _parse_canonical(text: str) -> Reference:
     if digest and _SHA256_RE.fullmatch(digest) is None:
         algorithm = digest.partition(":")[0]
         if algorithm != "sha256":
-            raise InvalidReferenceError(f"unsupported digest algorithm: {digest[:80]}")
-        raise InvalidReferenceError(f"invalid checksum digest format: {digest[:80]}")
+            raise InvalidReferenceError(f"unsupported digest algorithm: {_shown(digest[:80])}")
+        raise InvalidReferenceError(f"invalid checksum digest format: {_shown(digest[:80])}")
     return Reference(domain=domain, path=path, tag=tag, digest=digest)
+
+
+def _shown(text: str) -> str:
+    """``text`` for an error message: control characters escaped, so the error stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def parse_normalized(text: str) -> Reference:
@@ -158,14 +163,14 @@ def parse_normalized(text: str) -> Reference:
         raise InvalidReferenceError("invalid reference format")
     if _IDENTIFIER_RE.fullmatch(text):
         raise InvalidReferenceError(
-            f"invalid repository name ({text}), cannot specify 64-byte hexadecimal strings"
+            f"invalid repository name ({_shown(text)}), cannot specify 64-byte hexadecimal strings"
         )
     domain, remainder = _split_docker_domain(text)
     remote = remainder.partition(":")[0] if ":" in remainder else remainder
     remote = remote.partition("@")[0]
     if remote.lower() != remote:
         raise InvalidReferenceError(
-            f"invalid reference format: repository name ({remote}) must be lowercase"
+            f"invalid reference format: repository name ({_shown(remote)}) must be lowercase"
         )
     return _parse_canonical(f"{domain}/{remainder}")
 

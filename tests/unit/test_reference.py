@@ -96,3 +96,11 @@ def test_hostile_input_is_fast_to_reject() -> None:
     """Backtracking-shaped input (long domain-ish runs) is bounded by the input length cap."""
     with pytest.raises(InvalidReferenceError):
         parse("a-" * 2000 + "!")
+
+
+def test_errors_escape_control_characters_and_stay_one_line() -> None:
+    with pytest.raises(InvalidReferenceError) as info:
+        parse("\x00\nAbusybox")
+    assert str(info.value) == (
+        "invalid reference format: repository name (library/\\x00\\nAbusybox) must be lowercase"
+    )
