@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench system venv clean grammar
+.PHONY: demo test lint typecheck unit bench system venv clean grammar fuzz
 
 system:
 	@bash scripts/setup-system.sh
@@ -29,6 +29,12 @@ typecheck: $(STAMP)
 
 test: $(STAMP) lint typecheck
 	$(PY) -m pytest -q -n auto
+
+# the fuzz targets (tests/property: parser, expander, .dockerignore, references, tar reader, layer
+# applier) with 50 times their examples
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -n auto tests/property/test_fuzz_inputs.py \
+		tests/property/test_tar_fuzz.py tests/property/test_expand_props.py
 
 unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,8 +20,11 @@ settings.register_profile(
     "dev", print_blob=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("ci", settings.get_profile("dev"), derandomize=True)
+# `make fuzz` (HYPOTHESIS_PROFILE=fuzz): the fuzz targets run many more random examples; their
+# example counts go through tests/property/fuzzing.py's ``examples``, which scales with it.
+settings.register_profile("fuzz", settings.get_profile("dev"), max_examples=5000)
 CI = bool(os.environ.get("CI"))
-settings.load_profile("ci" if CI else "dev")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if CI else "dev"))
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,3 +52,20 @@ def try_setxattr(path: Path, name: str) -> bool:
     except OSError:
         return False
     return True
+
+
+@contextmanager
+def watchdog(seconds: int) -> Iterator[None]:
+    """Fail with ``TimeoutError`` (never hang) when the block runs longer than ``seconds``:
+    a SIGALRM in the main thread, where pytest and its xdist workers run tests."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"no result within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -10,11 +10,10 @@ import gzip
 import hashlib
 import io
 import os
-import signal
 import stat
 import tarfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -33,6 +32,7 @@ from tarcraft import build_tar
 from builder.errors import LayerError
 from builder.oci.layer_apply import apply_layer
 from builder.oci.tarformat import TarReader
+from tests.conftest import watchdog
 from tests.unit.oci import test_layer_security as layer_security
 from tests.unit.oci.test_layer_security import BREAKOUTS
 
@@ -47,22 +47,6 @@ def build_on(pb: Builder, layers: list[Blob], run: str = "true", **kw: object) -
     name, loaded = load_hostile(pb.store_root, pb.workdir, layers)
     assert loaded.returncode == 0, loaded.stderr
     return pb.build(f"FROM {name}\nRUN {run}\n", check=False, context_name=name[:14])
-
-
-@contextmanager
-def watchdog(seconds: int) -> Iterator[None]:
-    """Fail (never hang) when the block runs longer than ``seconds``."""
-
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError(f"no result within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def flatten(layers: list[bytes], root: Path) -> None:

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Mapping
 
 import pytest
+from fuzzing import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -52,7 +53,7 @@ def _outcome(
         return err
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=examples(600), deadline=None)
 @given(lexer=lexers, word=shell_text, env=envs)
 def test_arbitrary_text_only_raises_expansion_error(
     lexer: Lexer, word: str, env: dict[str, str]

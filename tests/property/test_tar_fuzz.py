@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import tarfile
 
+from fuzzing import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -57,7 +58,7 @@ def _fix_checksums(data: bytearray, fix: bool) -> None:
             data[start : start + 512] = block
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     changes=st.lists(edits(), max_size=6),
     fix=st.booleans(),
