@@ -130,11 +130,12 @@ class Store:
         """Open (creating if needed) the store at ``root`` (default: ``default_store_root()``)."""
         path = Path(root) if root is not None else default_store_root()
         try:
-            path.mkdir(parents=True, exist_ok=True)
-            paths.blobs_dir(path).mkdir(parents=True, exist_ok=True)
+            path.mkdir(parents=True, exist_ok=True, mode=paths.PRIVATE_MODE)
             for state in paths.STATE_DIRS:
                 if state.at_open:
-                    (path / state.name).mkdir(exist_ok=True)
+                    (path / state.name).mkdir(exist_ok=True, mode=paths.PRIVATE_MODE)
+            paths.blobs_dir(path).mkdir(exist_ok=True)
+            paths.make_private(path)
             layout = path / paths.OCI_LAYOUT
             if not layout.exists():
                 atomic_write(layout, LAYOUT_VERSION)

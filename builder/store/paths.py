@@ -10,6 +10,7 @@ records through these names before anything else of the engine is imported.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -67,10 +68,36 @@ STATE_DIRS: Final = (
 )
 STORE_FILES: Final = (OCI_LAYOUT, INDEX)
 
+# The store root and every state directory are private to their owner (root), as S11 of
+# SECURITY.md requires: snapshots hold images' setuid binaries and device nodes, cache mounts
+# and contexts hold build inputs (CVE-2021-41091: docker's world-traversable data dir let host
+# users run setuid files from containers' layers). 0711 is not needed anywhere: runc, crun and
+# overlayfs run as real root and resolve every rootfs, bundle and mount source with root's
+# credentials before the container's process starts (pivot_root puts the rootfs at /, so the
+# container's users never walk these host paths), and pybuild uses no user namespace. 0711
+# would not even be safe for snapshots/: chain IDs of public images are predictable, so
+# "traverse only" still reaches their files. A future user-namespaced mode would need docker's
+# final answer, 0710 with the mapped root's group, on the root and the dirs it mounts from.
+PRIVATE_MODE: Final = 0o700
+
 
 def known_entries() -> frozenset[str]:
     """Every name the store root may hold."""
     return frozenset((*STORE_FILES, *(d.name for d in STATE_DIRS)))
+
+
+def make_private(root: Path) -> None:
+    """Give the store root and each existing state directory mode 0700 (``PRIVATE_MODE``) when
+    they have another: a store made by an older pybuild, or a directory made by its first
+    user under the umask. One stat per directory, no walk; a store owned by someone else is
+    left as it is (chmod is the owner's), and so is a state directory that is a symlink."""
+    for path in (root, *(root / d.name for d in STATE_DIRS)):
+        try:
+            st = os.stat(path) if path == root else os.lstat(path)
+            if stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) != PRIVATE_MODE:
+                os.chmod(path, PRIVATE_MODE)
+        except (FileNotFoundError, PermissionError):
+            continue
 
 
 def state_dir(root: Path, name: str) -> Path:

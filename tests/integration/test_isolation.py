@@ -86,3 +86,19 @@ def test_bind_mount_cache_key_covers_what_the_mount_reads(pb: Builder) -> None:
     changed = pb.build(dockerfile, context_dir=ctx)
     assert steps(changed)[2][1] is False
     assert changed.files["/v"].text == (ctx / "visible.txt").read_text()
+
+
+def test_a_0755_store_is_made_private_and_runs_steps_as_any_user(pb: Builder) -> None:
+    root = pb.store_root
+    for path in (root, root / "snapshots", root / "tmp", root / "cachemounts", root / "runc"):
+        path.mkdir(exist_ok=True)
+        path.chmod(0o755)  # a store made before S11
+    dockerfile = (
+        f"FROM busybox\nENV N={_nonce()}\nUSER 65534:65534\n"
+        f"RUN --mount=type=cache,id={_nonce()},target=/c,uid=65534 --mount=type=bind,target=/m"
+        " id -u > /tmp/uid && cat /m/f >> /tmp/uid && touch /c/x\n"
+    )
+    built = pb.build(dockerfile, {"f": "from the context\n"})
+    assert built.files["/tmp/uid"].text == "65534\nfrom the context\n"
+    for path in (root, root / "snapshots", root / "tmp", root / "cachemounts", root / "runc"):
+        assert path.stat().st_mode & 0o777 == 0o700, path
