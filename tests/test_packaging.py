@@ -24,6 +24,9 @@ def test_wheel_contains_grammar_and_py_typed(tmp_path: Path) -> None:
     assert "builder/_grammar/dockerfile.lark" in names
     assert "builder/py.typed" in names
     assert "builder/syntax/parser.py" in names
+    # the default seccomp profile of RUN steps, with its source and licence
+    assert "builder/runtime/seccomp.json" in names
+    assert "builder/runtime/seccomp.NOTICE" in names
     shipped = zipfile.ZipFile(wheel).read("builder/_grammar/dockerfile.lark").decode()
     assert shipped == (REPO / "grammar" / "dockerfile.lark").read_text()
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

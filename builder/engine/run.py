@@ -513,8 +513,6 @@ def _run_step(
     sources: MountSources,
     bundle_dir: Path | None,
 ) -> MountStubs:
-    if str(step.security) == "insecure":
-        raise ExecutionError("RUN --security=insecure is not supported yet")
     user = resolve_user(rootfs, step.user)
     hostname = step.hostname or DEFAULT_HOSTNAME
     workdir = paths.clean_abs(step.workdir or "/")
@@ -565,6 +563,8 @@ def _run_step(
                 network=attachment,
                 mounts=mounts,
                 resources=resources,
+                # entitled by --allow security.insecure (checked on the plan, before any step)
+                privileged=str(step.security) == "insecure",
                 swap_accounting=resources is not None
                 and resources.memory is not None
                 and runtime.swap_accounting(),

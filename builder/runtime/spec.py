@@ -20,14 +20,20 @@ What a RUN gets (and why):
   /etc/hosts agree with what ``docker build`` shows).
 - cgroups: memory limit (swap = limit when the host accounts swap, so a hog is OOM-killed rather
   than swapped) and CPU quota (``--cpus`` style, period 100 ms) when requested.
-- seccomp: none. Docker applies its default profile; pybuild has no BPF compiler for it yet,
-  so the build sandbox relies on namespaces, capabilities and masked paths only.
+- seccomp: docker's default profile (:mod:`builder.runtime.seccomp`), kept to the rules that
+  apply to the container's capabilities and this machine; the runtime compiles it to BPF.
+- privileged (``RUN --security=insecure``, granted with ``--allow security.insecure``): what
+  BuildKit gives it (containerd's ``WithPrivileged``, ``WithAllDevicesAllowed``,
+  ``WithHostDevices``, writable sysfs and cgroupfs): every capability the kernel has, no
+  seccomp, no masked or read-only paths, the host's devices, /sys and /sys/fs/cgroup writable.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import resource
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +42,7 @@ from typing import Any, Final
 from builder.errors import ExecutionError
 from builder.fs import paths
 from builder.runtime.network import Attachment, NetworkMode
+from builder.runtime.seccomp import default_profile
 
 DEFAULT_HOSTNAME: Final = "buildkitsandbox"
 DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -58,6 +65,51 @@ DEFAULT_CAPABILITIES: Final = (
     "CAP_SYS_CHROOT",
     "CAP_KILL",
     "CAP_AUDIT_WRITE",
+)
+
+# capability(7) names by number; a privileged container gets those of pybuild's bounding set
+ALL_CAPABILITIES: Final = (
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 )
 
 MASKED_PATHS: Final = (
@@ -155,8 +207,10 @@ def tmpfs(destination: str, *, size: int = 0, mode: int | None = None) -> SpecMo
     return SpecMount(destination=destination, type="tmpfs", source="tmpfs", options=tuple(options))
 
 
-def system_mounts() -> tuple[SpecMount, ...]:
-    """The mounts of containerd's default spec minus ``/run`` (BuildKit removes it)."""
+def system_mounts(*, privileged: bool = False) -> tuple[SpecMount, ...]:
+    """The mounts of containerd's default spec minus ``/run`` (BuildKit removes it); sysfs and
+    cgroupfs are writable in a privileged container."""
+    sys_access = "rw" if privileged else "ro"
     return (
         SpecMount(
             destination="/proc", type="proc", source="proc", options=("nosuid", "noexec", "nodev")
@@ -189,13 +243,13 @@ def system_mounts() -> tuple[SpecMount, ...]:
             destination="/sys",
             type="sysfs",
             source="sysfs",
-            options=("nosuid", "noexec", "nodev", "ro"),
+            options=("nosuid", "noexec", "nodev", sys_access),
         ),
         SpecMount(
             destination="/sys/fs/cgroup",
             type="cgroup",
             source="cgroup",
-            options=("nosuid", "noexec", "nodev", "relatime", "ro"),
+            options=("nosuid", "noexec", "nodev", "relatime", sys_access),
         ),
     )
 
@@ -307,12 +361,79 @@ def write_etc_files(
     return files
 
 
+# --------------------------------------------------------------------------- privileged
+
+
+def all_capabilities(status: Path = Path("/proc/self/status")) -> list[str]:
+    """Every capability of this process's bounding set (containerd's
+    ``WithAllCurrentCapabilities``: a container cannot get more than pybuild has)."""
+    try:
+        for line in status.read_text().splitlines():
+            if line.startswith("CapBnd:"):
+                mask = int(line.split()[1], 16)
+                return [name for n, name in enumerate(ALL_CAPABILITIES) if mask >> n & 1]
+    except (OSError, ValueError, IndexError):
+        pass
+    return list(DEFAULT_CAPABILITIES)
+
+
+# containerd's HostDevices skips these directories of /dev and /dev/console
+_HOST_DEVICE_SKIP: Final = frozenset({"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"})
+_HOST_DEVICE_OWN: Final = frozenset({"/dev/console", "/dev/ptmx"})  # the container's own
+
+
+def host_devices(root: Path = Path("/dev")) -> list[dict[str, Any]]:
+    """The host's character and block devices as ``linux.devices`` entries (containerd's
+    ``WithHostDevices``), for a privileged container."""
+    out: list[dict[str, Any]] = []
+    defaults = {path for path, _, _ in DEFAULT_DEVICES}
+
+    def walk(directory: Path) -> None:
+        try:
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if entry.name not in _HOST_DEVICE_SKIP:
+                    walk(path)
+                continue
+            kind = "c" if stat.S_ISCHR(st.st_mode) else "b" if stat.S_ISBLK(st.st_mode) else None
+            in_container = "/dev/" + str(path.relative_to(root))
+            if kind is None or in_container in defaults or in_container in _HOST_DEVICE_OWN:
+                continue
+            out.append(
+                {
+                    "path": in_container,
+                    "type": kind,
+                    "major": os.major(st.st_rdev),
+                    "minor": os.minor(st.st_rdev),
+                    "fileMode": stat.S_IMODE(st.st_mode),
+                    "uid": st.st_uid,
+                    "gid": st.st_gid,
+                }
+            )
+
+    walk(root)
+    return out
+
+
 # --------------------------------------------------------------------------- spec
 
 
-def _resources_json(resources: Resources, *, swap_accounting: bool) -> dict[str, Any]:
+def _resources_json(
+    resources: Resources, *, swap_accounting: bool, privileged: bool = False
+) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "devices": [
+        "devices": [{"allow": True, "access": "rwm"}]
+        if privileged
+        else [
             {"allow": False, "access": "rwm"},
             *(
                 {"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
@@ -343,11 +464,12 @@ def build_spec(
     swap_accounting: bool = False,
     nofile: int | None = None,
     readonly_rootfs: bool = False,
+    privileged: bool = False,
 ) -> dict[str, Any]:
     """The runtime-spec document for one process on ``rootfs``.
 
     ``network`` None means a namespace with only ``lo``. ``mounts`` come after the system
-    mounts (so they may sit below /dev, e.g. /dev/pipes).
+    mounts (so they may sit below /dev, e.g. /dev/pipes). ``privileged``: see the module doc.
     ``linux.cgroupsPath`` is left to the runtime, which knows the container id.
     """
     netns = (network or Attachment(mode=NetworkMode.NONE)).namespace()
@@ -356,7 +478,30 @@ def build_spec(
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     if netns is not None:
         namespaces.append(netns)
-    caps = list(DEFAULT_CAPABILITIES)
+    caps = all_capabilities() if privileged else list(DEFAULT_CAPABILITIES)
+    devices = [
+        {
+            "path": path,
+            "type": "c",
+            "major": major,
+            "minor": minor,
+            "fileMode": 0o666,
+            "uid": 0,
+            "gid": 0,
+        }
+        for path, major, minor in DEFAULT_DEVICES
+    ]
+    linux: dict[str, Any] = {
+        "resources": _resources_json(
+            resources or Resources(), swap_accounting=swap_accounting, privileged=privileged
+        ),
+        "namespaces": namespaces,
+        "devices": devices + host_devices() if privileged else devices,
+    }
+    if not privileged:
+        linux["seccomp"] = default_profile(tuple(caps))
+        linux["maskedPaths"] = list(MASKED_PATHS)
+        linux["readonlyPaths"] = list(READONLY_PATHS)
     return {
         "ociVersion": OCI_VERSION,
         "process": {
@@ -375,23 +520,6 @@ def build_spec(
         },
         "root": {"path": str(rootfs), "readonly": readonly_rootfs},
         "hostname": hostname,
-        "mounts": [m.to_json() for m in (*system_mounts(), *mounts)],
-        "linux": {
-            "resources": _resources_json(resources or Resources(), swap_accounting=swap_accounting),
-            "namespaces": namespaces,
-            "devices": [
-                {
-                    "path": path,
-                    "type": "c",
-                    "major": major,
-                    "minor": minor,
-                    "fileMode": 0o666,
-                    "uid": 0,
-                    "gid": 0,
-                }
-                for path, major, minor in DEFAULT_DEVICES
-            ],
-            "maskedPaths": list(MASKED_PATHS),
-            "readonlyPaths": list(READONLY_PATHS),
-        },
+        "mounts": [m.to_json() for m in (*system_mounts(privileged=privileged), *mounts)],
+        "linux": linux,
     }

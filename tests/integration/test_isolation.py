@@ -4,6 +4,7 @@ mounts (and the cache key that covers it)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from enginekit import Builder, mounts
@@ -102,3 +103,39 @@ def test_a_0755_store_is_made_private_and_runs_steps_as_any_user(pb: Builder) ->
     assert built.files["/tmp/uid"].text == "65534\nfrom the context\n"
     for path in (root, root / "snapshots", root / "tmp", root / "cachemounts", root / "runc"):
         assert path.stat().st_mode & 0o777 == 0o700, path
+
+
+# --------------------------------------------------------------------------- seccomp, insecure
+
+PROBE = (
+    "RUN (grep -E '^(Seccomp|CapEff):' /proc/self/status; swapoff /absent 2>&1;"
+    " hostname probe 2>&1; grep ' /sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1) > /probe"
+)
+
+
+def test_run_steps_are_confined_by_the_default_seccomp_profile(pb: Builder) -> None:
+    built = pb.build(f"FROM busybox\nENV N={_nonce()}\n{PROBE}\n")
+    lines = built.files["/probe"].text.splitlines()
+    assert lines[0] == "CapEff:\t00000000a80425fb"  # docker's default capabilities
+    assert lines[1] == "Seccomp:\t2"  # a filter is installed in the kernel
+    assert lines[2] == "swapoff: /absent: Operation not permitted"
+    assert lines[3] == "hostname: sethostname: Operation not permitted"
+    assert lines[4] == "ro"
+
+
+def test_security_insecure_needs_the_entitlement(pb: Builder) -> None:
+    dockerfile = (
+        f"FROM busybox\nENV N={_nonce()}\n{PROBE.replace('RUN', 'RUN --security=insecure')}\n"
+    )
+    refused = pb.build(dockerfile, check=False)
+    assert refused.error_line() == (
+        "ERROR: Dockerfile:3:1: entitlement security.insecure is not allowed"
+    )
+    built = pb.build(dockerfile, args=["--allow", "security.insecure"])
+    lines = built.files["/probe"].text.splitlines()
+    own = int(Path("/proc/self/status").read_text().split("CapBnd:")[1].split()[0], 16)
+    assert lines[0] == f"CapEff:\t{own:016x}"  # every capability pybuild has
+    assert lines[1] == "Seccomp:\t0"  # no filter
+    assert lines[2] == "swapoff: /absent: No such file or directory"  # reached the kernel
+    assert lines[3] == "rw"  # hostname succeeded silently (its own UTS namespace); sysfs rw
+    assert built.files["/probe"].text.count("\n") == 4
