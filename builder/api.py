@@ -72,6 +72,7 @@ class BuildOptions:
     platform: str | None = None
     memory: int | None = None
     cpus: float | None = None
+    pids_limit: int = 4096  # RUN steps' pids limit (spec.DEFAULT_PIDS_LIMIT); 0: unlimited
     runtime: str = "runc"
     root: str | None = None
     secrets: tuple[SecretSpec, ...] = ()  # --secret; values are read when a step mounts them
@@ -207,6 +208,7 @@ def _noop_request(
         "platform": options.platform,
         "memory": options.memory,
         "cpus": options.cpus,
+        "pids_limit": options.pids_limit,
         "runtime": options.runtime,
         "source_date_epoch": source_date_epoch(options),
     }
@@ -634,6 +636,7 @@ def _build(
                     network=options.network,
                     memory=options.memory,
                     cpus=options.cpus,
+                    pids_limit=options.pids_limit or None,
                     source_date_epoch=epoch,
                     secrets=secret_store(options.secrets),
                     ssh=ssh if options.ssh else None,

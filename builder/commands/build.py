@@ -47,6 +47,17 @@ def _secret(text: str) -> SecretSpec:
         raise argparse.ArgumentTypeError(exc.message) from None
 
 
+def _pids_limit(text: str) -> int:
+    """``--pids-limit N``: N > 0, or 0 / -1 for no limit (docker's and podman's words)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid pids limit {text!r}: not a number") from None
+    if value < -1:
+        raise argparse.ArgumentTypeError(f"invalid pids limit {text!r}: use N > 0, 0 or -1")
+    return max(value, 0)
+
+
 def _ssh(text: str) -> SshSpec:
     # lazy: only builds given --ssh (socket, subprocess, tempfile: ~5 ms of start-up)
     from builder.engine.ssh import parse_ssh_spec
@@ -229,6 +240,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--memory", type=memory_size, metavar="BYTES", help="memory limit for RUN (e.g. 512m)"
     )
     parser.add_argument("--cpus", type=float, metavar="N", help="CPU limit for RUN")
+    parser.add_argument(
+        "--pids-limit",
+        type=_pids_limit,
+        default=4096,
+        metavar="N",
+        help="processes (and threads) per RUN step, 0 or -1 for no limit (default 4096)",
+    )
     parser.add_argument("--runtime", default="runc", choices=("runc", "crun"))
     parser.add_argument("--root", metavar="DIR", help="image store (default: $PYBUILD_ROOT)")
     parser.add_argument(
@@ -262,6 +280,7 @@ def run(args: argparse.Namespace) -> int:
         platform=args.platform,
         memory=args.memory,
         cpus=args.cpus,
+        pids_limit=args.pids_limit,
         runtime=args.runtime,
         root=args.root,
         secrets=tuple(args.secret),

@@ -362,11 +362,13 @@ class Containers:
             hostname=config.hostname,
             network=attachment,
             mounts=mounts,
-            resources=Resources(memory=config.memory, cpus=config.cpus),
+            resources=Resources(
+                memory=config.memory,
+                cpus=config.cpus,
+                pids=config.pids_limit if config.pids_limit and config.pids_limit > 0 else None,
+            ),
         )
         spec["process"]["terminal"] = config.tty
-        if config.pids_limit:
-            spec["linux"]["resources"]["pids"] = {"limit": config.pids_limit}
         spec["linux"]["cgroupsPath"] = cgroups_path_for(config.id, cgroup_layout())
         return spec
 

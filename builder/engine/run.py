@@ -164,6 +164,9 @@ def failure_message(args: Sequence[str], status: ExitStatus) -> str:
             else ""
         )
         message += f": killed: out of memory{limit}"
+    elif status.pids_exhausted:
+        limit = f" ({status.pids_limit})" if status.pids_limit is not None else ""
+        message += f": pids limit reached{limit}"
     elif status.runtime_error:
         message += f": {status.runtime_error}"
     return message

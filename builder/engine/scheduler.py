@@ -113,6 +113,7 @@ class EngineSettings:
     network: str = "default"
     memory: int | None = None
     cpus: float | None = None
+    pids_limit: int | None = None  # RUN steps' cgroup pids.max
     source_date_epoch: int | None = None
     secrets: SecretStore | None = None  # values by id for RUN --mount=type=secret
     ssh: SshAgents | None = None  # agent sockets by id for RUN --mount=type=ssh
@@ -627,7 +628,11 @@ class Scheduler:
                 on_output=on_output,
                 network=self.settings.network if step.network == "default" else step.network,
                 networks=self.networks,
-                resources=Resources(memory=self.settings.memory, cpus=self.settings.cpus),
+                resources=Resources(
+                    memory=self.settings.memory,
+                    cpus=self.settings.cpus,
+                    pids=self.settings.pids_limit,
+                ),
                 sources=MountSources(
                     bind_root=lambda source: roots[id(source)],
                     cache_dir=self.store.root / paths.CACHEMOUNTS,

@@ -3,8 +3,9 @@
 ``runc run`` in the foreground without a terminal; runc's stdout and stderr are one pipe,
 streamed chunk by chunk to ``on_output``. (runc relays the container's stdout and stderr
 through two pipes of its own, so each stream keeps its order but their interleaving can differ
-from the order of the writes.) With a memory limit, ``--keep`` leaves the stopped container
-(and its cgroup) in place so its OOM counter can be read before ``runc delete``; without one,
+from the order of the writes.) With a memory or pids limit (builds always have one),
+``--keep`` leaves the stopped container (and its cgroup) in place so its OOM counter and its
+refused forks (``pids.events``) can be read before ``runc delete``; without one,
 ``runc run`` deletes the container itself as it exits, which saves a ``runc delete`` process
 per RUN step (as BuildKit, pybuild then reports an OOM kill by the host as exit code 137).
 runc's own diagnostics go to a JSON log file in the bundle, not into the step output. Whatever
@@ -64,6 +65,8 @@ class ExitStatus:
     code: int
     oom_killed: bool = False
     memory_limit: int | None = None
+    pids_exhausted: bool = False  # a fork failed at the cgroup's pids limit
+    pids_limit: int | None = None
     runtime_error: str = ""
 
 
@@ -93,10 +96,11 @@ class Runtime(Protocol):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CgroupLayout:
-    """Where this process's memory controller lives."""
+    """Where this process's memory (and pids) controller lives."""
 
     v1_memory_dir: Path | None  # our own memory cgroup directory (v1 / hybrid)
     unified_root: Path | None  # the cgroup2 mount when memory is on v2
+    v1_pids_dir: Path | None = None  # our own pids cgroup directory (v1 / hybrid)
 
     @property
     def is_v2(self) -> bool:
@@ -124,6 +128,7 @@ def cgroup_layout() -> CgroupLayout:
     except OSError:
         return CgroupLayout(v1_memory_dir=None, unified_root=None)
     unified = None
+    v1: dict[str, Path] = {}
     for fields in _mountinfo():
         try:
             sep = fields.index("-")
@@ -131,13 +136,19 @@ def cgroup_layout() -> CgroupLayout:
             continue
         fstype, options = fields[sep + 1], fields[sep + 3] if len(fields) > sep + 3 else ""
         root, mountpoint = fields[3], fields[4]
-        if fstype == "cgroup" and "memory" in options.split(",") and "memory" in own:
-            rel = os.path.relpath(own["memory"], root) if root != "/" else own["memory"]
-            rel = "" if rel == "." else rel.lstrip("/")
-            return CgroupLayout(v1_memory_dir=Path(mountpoint, rel), unified_root=None)
+        for controller in ("memory", "pids"):
+            if fstype == "cgroup" and controller in options.split(",") and controller in own:
+                mine = own[controller]
+                rel = os.path.relpath(mine, root) if root != "/" else mine
+                rel = "" if rel == "." else rel.lstrip("/")
+                v1.setdefault(controller, Path(mountpoint, rel))
         if fstype == "cgroup2" and unified is None:
             unified = Path(mountpoint)
-    return CgroupLayout(v1_memory_dir=None, unified_root=unified)
+    if "memory" in v1:
+        return CgroupLayout(
+            v1_memory_dir=v1["memory"], unified_root=None, v1_pids_dir=v1.get("pids")
+        )
+    return CgroupLayout(v1_memory_dir=None, unified_root=unified, v1_pids_dir=v1.get("pids"))
 
 
 def cgroups_path_for(container_id: str, layout: CgroupLayout) -> str:
@@ -152,6 +163,27 @@ def memory_cgroup_dir(cgroups_path: str, layout: CgroupLayout) -> Path | None:
     if layout.unified_root is not None:
         return layout.unified_root / cgroups_path.lstrip("/")
     return None
+
+
+def pids_cgroup_dir(cgroups_path: str, layout: CgroupLayout) -> Path | None:
+    if layout.v1_pids_dir is not None:
+        return None if cgroups_path.startswith("/") else layout.v1_pids_dir / cgroups_path
+    if layout.is_v2 and layout.unified_root is not None:
+        return layout.unified_root / cgroups_path.lstrip("/")
+    return None
+
+
+def pids_max_count(directory: Path) -> int:
+    """``max`` of a pids cgroup's ``pids.events``: forks refused at its limit (v1 and v2)."""
+    try:
+        text = (directory / "pids.events").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0] == "max" and fields[1].isdigit():
+            return int(fields[1])
+    return 0
 
 
 def oom_kill_count(directory: Path) -> int:
@@ -283,11 +315,14 @@ class Runc:
         cgroups_path = cgroups_path_for(container_id, layout)
         doc = dict(spec)
         doc["linux"] = {**spec.get("linux", {}), "cgroupsPath": cgroups_path}
-        memory_limit = doc["linux"].get("resources", {}).get("memory", {}).get("limit")
+        resources = doc["linux"].get("resources", {})
+        memory_limit = resources.get("memory", {}).get("limit")
+        pids_limit = resources.get("pids", {}).get("limit")
         (bundle / "config.json").write_text(json.dumps(doc, indent=1))
         log = bundle / f"{self.name}.log"
         cmd = [*self._base(exe), "--log", str(log), "--log-format", "json", "run"]
-        keep = self.supports_keep and memory_limit is not None
+        # a limit's counters (OOM kills, refused forks) are read before the cgroup goes
+        keep = self.supports_keep and (memory_limit is not None or pids_limit is not None)
         if keep:
             cmd.append("--keep")
         if self.no_pivot:
@@ -314,6 +349,8 @@ class Runc:
                 code = exit_code(proc.wait())
             cgroup = memory_cgroup_dir(cgroups_path, layout) if keep else None
             oom = cgroup is not None and oom_kill_count(cgroup) > 0
+            pids = pids_cgroup_dir(cgroups_path, layout) if keep and code != 0 else None
+            exhausted = pids is not None and pids_max_count(pids) > 0
         except BaseException:
             proc.stdout.close()
             self._kill(exe, container_id, proc)
@@ -333,6 +370,8 @@ class Runc:
             code=code,
             oom_killed=oom,
             memory_limit=memory_limit if isinstance(memory_limit, int) else None,
+            pids_exhausted=exhausted,
+            pids_limit=pids_limit if isinstance(pids_limit, int) else None,
             runtime_error=error,
         )
 

@@ -19,7 +19,8 @@ What a RUN gets (and why):
 - hostname: ``buildkitsandbox`` unless the step says otherwise (BuildKit's default; scripts and
   /etc/hosts agree with what ``docker build`` shows).
 - cgroups: memory limit (swap = limit when the host accounts swap, so a hog is OOM-killed rather
-  than swapped) and CPU quota (``--cpus`` style, period 100 ms) when requested.
+  than swapped), CPU quota (``--cpus`` style, period 100 ms) and a pids limit when requested
+  (builds default to ``DEFAULT_PIDS_LIMIT``, podman's choice of bound, so a fork bomb stops).
 - seccomp: docker's default profile (:mod:`builder.runtime.seccomp`), kept to the rules that
   apply to the container's capabilities and this machine; the runtime compiles it to BPF.
 - privileged (``RUN --security=insecure``, granted with ``--allow security.insecure``): what
@@ -48,6 +49,7 @@ DEFAULT_HOSTNAME: Final = "buildkitsandbox"
 DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_NOFILE: Final = 1048576
 CPU_PERIOD_US: Final = 100_000
+DEFAULT_PIDS_LIMIT: Final = 4096  # RUN steps of a build (pybuild build --pids-limit)
 OCI_VERSION: Final = "1.0.2"
 
 DEFAULT_CAPABILITIES: Final = (
@@ -157,12 +159,15 @@ class Resources:
 
     memory: int | None = None
     cpus: float | None = None
+    pids: int | None = None  # processes and threads of the container's cgroup
 
     def __post_init__(self) -> None:
         if self.memory is not None and self.memory < 6 * 1024 * 1024:
             raise ExecutionError(f"memory limit {self.memory} is too small (minimum 6MiB)")
         if self.cpus is not None and not 0.01 <= self.cpus <= 1024:
             raise ExecutionError(f"invalid CPU limit {self.cpus} (0.01 to 1024)")
+        if self.pids is not None and self.pids < 1:
+            raise ExecutionError(f"invalid pids limit {self.pids} (at least 1)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -450,6 +455,8 @@ def _resources_json(
         out["memory"] = memory
     if resources.cpus is not None:
         out["cpu"] = {"quota": round(resources.cpus * CPU_PERIOD_US), "period": CPU_PERIOD_US}
+    if resources.pids is not None:
+        out["pids"] = {"limit": resources.pids}
     return out
 
 

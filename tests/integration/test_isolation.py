@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from enginekit import Builder, mounts
+from enginekit import Builder, mounts, runc_containers
 from test_build_cache import steps
 
 pytestmark = pytest.mark.integration
@@ -139,3 +139,37 @@ def test_security_insecure_needs_the_entitlement(pb: Builder) -> None:
     assert lines[2] == "swapoff: /absent: No such file or directory"  # reached the kernel
     assert lines[3] == "rw"  # hostname succeeded silently (its own UTS namespace); sysfs rw
     assert built.files["/probe"].text.count("\n") == 4
+
+
+# --------------------------------------------------------------------------- pids limit
+
+PIDS_MAX = "RUN (cat /sys/fs/cgroup/pids/pids.max || cat /sys/fs/cgroup/pids.max) > /pids.max"
+
+
+def test_run_steps_have_a_pids_limit_by_default_and_by_flag(pb: Builder) -> None:
+    def probe(*args: str) -> str:  # limits are not in the cache key (as in BuildKit)
+        built = pb.build(f"FROM busybox\nENV N={_nonce()}\n{PIDS_MAX}\n", args=args)
+        return built.files["/pids.max"].text
+
+    assert probe() == "4096\n"
+    assert probe("--pids-limit", "300") == "300\n"
+    assert probe("--pids-limit", "-1") == "max\n"
+
+
+def test_a_fork_bomb_ends_at_the_pids_limit_with_a_clear_error(pb: Builder) -> None:
+    bomb = "i=0; while [ $i -lt 200 ]; do sleep 60 & i=$((i+1)); done; wait"
+    failed = pb.build(
+        f"FROM busybox\nENV N={_nonce()}\nRUN {bomb}\n", args=["--pids-limit", "20"], check=False
+    )
+    line = failed.error_line()
+    assert line.startswith("ERROR: Dockerfile:3:1: process ")
+    assert line.endswith(": pids limit reached (20)")
+    assert "can't fork" in failed.stderr
+    assert not [m for m in mounts() if str(pb.store_root) in m]
+    assert runc_containers(pb.store_root) == []
+
+
+def test_a_bad_pids_limit_is_refused(pb: Builder) -> None:
+    proc = pb.cli("build", "--pids-limit", "-5", str(pb.context({"Dockerfile": "FROM busybox"})))
+    assert proc.returncode == 2
+    assert "invalid pids limit '-5'" in proc.stderr

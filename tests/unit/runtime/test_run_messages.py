@@ -96,3 +96,14 @@ def test_resolve_in_root(tmp_path: Path) -> None:
     os.symlink("loop", root / "loop")
     with pytest.raises(ExecutionError, match="too many levels"):
         resolve_in_root(root, "loop")
+
+
+def test_pids_limit_message_names_the_limit() -> None:
+    status = ExitStatus(code=2, pids_exhausted=True, pids_limit=20)
+    assert failure_message(("/bin/sh", "-c", "bomb"), status) == (
+        'process "/bin/sh -c bomb" did not complete successfully: exit code: 2:'
+        " pids limit reached (20)"
+    )
+    assert failure_message(("x",), ExitStatus(code=2, pids_limit=20)) == (
+        'process "x" did not complete successfully: exit code: 2'
+    )

@@ -244,3 +244,17 @@ def test_oom_kill_count(tmp_path: Path) -> None:
     assert oom_kill_count(v2) == 1
     assert oom_kill_count(v1) == 2
     assert oom_kill_count(tmp_path / "missing") == 0
+
+
+def test_pids_cgroup_and_refused_forks(tmp_path: Path) -> None:
+    v1 = CgroupLayout(
+        v1_memory_dir=Path("/m/me"), unified_root=None, v1_pids_dir=Path("/sys/fs/cgroup/pids")
+    )
+    v2 = CgroupLayout(v1_memory_dir=None, unified_root=Path("/sys/fs/cgroup"))
+    assert oci.pids_cgroup_dir("pybuild/c1", v1) == Path("/sys/fs/cgroup/pids/pybuild/c1")
+    assert oci.pids_cgroup_dir("/pybuild/c1", v2) == Path("/sys/fs/cgroup/pybuild/c1")
+    none = CgroupLayout(v1_memory_dir=Path("/m/me"), unified_root=None)
+    assert oci.pids_cgroup_dir("pybuild/c1", none) is None
+    (tmp_path / "pids.events").write_text("max 7\n")
+    assert oci.pids_max_count(tmp_path) == 7
+    assert oci.pids_max_count(tmp_path / "absent") == 0

@@ -146,9 +146,11 @@ def test_resources() -> None:
     none = spec()["linux"]["resources"]
     assert "memory" not in none
     assert "cpu" not in none
-    res = spec(resources=Resources(memory=64 << 20, cpus=1.5))["linux"]["resources"]
+    assert "pids" not in none
+    res = spec(resources=Resources(memory=64 << 20, cpus=1.5, pids=20))["linux"]["resources"]
     assert res["memory"] == {"limit": 64 << 20}
     assert res["cpu"] == {"quota": 150000, "period": 100000}
+    assert res["pids"] == {"limit": 20}
     swap = spec(resources=Resources(memory=64 << 20), swap_accounting=True)["linux"]["resources"]
     assert swap["memory"] == {"limit": 64 << 20, "swap": 64 << 20}
 
@@ -159,6 +161,7 @@ def test_resources() -> None:
         ({"memory": 1024}, "memory limit 1024 is too small"),
         ({"cpus": 0.0}, "invalid CPU limit 0.0"),
         ({"cpus": 5000.0}, "invalid CPU limit 5000.0"),
+        ({"pids": 0}, "invalid pids limit 0"),
     ],
 )
 def test_bad_resources(kwargs: dict[str, Any], message: str) -> None:
