@@ -12,10 +12,18 @@ runc's own diagnostics go to a JSON log file in the bundle, not into the step ou
 happens (exit, exception, KeyboardInterrupt) the container is killed and
 deleted before ``run`` returns or raises: ``runc list`` never shows a leftover.
 
-cgroups: ``linux.cgroupsPath`` is ``pybuild/<id>`` *relative* to pybuild's own cgroup when the
-memory controller is on cgroup v1 (hybrid hosts), so limits imposed on the builder also bind
-its steps; on a pure cgroup v2 host it is ``/pybuild/<id>`` (a non-root v2 cgroup that holds
-processes cannot delegate controllers to children).
+cgroups: a container's cgroup is nested under pybuild's own, so the limits a CI job puts on
+the builder also bind its steps. On cgroup v1 (and hybrid hosts) ``linux.cgroupsPath`` is
+``pybuild/<id>``, which runc resolves relative to its own cgroup in each hierarchy, i.e.
+pybuild's. cgroup v2 needs more: runc resolves a relative path against the *parent* of its
+cgroup (a sibling of pybuild's, outside its limits), and v2's "no internal processes" rule
+forbids enabling controllers for children of a cgroup that holds processes. So, as podman
+(``MoveUnderCgroupSubtree``) and docker-in-docker's entrypoint do, :func:`v2_container_parent`
+moves the processes of pybuild's cgroup ``<own>`` into a leaf ``<own>/init``, enables the
+available controllers in ``<own>``, and containers go to ``<own>/pybuild/<id>``. When ``<own>``
+is the root (a container with its own cgroup namespace) nothing moves: ``/pybuild/<id>`` is
+already below it. When the move is refused (a cgroup not delegated to us), containers go to
+``/pybuild/<id>`` as before and pybuild says so once on stderr.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,6 +110,7 @@ class CgroupLayout:
     v1_memory_dir: Path | None  # our own memory cgroup directory (v1 / hybrid)
     unified_root: Path | None  # the cgroup2 mount when memory is on v2
     v1_pids_dir: Path | None = None  # our own pids cgroup directory (v1 / hybrid)
+    v2_own: str = "/"  # our own cgroup in the v2 hierarchy ("0::" of /proc/self/cgroup)
 
     @property
     def is_v2(self) -> bool:
@@ -144,15 +154,78 @@ def cgroup_layout() -> CgroupLayout:
                 v1.setdefault(controller, Path(mountpoint, rel))
         if fstype == "cgroup2" and unified is None:
             unified = Path(mountpoint)
+    v2_own = own.get("", "/") or "/"
     if "memory" in v1:
         return CgroupLayout(
-            v1_memory_dir=v1["memory"], unified_root=None, v1_pids_dir=v1.get("pids")
+            v1_memory_dir=v1["memory"], unified_root=None, v1_pids_dir=v1.get("pids"), v2_own=v2_own
         )
-    return CgroupLayout(v1_memory_dir=None, unified_root=unified, v1_pids_dir=v1.get("pids"))
+    return CgroupLayout(
+        v1_memory_dir=None, unified_root=unified, v1_pids_dir=v1.get("pids"), v2_own=v2_own
+    )
+
+
+_V2_PARENT: dict[tuple[Path, str], str] = {}  # per process: where containers go (see module doc)
+_V2_LOCK = threading.Lock()
+
+
+def _write(path: Path, text: str) -> None:
+    with open(path, "w", encoding="ascii") as f:
+        f.write(text)
+
+
+def v2_container_parent(unified_root: Path, own: str) -> str:
+    """The v2 cgroup (absolute in the hierarchy) to create containers' cgroups in: below
+    ``own`` after moving its processes into ``own/init``; ``/pybuild`` when that is refused."""
+    key = (unified_root, own)
+    with _V2_LOCK:
+        found = _V2_PARENT.get(key)
+        if found is None:
+            found = _nest_v2(unified_root, own)
+            _V2_PARENT[key] = found
+        return found
+
+
+def _nest_v2(unified_root: Path, own: str) -> str:
+    if own.strip("/") == "":
+        return "/pybuild"
+    parent, _, name = own.rstrip("/").rpartition("/")
+    if name == "init" and parent:  # moved by us (or another pybuild) already
+        with contextlib.suppress(OSError):
+            if (unified_root / parent.strip("/") / "cgroup.subtree_control").read_text().strip():
+                return f"{parent}/pybuild"
+    base = unified_root / own.strip("/")
+    try:
+        controllers = (base / "cgroup.controllers").read_text().split()
+        enabled = (base / "cgroup.subtree_control").read_text().split()
+        if set(controllers) - set(enabled):
+            leaf = base / "init"
+            leaf.mkdir(exist_ok=True)
+            # one pid per write: cgroup.procs takes one; repeat while processes appear
+            for _ in range(10):
+                procs = (base / "cgroup.procs").read_text().split()
+                if not procs:
+                    break
+                for pid in procs:
+                    with contextlib.suppress(ProcessLookupError):
+                        _write(leaf / "cgroup.procs", pid)
+            _write(
+                base / "cgroup.subtree_control",
+                " ".join(f"+{c}" for c in controllers if c not in enabled),
+            )
+    except OSError as exc:
+        print(
+            f"warning: cannot nest RUN containers' cgroups under {own} ({exc.strerror});"
+            " they go to /pybuild, outside this process's cgroup limits",
+            file=sys.stderr,
+        )
+        return "/pybuild"
+    return f"{own.rstrip('/')}/pybuild"
 
 
 def cgroups_path_for(container_id: str, layout: CgroupLayout) -> str:
-    return f"/pybuild/{container_id}" if layout.is_v2 else f"pybuild/{container_id}"
+    if layout.is_v2 and layout.unified_root is not None:
+        return f"{v2_container_parent(layout.unified_root, layout.v2_own)}/{container_id}"
+    return f"pybuild/{container_id}"
 
 
 def memory_cgroup_dir(cgroups_path: str, layout: CgroupLayout) -> Path | None:

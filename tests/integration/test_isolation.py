@@ -173,3 +173,26 @@ def test_a_bad_pids_limit_is_refused(pb: Builder) -> None:
     proc = pb.cli("build", "--pids-limit", "-5", str(pb.context({"Dockerfile": "FROM busybox"})))
     assert proc.returncode == 2
     assert "invalid pids limit '-5'" in proc.stderr
+
+
+# --------------------------------------------------------------------------- cgroups
+
+
+def _cgroups(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        number, controllers, path = line.split(":", 2)
+        out[f"{number}:{controllers}"] = path
+    return out
+
+
+def test_run_containers_cgroups_nest_under_the_builders(pb: Builder) -> None:
+    mine = _cgroups(Path("/proc/self/cgroup").read_text())  # pybuild inherits it
+    built = pb.build(f"FROM busybox\nENV N={_nonce()}\nRUN cat /proc/self/cgroup > /cg\n")
+    theirs = _cgroups(built.files["/cg"].text)
+    assert theirs.keys() == mine.keys()
+    for hierarchy, path in theirs.items():
+        own = mine[hierarchy].rstrip("/")
+        if hierarchy.endswith(":name=systemd"):
+            continue  # runc leaves named hierarchies without a controller alone
+        assert path.startswith(f"{own}/pybuild/pybuild-"), (hierarchy, path, own)

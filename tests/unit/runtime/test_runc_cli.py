@@ -220,7 +220,7 @@ def test_cgroup_paths() -> None:
     v1 = CgroupLayout(v1_memory_dir=Path("/sys/fs/cgroup/memory/me"), unified_root=None)
     v2 = CgroupLayout(v1_memory_dir=None, unified_root=Path("/sys/fs/cgroup"))
     assert cgroups_path_for("c1", v1) == "pybuild/c1"
-    assert cgroups_path_for("c1", v2) == "/pybuild/c1"
+    assert cgroups_path_for("c1", v2) == "/pybuild/c1"  # v2_own "/": the root
     assert memory_cgroup_dir("pybuild/c1", v1) == Path("/sys/fs/cgroup/memory/me/pybuild/c1")
     assert memory_cgroup_dir("/pybuild/c1", v2) == Path("/sys/fs/cgroup/pybuild/c1")
     none = CgroupLayout(v1_memory_dir=None, unified_root=None)
@@ -258,3 +258,31 @@ def test_pids_cgroup_and_refused_forks(tmp_path: Path) -> None:
     (tmp_path / "pids.events").write_text("max 7\n")
     assert oci.pids_max_count(tmp_path) == 7
     assert oci.pids_max_count(tmp_path / "absent") == 0
+
+
+def _fake_v2(root: Path, own: str, procs: str) -> Path:
+    base = root / own.strip("/")
+    base.mkdir(parents=True)
+    (base / "cgroup.controllers").write_text("cpu memory pids\n")
+    (base / "cgroup.subtree_control").write_text("\n")
+    (base / "cgroup.procs").write_text(procs)
+    return base
+
+
+def test_v2_containers_nest_under_our_cgroup_after_moving_its_processes(tmp_path: Path) -> None:
+    # a plain directory stands in for cgroupfs: writes land in files instead of moving pids
+    base = _fake_v2(tmp_path, "/ci/job", "101\n")
+    assert oci._nest_v2(tmp_path, "/ci/job") == "/ci/job/pybuild"
+    assert (base / "init" / "cgroup.procs").read_text() == "101"
+    assert (base / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
+    # pybuild (or another one) now runs in the leaf: no second move, same parent
+    assert oci._nest_v2(tmp_path, "/ci/job/init") == "/ci/job/pybuild"
+    v2 = CgroupLayout(v1_memory_dir=None, unified_root=tmp_path, v2_own="/")
+    assert cgroups_path_for("c1", v2) == "/pybuild/c1"  # the root of a cgroup namespace
+
+
+def test_v2_nesting_refused_falls_back_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert oci._nest_v2(tmp_path, "/not/there") == "/pybuild"
+    assert "cannot nest RUN containers' cgroups under /not/there" in capsys.readouterr().err
