@@ -16,14 +16,13 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Protocol
 
 from builder.context.checksum import ContentCache
 from builder.context.ignore import MatchInfo, PatternMatcher
 from builder.errors import ContextError
 from builder.fs.root import Root
-
-_IGNORED_XATTRS: Final = ("trusted.overlay.", "user.overlay.", "security.selinux")
+from builder.oci.xattrs import kept_xattr
 
 
 class FileSource(Protocol):
@@ -75,7 +74,7 @@ def list_xattrs(dir_fd: int, name: str) -> tuple[tuple[str, bytes], ...]:
         return ()
     out: list[tuple[str, bytes]] = []
     for key in names:
-        if key.startswith(_IGNORED_XATTRS):
+        if not kept_xattr(key):  # the allowlist of layers (SECURITY.md)
             continue
         try:
             out.append((key, os.getxattr(path, key, follow_symlinks=False)))

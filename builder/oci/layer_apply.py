@@ -31,22 +31,10 @@ from builder.fs.root import (
 )
 from builder.oci.compress import DecompressingReader
 from builder.oci.tarformat import EntryType, TarHeader, TarLimits, TarReader
+from builder.oci.xattrs import kept_xattr
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
-
-
-def kept_xattr(name: str) -> bool:
-    """Whether extraction sets the layer's extended attribute ``name`` (docs/SECURITY.md).
-
-    Allowlist: ``user.*`` and ``security.capability`` (file capabilities, as docker keeps).
-    ``trusted.*`` (overlay metadata among them) and the other ``security.*`` names (SELinux
-    labels, IMA/EVM signatures) come from whoever built the image and steer the host's kernel,
-    so they are dropped; so is ``user.overlay.*``, which overlayfs reads in userxattr mode.
-    """
-    if name.startswith("user."):
-        return not name.startswith("user.overlay.")
-    return name == "security.capability"
 
 
 WHITEOUT_PREFIX: Final = ".wh."

@@ -23,6 +23,7 @@ from builder.oci.compress import compressor
 from builder.oci.layer_apply import OPAQUE_MARKER, WHITEOUT_PREFIX, entry_parts
 from builder.oci.mediatype import Compression, layer_media_type
 from builder.oci.tarformat import BLOCK, END_OF_ARCHIVE, EntryType, TarHeader, encode_header
+from builder.oci.xattrs import kept_xattr
 
 _CHUNK: Final = 1 << 20
 _QUEUE_CHUNKS: Final = 8  # at most this many chunks wait for the worker (memory bound)
@@ -104,8 +105,8 @@ def _list_xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
         return ()
     out: list[tuple[str, bytes]] = []
     for name in names:
-        # overlayfs bookkeeping and host SELinux labels are not content (deterministic layers)
-        if name.startswith(("trusted.overlay.", "user.overlay.", "security.selinux")):
+        # overlayfs bookkeeping, host SELinux labels, trusted.*: never a layer's (SECURITY.md)
+        if not kept_xattr(name):
             continue
         try:
             out.append((name, os.getxattr(path, name, follow_symlinks=False)))

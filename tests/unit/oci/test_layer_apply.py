@@ -15,8 +15,8 @@ from tarcraft import build_tar
 from builder.digest import Digest
 from builder.errors import DigestMismatchError, LayerError
 from builder.oci.layer import EntryType, LayerEntry, apply_layer, write_layer
-from builder.oci.layer_apply import kept_xattr
 from builder.oci.types import Compression
+from builder.oci.xattrs import kept_xattr
 from tests.conftest import require
 
 

@@ -269,3 +269,25 @@ def test_file_that_grows_while_archived_is_refused(tmp_path: Path) -> None:
     with pytest.raises(LayerError, match="shrank"):
         write_layer([short], io.BytesIO())
     assert threading.active_count() == before  # the compressing worker stopped each time
+
+
+def test_layers_and_copy_sources_keep_only_allowlisted_xattrs(tmp_path: Path) -> None:
+    """One allowlist (builder.oci.xattrs) for extraction, layer writing and COPY sources."""
+    # lazy: the COPY source reader, to show it shares the rule
+    from builder.context.sourcefs import list_xattrs
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(b"x")
+    names = ["user.ok", "user.overlay.redirect", "trusted.evil", "trusted.overlay.opaque"]
+    settable = [n for n in names if try_setxattr(src / "f", n)]
+    require("trusted.evil" in settable, f"root and trusted.* xattrs on {tmp_path}")
+    blob, _ = _write(src, compression=Compression.NONE)
+    (entry,) = [e for e in list_entries(io.BytesIO(blob)) if e.name == "f"]
+    expected = (("user.ok", b"y"),) if "user.ok" in settable else ()
+    assert entry.xattrs == expected
+    fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert list_xattrs(fd, "f") == expected
+    finally:
+        os.close(fd)
