@@ -550,6 +550,7 @@ def _build(
     with phase("imports: parser, planner, engine"):
         # lazy: the build machinery loads after the no-op check (builder.engine.noop)
         from builder.context.local import LocalContext
+        from builder.engine.reaper import reap
         from builder.engine.scheduler import EngineSettings, Scheduler, final_image, timestamp
         from builder.engine.secrets import secret_store
         from builder.engine.ssh import ssh_agents
@@ -585,6 +586,9 @@ def _build(
     sink.emit(VertexDone(vertex=n))
 
     store = Store.open(Path(options.root) if options.root else default_store_root())
+    if os.geteuid() == 0:  # only root makes mounts and runtime containers
+        with phase("start-up reaper"):
+            reap(store.root)
     platform = Platform.parse(options.platform) if options.platform else Platform.host()
     epoch = source_date_epoch(options)
     with store.lease(), BuildNetworks() as networks, ssh_agents(options.ssh) as ssh:

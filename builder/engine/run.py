@@ -75,6 +75,7 @@ from builder.snapshot.overlay import (
     prepare_mountpoints,
     remove_tree,
 )
+from builder.store.locks import locked_dir
 from builder.syntax import ir
 from builder.syntax.gotext import go_quote
 from builder.timings import phase
@@ -93,6 +94,8 @@ __all__ = [
     "run_step",
 ]
 
+BUNDLE_PREFIX: Final = "pybuild-run-"  # a step's runtime bundle (store tmp/ or /dev/shm)
+SECRETS_PREFIX: Final = "pybuild-secrets-"  # a step's secret files (/dev/shm)
 OUTPUT_TAIL_LINES: Final = 20
 OUTPUT_TAIL_BYTES: Final = 64 * 1024
 
@@ -370,7 +373,9 @@ class _MountBuilder:
             return None
         if self.secret_dir is None:
             parent = _memory_dir() or self.bundle
-            self.secret_dir = Path(tempfile.mkdtemp(prefix="pybuild-secrets-", dir=parent))
+            # locked while the step runs: the start-up reaper removes it if this process dies
+            self.secret_dir, lock = locked_dir(parent, SECRETS_PREFIX)
+            self.stack.callback(os.close, lock)
             self.stack.callback(shutil.rmtree, self.secret_dir, True)
         sdir = Path(tempfile.mkdtemp(dir=self.secret_dir))
         sdir.chmod(0o711)
@@ -524,7 +529,9 @@ def _run_step(
         bundle_dir = _memory_dir() or bundle_dir
     if bundle_dir is not None:
         bundle_dir.mkdir(parents=True, exist_ok=True)
-    bundle = Path(tempfile.mkdtemp(prefix="pybuild-run-", dir=bundle_dir))
+    # locked while the step runs: the start-up reaper removes it (and deletes its container)
+    # once this process is gone (builder.engine.reaper)
+    bundle, bundle_lock = locked_dir(bundle_dir or Path(tempfile.gettempdir()), BUNDLE_PREFIX)
     try:
         with contextlib.ExitStack() as stack:
             if not is_system_path(workdir):
@@ -575,7 +582,10 @@ def _run_step(
             tail = _Tail(on_output)
             status = runtime.run(bundle, spec, on_output=tail)
     finally:
-        remove_tree(bundle)
+        try:
+            remove_tree(bundle)
+        finally:
+            os.close(bundle_lock)
     if status.code != 0:
         raise RunStepError(
             failure_message(step.args, status),

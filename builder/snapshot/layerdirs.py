@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import os
-import tempfile
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -50,7 +48,7 @@ from builder.snapshot.overlay import (
 )
 from builder.store import paths
 from builder.store.layout import Store
-from builder.store.locks import flocked
+from builder.store.locks import NEW_PREFIX, abandoned, flocked, locked_dir
 from builder.timings import phase
 
 EXTRACT_PREFIX: Final = ".extract-"
@@ -174,10 +172,8 @@ class LayerDirs:
     @contextlib.contextmanager
     def _temp_dir(self, prefix: str) -> Iterator[Path]:
         """A flocked, 0755 empty directory in the snapshots dir; removed on exit if still there."""
-        path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.root))
-        fd = os.open(path, DIR_FLAGS)
+        path, fd = locked_dir(self.root, prefix)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.chmod(fd, 0o755)
             yield path
         finally:
@@ -283,24 +279,29 @@ class LayerDirs:
     def reap(self) -> tuple[Path, ...]:
         """Remove temporary directories whose owner is gone (their flock is free), unmounting
         anything left mounted below them first. Returns what was removed."""
-        removed: list[Path] = []
-        prefixes = (EXTRACT_PREFIX, SCRATCH_PREFIX, PRIVATE_PREFIX)
-        for entry in sorted(self.root.iterdir()):
-            if not entry.name.startswith(prefixes):
-                continue
-            try:
-                fd = os.open(entry, DIR_FLAGS)
-            except OSError:
-                continue
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # alive
-                for mountpoint in reversed(mounts_under(entry)):
-                    unmount(mountpoint)
-                remove_tree(entry)
-                removed.append(entry)
-            finally:
-                os.close(fd)
-        return tuple(removed)
+        return reap_locked_dirs(self.root, (EXTRACT_PREFIX, SCRATCH_PREFIX, PRIVATE_PREFIX))
+
+
+def reap_locked_dirs(parent: Path, prefixes: tuple[str, ...]) -> tuple[Path, ...]:
+    """Remove the directories of ``parent`` named with ``prefixes`` (or ``.new-``) made by
+    ``locked_dir`` whose owner is gone, unmounting what is still mounted below them first.
+    Returns what was removed; one ``scandir`` when there is nothing to do."""
+    removed: list[Path] = []
+    try:
+        with os.scandir(parent) as it:
+            names = sorted(e.name for e in it if e.name.startswith((*prefixes, NEW_PREFIX)))
+    except FileNotFoundError:
+        return ()
+    for name in names:
+        entry = parent / name
+        fd = abandoned(entry)
+        if fd is None:
+            continue  # alive (or too young to tell)
+        try:
+            for mountpoint in reversed(mounts_under(entry)):
+                unmount(mountpoint)
+            remove_tree(entry)
+            removed.append(entry)
+        finally:
+            os.close(fd)
+    return tuple(removed)

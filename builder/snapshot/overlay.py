@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import fcntl
 import os
 import shutil
 import stat
@@ -40,6 +39,7 @@ from typing import Final
 from builder.errors import EnvironmentUnavailableError, ExecutionError
 from builder.fs import paths
 from builder.fs.root import CREATE_FLAGS, DIR_FLAGS, PATH_FLAGS, Entry, Root
+from builder.store.locks import locked_dir
 from builder.timings import phase
 
 MS_RDONLY: Final = 0x1
@@ -265,12 +265,10 @@ class Overlay:
         base = upper.parent if upper is not None else self.state_dir
         if base is not None:
             base.mkdir(parents=True, exist_ok=True)
-        private = Path(tempfile.mkdtemp(prefix=PRIVATE_PREFIX, dir=base))
-        lock_fd = os.open(private, DIR_FLAGS)
+        private, lock_fd = locked_dir(base or Path(tempfile.gettempdir()), PRIVATE_PREFIX)
         merged = private / "m"
         mounted = False
         try:
-            _flock(lock_fd)
             merged.mkdir()
             merged.chmod(0o755)
             with phase("overlay mount"):
@@ -339,10 +337,6 @@ def mount_persistent(
     """Mount ``lowers`` + ``upper`` at ``merged`` and leave it mounted: a container's root
     outlives the process that starts it. ``work_parent`` (empty) gets overlayfs's work dir."""
     Overlay()._mount(work_parent, merged, lowers, upper)
-
-
-def _flock(fd: int) -> None:
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 @contextlib.contextmanager

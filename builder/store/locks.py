@@ -63,3 +63,47 @@ def try_lock_exclusive(fd: int) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+NEW_PREFIX: Final = ".new-"  # a locked directory before its rename (see locked_dir)
+NEW_GRACE_SECONDS: Final = 60.0
+
+
+def locked_dir(parent: Path, prefix: str) -> tuple[Path, int]:
+    """A new empty directory ``parent/<prefix>XXXX``, flocked (exclusive) through the returned
+    fd for as long as it stays open: a reaper that gets the lock knows its owner is gone.
+
+    The directory appears under its final name only once it is locked (made as ``.new-*``,
+    locked, renamed), so a reaper never takes a live one for abandoned; a ``.new-*`` left by a
+    crash in between is old after ``NEW_GRACE_SECONDS``."""
+    # lazy: tempfile only where directories are made
+    import tempfile
+
+    made = Path(tempfile.mkdtemp(prefix=NEW_PREFIX, dir=parent))
+    fd = os.open(made, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        final = parent / (prefix + made.name.removeprefix(NEW_PREFIX))
+        os.rename(made, final)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.rmdir(made)
+        raise
+    return final, fd
+
+
+def abandoned(path: Path) -> int | None:
+    """An fd holding the exclusive flock of directory ``path`` when nobody else holds it (its
+    owner died), else None; a ``.new-*`` name counts only once older than its grace."""
+    try:
+        young = time.time() - path.lstat().st_mtime < NEW_GRACE_SECONDS
+        if path.name.startswith(NEW_PREFIX) and young:
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    if try_lock_exclusive(fd):
+        return fd
+    os.close(fd)
+    return None

@@ -3,12 +3,18 @@ mounts (and the cache key that covers it)."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from enginekit import Builder, mounts, runc_containers
 from test_build_cache import steps
+
+from builder.runtime.spec import ProcessSpec, build_spec
 
 pytestmark = pytest.mark.integration
 
@@ -196,3 +202,107 @@ def test_run_containers_cgroups_nest_under_the_builders(pb: Builder) -> None:
         if hierarchy.endswith(":name=systemd"):
             continue  # runc leaves named hierarchies without a controller alone
         assert path.startswith(f"{own}/pybuild/pybuild-"), (hierarchy, path, own)
+
+
+# --------------------------------------------------------------------------- start-up reaper
+
+
+def _hold_locks(paths: list[Path]) -> subprocess.Popen[str]:
+    """A child process that flocks each directory of ``paths`` (a live build's), until killed."""
+    code = (
+        "import fcntl, os, sys\n"
+        "fds = [os.open(p, os.O_RDONLY | os.O_DIRECTORY) for p in sys.argv[1:]]\n"
+        "for fd in fds: fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, paths)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline() == "locked\n"
+    return child
+
+
+def _runc_container(store: Path, bundle: Path, name: str) -> str:
+    """A running runc container (``sleep``) started from ``bundle``, as a RUN step's."""
+    rootfs = bundle / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    shutil.copy2("/bin/busybox", rootfs / "bin" / "busybox")
+    process = ProcessSpec(args=("/bin/busybox", "sleep", "1000"), env=())
+    (bundle / "config.json").write_text(json.dumps(build_spec(rootfs=rootfs, process=process)))
+    container = f"pybuild-{name}-{_nonce()}"
+    subprocess.run(
+        ["runc", "--root", str(store / "runc"), "run", "-d", "--bundle", str(bundle), container],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,  # the container keeps runc's stdio: no pipe to wait on
+        stderr=subprocess.DEVNULL,
+        check=True,
+        timeout=60,
+    )
+    return container
+
+
+def _mount_tmpfs(target: Path) -> None:
+    target.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(target)], check=True)
+
+
+def test_a_build_reaps_what_a_killed_build_left_and_spares_a_live_one(pb: Builder) -> None:
+    store = pb.store_root
+    tag = _nonce()
+    shm = Path("/dev/shm")
+
+    def leftovers(state: str) -> dict[str, Path]:
+        return {
+            "bundle": store / "tmp" / f"pybuild-run-{state}{tag}",
+            "container bundle": store / "tmp" / f"pybuild-run-c{state}{tag}",
+            "overlay": store / "snapshots" / f".ovl-{state}{tag}",
+            "scratch": store / "snapshots" / f".scratch-{state}{tag}",
+            "secrets": shm / f"pybuild-secrets-{state}{tag}",
+            "shm bundle": shm / f"pybuild-run-{state}{tag}",
+        }
+
+    dead, live = leftovers("dead"), leftovers("live")
+    for path in (*dead.values(), *live.values()):
+        path.mkdir()
+    for group in (dead, live):
+        _mount_tmpfs(group["overlay"] / "m")  # stands in for an overlay left mounted
+        _mount_tmpfs(group["bundle"] / ".ovl-rw" / "m")  # a rw bind mount's overlay
+        (group["secrets"] / "s").write_text("secret")
+    dead_container = _runc_container(store, dead["container bundle"], "dead")
+    live_container = _runc_container(store, live["container bundle"], "live")
+    holder = _hold_locks(list(live.values()))
+    try:
+        pb.build(f"FROM busybox\nENV N={_nonce()}\n")  # any build: the reaper runs first
+        assert [p for p in dead.values() if p.exists()] == []
+        assert dead_container not in runc_containers(store)
+        assert [p for p in live.values() if not p.exists()] == []
+        assert (live["secrets"] / "s").read_text() == "secret"
+        assert live_container in runc_containers(store)
+        mounted = [m for m in mounts() if str(store) in m]
+        assert len(mounted) == 2  # the live build's two
+        assert all(f"live{tag}" in m for m in mounted)
+    finally:
+        holder.kill()
+        holder.communicate()  # waits, closes its pipes
+    try:
+        pb.build(f"FROM busybox\nENV N={_nonce()}\n")  # its owner died: the next build clears it
+        assert [p for p in live.values() if p.exists()] == []
+        assert live_container not in runc_containers(store)
+        assert not [m for m in mounts() if str(store) in m]
+    finally:  # whatever failed above: nothing of this test stays behind
+        for container in (dead_container, live_container):
+            subprocess.run(
+                ["runc", "--root", str(store / "runc"), "delete", "-f", container],
+                capture_output=True,
+                check=False,
+            )
+        for line in mounts():
+            if tag in line:
+                subprocess.run(["umount", "-l", line.split()[1]], check=False)
+        for path in (*dead.values(), *live.values()):
+            shutil.rmtree(path, ignore_errors=True)
