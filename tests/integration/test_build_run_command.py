@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from enginekit import PYBUILD, Builder, runc_containers, store_leftovers
+from enginekit import PYBUILD, Builder, runc_containers, store_leftovers, without_runtime_warning
 
 pytestmark = pytest.mark.integration
 
@@ -165,11 +165,6 @@ def _finish(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
             proc.wait()
 
 
-def _own_output(err: str) -> str:
-    """stderr without the runtime check's warning (an old runc: SECURITY.md case 30)."""
-    return "".join(line for line in err.splitlines(True) if not line.startswith("warning: runc"))
-
-
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 42), (signal.SIGINT, 43)])
 def test_run_forwards_a_signal_and_exits_with_the_container_status(
     pb: Builder, signum: signal.Signals, code: int
@@ -184,7 +179,9 @@ def test_run_forwards_a_signal_and_exits_with_the_container_status(
     out, err = _finish(proc, timeout=30)
     assert proc.returncode == code  # the container's own status, as docker run exits
     assert out == f"got {signum.name.removeprefix('SIG')}\n"
-    assert _own_output(err) == ""  # no "ERROR: interrupted": docker run prints nothing itself
+    assert (
+        without_runtime_warning(err) == ""
+    )  # no "ERROR: interrupted": docker run prints nothing itself
     assert store_leftovers(pb.store_root) == []
 
 
@@ -198,5 +195,5 @@ def test_run_kills_a_container_that_ignores_the_signal(pb: Builder) -> None:
     out, err = _finish(proc, timeout=20)
     assert time.monotonic() - started < 10  # the stop timeout, not sleep 30
     assert proc.returncode == 128 + signal.SIGKILL  # killed after the stop timeout
-    assert (out, _own_output(err)) == ("", "")
+    assert (out, without_runtime_warning(err)) == ("", "")
     assert store_leftovers(pb.store_root) == []
