@@ -1,9 +1,10 @@
 """Content-addressed blob store: the store computes every digest itself while writing.
 
-Commit protocol (S2): ``O_EXCL`` 0600 temp file in ``ingest/`` (flocked while in use), stream
-while hashing and counting (abort past the expected size), ``fchmod 0444`` + ``fsync``, compare
-size then digest, ``link`` to ``blobs/sha256/<hex>`` (an existing blob wins: success), unlink the
-temp file, fsync the directory. Reads go through ``VerifyingReader``; a mismatch moves the blob
+Commit protocol (S2): ``O_EXCL`` 0600 temp file in ``ingest/`` (flocked before it gets its
+name, and while in use: an unlocked one is abandoned), stream while hashing and counting (abort
+past the expected size), ``fchmod 0444`` + ``fsync``, compare size then digest, ``link`` to
+``blobs/sha256/<hex>`` (an existing blob wins: success), unlink the temp file, fsync the
+directory. Reads go through ``VerifyingReader``; a mismatch moves the blob
 to ``corrupt/`` (S8).
 
 Durability is decided here, per blob: one ``fsync`` of the blob and one of its directory, not a
@@ -22,7 +23,6 @@ blob, cache record and index write costs its own two fsyncs.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 from collections.abc import Iterator
@@ -34,9 +34,9 @@ from builder.errors import DigestMismatchError, StoreError
 from builder.oci.descriptor import Descriptor
 from builder.store import paths
 from builder.store.fsutil import fsync_dir
-from builder.store.locks import try_lock_exclusive
+from builder.store.locks import NEW_GRACE_SECONDS, NEW_PREFIX, locked_file, try_lock_exclusive
 
-INGEST_GRACE_SECONDS: Final = 60.0
+INGEST_SUFFIX: Final = ".tmp"
 
 
 class BlobWriter:
@@ -55,9 +55,7 @@ class BlobWriter:
         self._expected_digest = expected_digest
         self._expected_size = expected_size
         self._hasher = Hasher()
-        self.path = cas.ingest_dir / f"{os.urandom(16).hex()}.tmp"
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self.path, self._fd = locked_file(cas.ingest_dir, INGEST_SUFFIX)
         self.descriptor: Descriptor | None = None
 
     @property
@@ -277,15 +275,20 @@ class ContentStore:
                     continue
                 yield digest, Path(entry.path)
 
-    def stale_ingest(self, *, grace_seconds: float = INGEST_GRACE_SECONDS) -> list[Path]:
-        """Ingest temp files whose writer is gone (unlocked) and older than the grace period."""
+    def stale_ingest(self, *, grace_seconds: float = NEW_GRACE_SECONDS) -> list[Path]:
+        """Ingest files whose writer is gone: unlocked (a live writer holds its file's flock
+        from before the file has its final name: ``store.locks.locked_file``); a ``.new-*``
+        file, left by a writer killed between its creation and its lock, only once older than
+        ``grace_seconds``."""
         stale: list[Path] = []
         now = time.time()
         with os.scandir(self.ingest_dir) as it:
             entries = list(it)
         for entry in entries:
             try:
-                if now - entry.stat(follow_symlinks=False).st_mtime < grace_seconds:
+                if entry.name.startswith(NEW_PREFIX):
+                    if now - entry.stat(follow_symlinks=False).st_mtime >= grace_seconds:
+                        stale.append(Path(entry.path))
                     continue
                 # not an in-root walk: an ingest file of the store, opened only to flock it
                 fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)

@@ -10,7 +10,7 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -65,8 +65,34 @@ def try_lock_exclusive(fd: int) -> bool:
     return True
 
 
-NEW_PREFIX: Final = ".new-"  # a locked directory before its rename (see locked_dir)
+NEW_PREFIX: Final = ".new-"  # a locked directory or file before its rename (see locked_dir)
 NEW_GRACE_SECONDS: Final = 60.0
+
+
+def _locked_new(
+    parent: Path, final_name: Callable[[str], str], *, directory: bool
+) -> tuple[Path, int]:
+    """Make ``parent/.new-XXXX``, flock it (exclusive) and rename it to ``final_name(XXXX)``."""
+    # lazy: tempfile only where directories and files are made
+    import tempfile
+
+    if directory:
+        made = Path(tempfile.mkdtemp(prefix=NEW_PREFIX, dir=parent))
+        fd = os.open(made, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    else:
+        # O_EXCL, 0600, O_NOFOLLOW: mkstemp's guarantees
+        fd, name = tempfile.mkstemp(prefix=NEW_PREFIX, dir=parent)
+        made = Path(name)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        final = parent / final_name(made.name.removeprefix(NEW_PREFIX))
+        os.rename(made, final)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            (os.rmdir if directory else os.unlink)(made)
+        raise
+    return final, fd
 
 
 def locked_dir(parent: Path, prefix: str) -> tuple[Path, int]:
@@ -76,21 +102,14 @@ def locked_dir(parent: Path, prefix: str) -> tuple[Path, int]:
     The directory appears under its final name only once it is locked (made as ``.new-*``,
     locked, renamed), so a reaper never takes a live one for abandoned; a ``.new-*`` left by a
     crash in between is old after ``NEW_GRACE_SECONDS``."""
-    # lazy: tempfile only where directories are made
-    import tempfile
+    return _locked_new(parent, lambda name: prefix + name, directory=True)
 
-    made = Path(tempfile.mkdtemp(prefix=NEW_PREFIX, dir=parent))
-    fd = os.open(made, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        final = parent / (prefix + made.name.removeprefix(NEW_PREFIX))
-        os.rename(made, final)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.rmdir(made)
-        raise
-    return final, fd
+
+def locked_file(parent: Path, suffix: str) -> tuple[Path, int]:
+    """A new empty file ``parent/XXXX<suffix>`` (mode 0600), opened for writing and flocked
+    through the returned fd, with :func:`locked_dir`'s guarantee: under its final name it is
+    always locked while its owner lives (the CAS's ingest files)."""
+    return _locked_new(parent, lambda name: name + suffix, directory=False)
 
 
 def abandoned(path: Path) -> int | None:

@@ -122,11 +122,20 @@ def test_blob_writer_streams_and_aborts_on_error(store: Store) -> None:
 
 
 def test_killed_writer_leaves_only_ingest_which_open_reaps(store: Store) -> None:
-    """A writer killed before commit leaves an unlocked temp file; the next open removes it."""
+    """A writer killed before commit leaves an unlocked temp file; the next open removes it at
+    once (a live writer holds its file's flock from before the file has its name), while a
+    live writer's file stays. A ``.new-*`` file (killed between creation and lock) goes once
+    older than the grace period."""
     stale = store.root / "ingest" / "deadbeef.tmp"
     stale.write_bytes(b"half a blob")
-    os.utime(stale, (0, 0))  # older than the reaper's grace period
-    fresh = store.root / "ingest" / "fresh.tmp"
-    fresh.write_bytes(b"just created")
-    Store.open(store.root)
-    assert _ingest(store) == ["fresh.tmp"]
+    unlocked_young = store.root / "ingest" / ".new-young"
+    unlocked_young.write_bytes(b"")
+    unlocked_old = store.root / "ingest" / ".new-old"
+    unlocked_old.write_bytes(b"")
+    os.utime(unlocked_old, (0, 0))
+    with store.cas.writer() as live:
+        live.write(b"being written")
+        Store.open(store.root)
+        assert _ingest(store) == sorted([".new-young", live.path.name])
+        assert live.path.name.endswith(".tmp")
+    assert _ingest(store) == [".new-young"]
