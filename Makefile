@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench system venv clean grammar fuzz
+.PHONY: demo test lint typecheck unit bench system venv clean grammar fuzz stress
 
 system:
 	@bash scripts/setup-system.sh
@@ -44,6 +44,10 @@ unit: $(STAMP)
 grammar: $(STAMP)
 	$(PY) -m builder.syntax.lark_grammar
 	$(VENV)/bin/ruff format builder/syntax/_line_terminals.py
+
+# SECURITY.md case 26 at full count: SIGKILL a build + push 50 times (make test runs 5)
+stress: $(STAMP)
+	$(PY) -m tests.adversarial.killtest --kills 50
 
 demo: $(STAMP)
 	@bash scripts/demo.sh
