@@ -126,6 +126,34 @@ def test_case_28_failing_run_commits_nothing_and_keeps_earlier_cache(
     assert again.stderr.count("CACHED") == 1, again.stderr
 
 
+# --------------------------------------------------------------------------- case 29
+
+# A fork bomb bounded for the host's sake (2^9 shells even if no limit held): each shell forks a
+# copy of itself into the background and recurses; at the pids limit a fork fails, which ends
+# busybox sh with an error, and the kernel kills the rest with the container's init.
+FORK_BOMB = (
+    "RUN b() { if [ $1 -gt 0 ]; then b $(($1-1)) & b $(($1-1)); wait; else sleep 5; fi; }; b 9\n"
+)
+
+
+def test_case_29_fork_bomb_stops_at_the_pids_limit(pb: Builder, sentinels: Sentinels) -> None:
+    dockerfile = f"FROM busybox\n{_nonce()}{FORK_BOMB}"
+    built = pb.build(dockerfile, args=["--pids-limit", "64"], check=False)
+    line = assert_clean_error(built, must_name="Dockerfile:3")
+    assert "pids limit reached (64)" in line
+    assert not pb.tagged(built.tag)
+    assert_store_consistent(pb.store_root)
+    rerun_succeeds(pb, GOOD)
+
+
+def test_case_29_steps_get_the_default_pids_limit(pb: Builder) -> None:
+    built = pb.build(
+        f"FROM busybox\n{_nonce()}"
+        "RUN cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/pids/pids.max 2>/dev/null > /max; true\n"
+    )
+    assert built.files["/max"].text == "4096\n"
+
+
 # --------------------------------------------------------------------------- case 30
 
 
