@@ -598,6 +598,7 @@ def _build(
                 context_dir, dockerfile_path, state_dir=store.root / CONTEXTS
             )
         sink.emit(VertexDone(vertex=n))
+        importer: CacheImporter | None = None
         try:
             resolver = StoreResolver(store, pull=options.pull, vertices=vertices)
             images = _named_contexts(options, resolver, store, epoch)
@@ -651,12 +652,8 @@ def _build(
                 counter=vertices.counter,
                 networks=networks,
             )
-            try:
-                with phase("steps"):
-                    result = scheduler.run(build_plan)
-            finally:
-                if importer is not None:
-                    importer.close()
+            with phase("steps"):
+                result = scheduler.run(build_plan)
             built_layers = result.layers
             if options.squash:
                 result = _squashed(scheduler, build_plan, result, epoch)
@@ -676,6 +673,8 @@ def _build(
             )
         finally:
             context.close()
+            if importer is not None:  # after the image: imported layers are fetched when read
+                importer.close()
     steps = scheduler.step_results(build_plan)
     built = BuildResult(image_id=image.id, digest=image.digest, tags=record.names, steps=steps)
     outcome = None

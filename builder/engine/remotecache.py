@@ -7,9 +7,11 @@ image layout directory (``index.json`` names the manifest with the tag ``latest`
 exports the steps whose layers are in the built image, ``mode=max`` every step of every stage.
 
 An import reads only the manifest and the cache config when the build starts. A step that misses
-the store's cache and whose key is in an imported config is a hit: its one layer blob is fetched
-into the store (nothing else is), a store cache record is written, and the step is ``CACHED``
-like any other hit. A source that cannot be read is a warning, as in BuildKit; the build goes on.
+the store's cache and whose key is in an imported config is a hit, ``CACHED`` like any other; its
+one layer blob is fetched into the store, and a store cache record written, only when something
+reads the layer (a later step's rootfs, the image), so the layers of a stage that the build only
+needs by key (``COPY --from`` hit by its source key) are never fetched. A source that cannot be
+read is a warning, as in BuildKit; the build goes on.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from builder.errors import BuildError, ManifestNotFoundError, RegistryError, Sto
 from builder.oci.cacheconfig import CachedLayer, config_descriptor, decode, encode, mount_key
 from builder.oci.compress import DecompressingReader, compressor
 from builder.oci.descriptor import Descriptor
+from builder.oci.image import Layer
 from builder.oci.layer_apply import apply_layer
 from builder.oci.mediatype import Compression, MediaType, layer_compression, layer_media_type
 from builder.store import CacheRecord, Store
@@ -310,28 +313,38 @@ class CacheImporter:
             return len(entries)
 
     def find(self, key: Digest) -> CacheRecord | None:
-        """The store's cache record for ``key`` made from an imported one, or None."""
+        """The imported record of ``key``, or None; nothing is fetched yet (see ``layer``)."""
         self.load()
         assert self._entries is not None
         found = self._entries.get(key)
         if found is None:
             return None
-        layer, backend = found
-        try:
-            backend.fetch_blob(layer.blob, self.store)
-        except BuildError as err:
-            self._warn(f"cache blob {layer.blob.digest}: {err.message}; the step runs")
-            return None
+        layer = found[0]
+        metadata = [("diff_id", str(layer.diff_id))]
+        if layer.chain is not None:
+            metadata.append(("chain", str(layer.chain)))
+        return CacheRecord(
+            key=key, roots=(layer.blob,), metadata=tuple(metadata), created=layer.created
+        )
+
+    def layer(self, record: CacheRecord) -> Layer:
+        """The layer of an imported record, fetched into the store (and the record written
+        to the store's cache) only when something reads it: a step's rootfs, the image."""
+        diff = record.get("diff_id")
+        assert diff is not None
+        assert record.roots
+        return ImportedLayer(
+            importer=self, record=record, descriptor=record.roots[0], diff_id=Digest.parse(diff)
+        )
+
+    def fetch(self, record: CacheRecord) -> None:
+        """Fetch an imported record's blob into the store and write the record there."""
+        assert self._entries is not None
+        layer, backend = self._entries[record.key]
+        backend.fetch_blob(layer.blob, self.store)
         with self._lock:
             self.fetched.append(layer.blob.digest)
-        record = CacheRecord(
-            key=key,
-            roots=(layer.blob,),
-            metadata=(("diff_id", str(layer.diff_id)),),
-            created=layer.created,
-        )
         self.store.cache.put(record)
-        return record
 
     def seed(self, cache_id: str, directory: Path) -> None:
         """Fill the new cache-mount directory of ``cache_id`` from an imported ``mounts=true``
@@ -354,6 +367,21 @@ class CacheImporter:
             backend.close()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImportedLayer:
+    """A layer of an imported cache record: fetched the first time it is opened."""
+
+    importer: CacheImporter
+    record: CacheRecord
+    descriptor: Descriptor
+    diff_id: Digest
+
+    def open_compressed(self) -> BinaryIO:
+        if not self.importer.store.cas.has(self.descriptor.digest):
+            self.importer.fetch(self.record)
+        return _opener(self.importer.store, self.descriptor)()
+
+
 # -- export --------------------------------------------------------------------------------
 
 
@@ -367,9 +395,14 @@ def exported_layers(store: Store, keys: Iterable[Digest]) -> tuple[CachedLayer, 
         if record is None or diff is None or not record.roots or key in seen:
             continue
         seen.add(key)
+        chain = record.get("chain")
         out.append(
             CachedLayer(
-                key=key, blob=record.roots[0], diff_id=Digest.parse(diff), created=record.created
+                key=key,
+                blob=record.roots[0],
+                diff_id=Digest.parse(diff),
+                created=record.created,
+                chain=Digest.parse(chain) if chain else None,
             )
         )
     return tuple(out)
@@ -418,7 +451,12 @@ def _recompressed(store: Store, layer: CachedLayer, compression: Compression) ->
             writer.write(packer.flush())
         desc = writer.commit()
     return CachedLayer(
-        key=layer.key, blob=desc, diff_id=layer.diff_id, created=layer.created, mount=layer.mount
+        key=layer.key,
+        blob=desc,
+        diff_id=layer.diff_id,
+        created=layer.created,
+        mount=layer.mount,
+        chain=layer.chain,
     )
 
 

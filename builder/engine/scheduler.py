@@ -77,9 +77,10 @@ if TYPE_CHECKING:
 
 class CacheLookup(Protocol):
     """Cache records beyond the store's (``--cache-from``, ``builder.engine.remotecache``): a
-    found record is written to the store, its blobs fetched, before it is returned."""
+    found record's ``layer`` fetches its blob, and writes the record to the store, when read."""
 
     def find(self, key: Digest) -> CacheRecord | None: ...
+    def layer(self, record: CacheRecord) -> Layer: ...
     def seed(self, cache_id: str, directory: Path) -> None: ...
 
 
@@ -324,6 +325,68 @@ class Scheduler:
     ) -> tuple[Layer, Digest, str, bool]:
         """The step's layer, the cache key of its chain, its creation time, whether cached.
 
+        A ``COPY --from=<stage>`` is keyed by the content it copies. It also gets a *source
+        key* (BuildKit's definition-based key: the op and the source stage's chain key), kept
+        as an alias record naming the content key's chain; an imported cache
+        (``--cache-from``) answers it first, so a build on an empty store needs neither the
+        stage's files nor its layers to hit. The store's own alias records are not asked: a
+        ``--no-cache`` rebuild of the stage may have changed its files under the same key.
+        """
+        alias = self._source_key(step, parent)
+        if alias is not None and not self.settings.no_cache:
+            hit = self._alias_hit(alias, name)
+            if hit is not None:
+                return hit
+        layer, chain, created, cached = self._content_step(
+            stage, step, name=name, layers=layers, parent=parent, position=position
+        )
+        if alias is not None:
+            self._put_alias(alias, layer, chain, created)
+        return layer, chain, created, cached
+
+    def _source_key(self, step: Step, parent: Digest) -> Digest | None:
+        if not isinstance(step, CopyStep) or not isinstance(step.source, FromStage):
+            return None
+        if not all(isinstance(src, PathSource) for src in step.sources):
+            return None
+        source = self._results[step.source.index].key
+        return cache_key({"by-source-key": step_cache_payload(step)}, parent, (source,))
+
+    def _alias_hit(self, alias: Digest, name: str) -> tuple[Layer, Digest, str, bool] | None:
+        imported = self.settings.cache_from
+        record = imported.find(alias) if imported is not None else None
+        chain = record.get("chain") if record is not None else None
+        if imported is None or record is None or chain is None:
+            return None
+        layer = imported.layer(record)
+        n = self.counter.next()
+        with self._lock:
+            self.cache_records.append((alias, tuple(r.digest for r in record.roots)))
+        self.sink.emit(VertexCached(vertex=n, name=name))
+        self.sink.emit(VertexDone(vertex=n))
+        return layer, Digest.parse(chain), record.created, True
+
+    def _put_alias(self, alias: Digest, layer: Layer, chain: Digest, created: str) -> None:
+        roots = (layer.descriptor,)
+        metadata = (("diff_id", str(layer.diff_id)), ("chain", str(chain)))
+        self.store.cache.put(
+            CacheRecord(key=alias, roots=roots, metadata=metadata, created=created)
+        )
+        with self._lock:
+            self.cache_records.append((alias, (layer.descriptor.digest,)))
+
+    def _content_step(
+        self,
+        stage: StagePlan,
+        step: Step,
+        *,
+        name: str,
+        layers: tuple[Layer, ...],
+        parent: Digest,
+        position: int,
+    ) -> tuple[Layer, Digest, str, bool]:
+        """``_step`` by the step's content key.
+
         A COPY's cache key needs the content digest of every file it reads, as BuildKit's
         does. When that content is known (the context's checksum cache, keyed by inode and
         stat, ``builder.context.checksum``) the key costs a walk and no read; the copy then
@@ -389,10 +452,10 @@ class Scheduler:
 
     def _cache_hit(self, job: _StepJob) -> tuple[Layer, str] | None:
         """The cached layer of the step and its creation time, reported as a cached vertex."""
-        cached = self._lookup(job.key)
-        layer = self._cached_layer(cached) if cached is not None else None
-        if cached is None or layer is None:
+        found = self._lookup(job.key)
+        if found is None:
             return None
+        cached, layer = found
         with self._lock:
             self.cache_records.append((job.key, tuple(r.digest for r in cached.roots)))
         self.sink.emit(VertexCached(vertex=job.vertex, name=job.name))
@@ -454,11 +517,17 @@ class Scheduler:
             return True  # a stage's or image's files: their content is never known beforehand
         return content_unknown(self.context, step, fetcher=self._fetcher)
 
-    def _lookup(self, key: Digest) -> CacheRecord | None:
+    def _lookup(self, key: Digest) -> tuple[CacheRecord, Layer] | None:
+        """The record of ``key`` and its layer: the store's, else an imported cache's."""
         record = self.store.cache.get(key, on_corrupt=self._warn)
-        if record is None and self.settings.cache_from is not None:
-            record = self.settings.cache_from.find(key)
-        return record
+        layer = self._cached_layer(record) if record is not None else None
+        if record is not None and layer is not None:
+            return record, layer
+        imported = self.settings.cache_from
+        record = imported.find(key) if imported is not None else None
+        if imported is None or record is None:
+            return None
+        return record, imported.layer(record)
 
     def _reuse(
         self,

@@ -17,6 +17,11 @@ pybuild therefore read each other's manifests but find no hits in them. A mounts
 with the mount's content as a layer, annotated ``pybuild/cache-mount`` (the id; in the config
 under the layer's ``additional`` annotations, BuildKit's field for extra ones).
 
+A ``COPY --from=<stage>`` step is exported twice: under its content key and under its *source
+key* (the op and the source stage's chain key, as BuildKit keys it), a record that also holds
+``"pybuild/chain"``, the chain key of the step it stands for, so that an importer hits it without
+the stage's files.
+
 Reading also accepts BuildKit's ``image-manifest=true`` form: an image manifest whose config is
 the cache config and whose layers are the blobs.
 """
@@ -44,6 +49,7 @@ CACHE_CONFIG_MEDIA_TYPE: Final = "application/vnd.buildkit.cacheconfig.v0"
 UNCOMPRESSED: Final = "containerd.io/uncompressed"
 CREATED_AT: Final = "buildkit/createdat"
 CACHE_MOUNT: Final = "pybuild/cache-mount"
+CHAIN: Final = "pybuild/chain"
 MAX_CONFIG_BYTES: Final = 64 << 20
 
 
@@ -56,6 +62,7 @@ class CachedLayer:
     diff_id: Digest
     created: str
     mount: str = ""  # a cache mount's id, for a mounts export
+    chain: Digest | None = None  # an alias record: the chain key of the step it stands for
 
 
 def mount_key(mount_id: str) -> Digest:
@@ -90,12 +97,13 @@ def encode(entries: tuple[CachedLayer, ...]) -> tuple[bytes, bytes]:
             layers.append(
                 {"blob": str(entry.blob.digest), "parent": -1, "annotations": annotations}
             )
-        records.append(
-            {
-                "digest": str(entry.key),
-                "layers": [{"layer": index_of[entry.blob.digest], "createdAt": entry.created}],
-            }
-        )
+        record: dict[str, object] = {
+            "digest": str(entry.key),
+            "layers": [{"layer": index_of[entry.blob.digest], "createdAt": entry.created}],
+        }
+        if entry.chain is not None:
+            record[CHAIN] = str(entry.chain)
+        records.append(record)
     config = canonical_json({"layers": layers, "records": records})
     config_desc = Descriptor(
         media_type=CACHE_CONFIG_MEDIA_TYPE, digest=Digest.of_bytes(config), size=len(config)
@@ -157,7 +165,9 @@ def decode(config: bytes, what: str) -> dict[Digest, CachedLayer]:
         if parent != -1:
             continue
         key = Digest.parse(get_str(item, "digest", label))
+        chain = get_str(item, CHAIN, label)
         out[key] = CachedLayer(
+            chain=Digest.parse(chain) if chain else None,
             key=key,
             blob=blob,
             diff_id=diff_id,
