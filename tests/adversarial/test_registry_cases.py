@@ -227,6 +227,27 @@ def test_case_22_cross_host_redirect_carries_no_authorization(
     assert_store_consistent(fresh)
 
 
+def test_case_22_foreign_urls_are_never_fetched(
+    pb: Builder, proxy: FaultProxy, storage: StorageServer, pushed: str, sentinels: Sentinels
+) -> None:
+    """A layer that names foreign ``urls`` (another origin) is still pulled from the registry,
+    by digest: the URLs get no request at all, so no credentials either."""
+    foreign = storage.put(b"not the layer")
+
+    def add_urls(data: bytes) -> bytes:
+        doc = json.loads(data)
+        for layer in doc["layers"]:
+            layer["urls"] = [foreign]
+        return json.dumps(doc).encode()
+
+    proxy.faults = [Fault("GET", MANIFEST, "rewrite_consistent", rewrite=add_urls)]
+    fresh = fresh_store(pb.workdir, "fresh")
+    result = pull(fresh, f"{proxy.host}/{pushed}", FAST)
+    assert result.returncode == 0, result.stderr
+    assert storage.seen == []
+    assert_store_consistent(fresh)
+
+
 # --------------------------------------------------------------------------- case 23
 
 
