@@ -108,13 +108,19 @@ class Builds:
 
     @classmethod
     def start(
-        cls, store_root: Path, workdir: Path, contexts: Sequence[Path], *, pause: float = 0.0
+        cls,
+        store_root: Path,
+        workdir: Path,
+        contexts: Sequence[Path],
+        *,
+        pause: float = 0.0,
+        tag: str = "adv-store",
     ) -> Builds:
-        """One build per context (tagged ``adv-store:<n>``), ``pause`` seconds apart."""
+        """One build per context (tagged ``<tag>:<n>``), ``pause`` seconds apart."""
         builds = cls(store_root=store_root, workdir=workdir, procs=[])
         for n, context in enumerate(contexts):
-            iid = workdir / f"iid-{n}"
-            argv = [PYBUILD, "build", "-t", f"adv-store:{n}", "--progress=plain"]
+            iid = workdir / f"iid-{tag}-{n}"
+            argv = [PYBUILD, "build", "-t", f"{tag}:{n}", "--progress=plain"]
             proc = subprocess.Popen(
                 [*argv, "--iidfile", str(iid), str(context)],
                 stdin=subprocess.DEVNULL,
