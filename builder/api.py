@@ -26,6 +26,7 @@ from builder.engine.events import (
     VertexStatus,
     Warning_,
 )
+from builder.engine.vertices import Vertices
 from builder.errors import BuildError, ContextError, DockerfileError, StoreError
 from builder.timings import phase
 from builder.units import parse_bool
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from builder.engine.ssh import SshSpec
     from builder.lint.inputs import LintInputs
     from builder.oci.descriptor import Descriptor, Platform
-    from builder.oci.image import ImageValue, Layer
+    from builder.oci.image import ImageValue
     from builder.plan import BuildPlan, ResolvedImage, Step
     from builder.registry.client import RegistryClient
     from builder.store import ImageRecord, Store
@@ -97,31 +98,13 @@ class BuildResult:
     descriptor: Descriptor | None = None  # the exported manifest, when outputs were given
 
 
-class _Vertices:
-    """Numbers internal progress vertices (``[internal] load build definition ...``)."""
-
-    def __init__(self, sink: EventSink) -> None:
-        # lazy: the build machinery loads after the no-op check (builder.engine.noop), not at import
-        from builder.engine.scheduler import _Counter
-
-        self.sink = sink
-        self.counter = _Counter()
-
-    def run(self, name: str, *statuses: str) -> int:
-        n = self.counter.next()
-        self.sink.emit(VertexStarted(vertex=n, name=name))
-        for s in statuses:
-            self.sink.emit(VertexStatus(vertex=n, text=s))
-        return n
-
-
 class StoreResolver:
     """Resolves base images: the local store first, else (or with ``--pull``) the registry.
 
     ``bases`` records each name and the digest of the index.json entry it resolved to.
     """
 
-    def __init__(self, store: Store, *, pull: bool, vertices: _Vertices) -> None:
+    def __init__(self, store: Store, *, pull: bool, vertices: Vertices) -> None:
         self.store = store
         self.always_pull = pull
         self.vertices = vertices
@@ -337,11 +320,11 @@ def _export(options: BuildOptions, root: Path, result: BuildResult, sink: _Numbe
     """Write the built image to ``options.outputs`` (builder.engine.outputs)."""
     # lazy: only builds given -o/--push load the exporters
     from builder.engine.export import Exporter
-    from builder.engine.scheduler import _Counter
+    from builder.engine.vertices import Counter
     from builder.reference import parse as parse_ref
     from builder.store import Store
 
-    counter = _Counter(value=sink.last)
+    counter = Counter(value=sink.last)
     with phase("export (outputs)"):
         store = Store.open(root)
         with store.lease():
@@ -566,7 +549,7 @@ def _build(
 
     for tag in options.tags:
         parse_ref(tag)  # reject a bad -t before doing any work
-    vertices = _Vertices(sink)
+    vertices = Vertices(sink)
     vertices.counter.value = vertex_offset  # after "[internal] load remote build context"
     text = data.decode("utf-8", "surrogateescape")
     n = vertices.run(
@@ -630,7 +613,12 @@ def _build(
             for warning in build_plan.warnings:
                 sink.emit(Warning_(message=warning.message))
             identity = f"{context.root}\0{dockerfile_path or name}"
-            importer = _import_caches(options, store, vertices)
+            importer = None
+            if options.cache_from:
+                # lazy: only builds given --cache-from or --cache-to load it
+                from builder.engine import remotecache
+
+                importer = remotecache.import_caches(options.cache_from, store, vertices)
             scheduler = Scheduler(
                 store=store,
                 images=images or resolver,
@@ -668,9 +656,19 @@ def _build(
             for tag in record.names:
                 sink.emit(VertexStatus(vertex=n, text=f"naming to {tag} done"))
             sink.emit(VertexDone(vertex=n))
-            _export_caches(
-                options, store, vertices, scheduler, built=built_layers, build_plan=build_plan
-            )
+            if options.cache_to:
+                # lazy: only builds given --cache-from or --cache-to load it
+                from builder.engine import remotecache
+
+                remotecache.export_caches(
+                    options.cache_to,
+                    store,
+                    vertices,
+                    scheduler.cache_records,
+                    built=built_layers,
+                    steps=tuple(_steps(build_plan)),
+                    created=timestamp(),
+                )
         finally:
             context.close()
             if importer is not None:  # after the image: imported layers are fetched when read
@@ -713,87 +711,6 @@ def _named_contexts(
         next_vertex=resolver.vertices.counter.next,
         source_date_epoch=epoch,
     )
-
-
-def _import_caches(
-    options: BuildOptions, store: Store, vertices: _Vertices
-) -> CacheImporter | None:
-    """``--cache-from``: each source's manifest and cache config read up front, as BuildKit's
-    "importing cache manifest" does; the layers are fetched only for the steps that hit."""
-    if not options.cache_from:
-        return None
-    # lazy: only builds given --cache-from
-    from builder.engine.remotecache import CacheImporter
-
-    sink = vertices.sink
-    importer = CacheImporter(
-        store, options.cache_from, lambda text: sink.emit(Warning_(message=text))
-    )
-    labels = ", ".join(spec.label for spec in options.cache_from)
-    n = vertices.run(f"importing cache manifest from {labels}")
-    with phase("cache import (manifests, configs)"):
-        found = importer.load()
-    sink.emit(VertexStatus(vertex=n, text=f"{found} cache records"))
-    sink.emit(VertexDone(vertex=n))
-    return importer
-
-
-def _export_caches(
-    options: BuildOptions,
-    store: Store,
-    vertices: _Vertices,
-    scheduler: Scheduler,
-    *,
-    built: tuple[Layer, ...],
-    build_plan: BuildPlan,
-) -> None:
-    """``--cache-to``: mode=min exports the steps whose layers the image has (before any
-    squash), mode=max every step the build ran or found in the cache."""
-    if not options.cache_to:
-        return
-    # lazy: only builds given --cache-to
-    from builder.engine.remotecache import export_cache, exported_layers, mount_layers
-    from builder.engine.scheduler import timestamp
-
-    in_image = {layer.descriptor.digest for layer in built}
-    records = scheduler.cache_records
-    for spec in options.cache_to:
-        keys = [k for k, roots in records if spec.mode == "max" or set(roots) & in_image]
-        where = f"registry {spec.ref}" if spec.kind == "registry" else f"directory {spec.directory}"
-        n = vertices.run(f"exporting cache to {where}")
-
-        def status(text: str, vertex: int = n) -> None:
-            vertices.sink.emit(VertexStatus(vertex=vertex, text=text))
-
-        try:
-            with phase("cache export"), store.lease():
-                layers = exported_layers(store, keys)
-                if spec.mounts:
-                    layers += mount_layers(store, _cache_mounts(store, build_plan), timestamp())
-                export_cache(store, spec, layers, status)
-        except BuildError as err:
-            vertices.sink.emit(VertexDone(vertex=n, error=err.message))
-            raise
-        vertices.sink.emit(VertexDone(vertex=n))
-
-
-def _cache_mounts(store: Store, build_plan: BuildPlan) -> tuple[tuple[str, Path], ...]:
-    """``(id, directory)`` of each cache mount the build's RUN steps use (``mounts=true``)."""
-    # lazy: only --cache-to ...,mounts=true
-    from builder.engine.run import cache_mount_dir, cache_mount_id
-    from builder.plan import RunStep
-    from builder.store.paths import CACHEMOUNTS
-    from builder.syntax.ir import MountType
-
-    ids = {
-        cache_mount_id(m)
-        for step in _steps(build_plan)
-        if isinstance(step, RunStep)
-        for m in step.mounts
-        if m.mount.type is MountType.CACHE and m.mount.from_ is None
-    }
-    root = store.root / CACHEMOUNTS
-    return tuple((i, cache_mount_dir(root, "", i)) for i in sorted(ids))
 
 
 def _squashed(

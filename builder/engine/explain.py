@@ -9,8 +9,14 @@ or a changed parent step. No other builder tells its users this.
 
 from __future__ import annotations
 
+import json
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from builder.digest import Digest
+from builder.oci.types import canonical_json
 
 MAX_NAMED = 3
 
@@ -98,3 +104,43 @@ def explain_miss(previous: StepRecord | None, current: StepRecord) -> str:
     if previous.parent != current.parent:
         return "a previous step changed"
     return "the step's inputs changed"
+
+
+class MissRecords:
+    """Each step's last record, one file per step under ``directory`` (the store's buildinfo),
+    named by the step's identity: the build (``build``: context + Dockerfile), the stage and
+    the step's position in it."""
+
+    def __init__(self, directory: Path, build: str) -> None:
+        self.directory = directory
+        self.build = build
+
+    def identity(self, stage: str | int, position: int) -> str:
+        data = canonical_json({"build": self.build, "stage": stage, "step": position})
+        return Digest.of_bytes(data).hex
+
+    def _path(self, identity: str) -> Path:
+        return self.directory / f"{identity}.json"
+
+    def known(self, identity: str) -> bool:
+        """Whether this step was built in this store before."""
+        return self._path(identity).exists()
+
+    def recall(self, identity: str) -> StepRecord | None:
+        try:
+            data = json.loads(self._path(identity).read_bytes())
+        except (OSError, ValueError):
+            return None
+        return StepRecord.from_json(data)
+
+    def remember(self, identity: str, record: StepRecord) -> None:
+        path = self._path(identity)
+        data = canonical_json(record.to_json())
+        try:
+            if path.read_bytes() == data:
+                return  # a cache hit records what the last build of this step recorded
+        except OSError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import BinaryIO, Final, Protocol
 
 from builder.digest import Digest
+from builder.engine.events import VertexDone, VertexStatus, Warning_
+from builder.engine.vertices import Vertices
 from builder.errors import BuildError, ManifestNotFoundError, RegistryError, StoreError
 from builder.oci.cacheconfig import CachedLayer, config_descriptor, decode, encode, mount_key
 from builder.oci.compress import DecompressingReader, compressor
@@ -33,8 +35,12 @@ from builder.oci.descriptor import Descriptor
 from builder.oci.image import Layer
 from builder.oci.layer_apply import apply_layer
 from builder.oci.mediatype import Compression, MediaType, layer_compression, layer_media_type
+from builder.plan import RunStep, Step
 from builder.store import CacheRecord, Store
 from builder.store.fsutil import atomic_write
+from builder.store.paths import CACHEMOUNTS
+from builder.syntax.ir import MountType
+from builder.timings import phase
 
 LOCAL_TAG: Final = "latest"
 REF_NAME: Final = "org.opencontainers.image.ref.name"
@@ -486,3 +492,71 @@ def export_cache(
         return digest
     finally:
         backend.close()
+
+
+# -- the build's side: --cache-from before the steps, --cache-to after the image --------------
+
+
+def import_caches(specs: tuple[CacheSpec, ...], store: Store, vertices: Vertices) -> CacheImporter:
+    """``--cache-from``: each source's manifest and cache config read up front, as BuildKit's
+    "importing cache manifest" does; the layers are fetched only for the steps that hit."""
+    sink = vertices.sink
+    importer = CacheImporter(store, specs, lambda text: sink.emit(Warning_(message=text)))
+    labels = ", ".join(spec.label for spec in specs)
+    n = vertices.run(f"importing cache manifest from {labels}")
+    with phase("cache import (manifests, configs)"):
+        found = importer.load()
+    sink.emit(VertexStatus(vertex=n, text=f"{found} cache records"))
+    sink.emit(VertexDone(vertex=n))
+    return importer
+
+
+def export_caches(
+    specs: tuple[CacheSpec, ...],
+    store: Store,
+    vertices: Vertices,
+    records: Iterable[tuple[Digest, tuple[Digest, ...]]],
+    *,
+    built: tuple[Layer, ...],
+    steps: tuple[Step, ...],
+    created: str,
+) -> None:
+    """``--cache-to``: mode=min exports the steps (``records``: key and layer digests) whose
+    layers the image has (``built``, before any squash), mode=max every step the build ran or
+    found in the cache; ``mounts=true`` adds the cache mounts of ``steps``."""
+    in_image = {layer.descriptor.digest for layer in built}
+    records = tuple(records)
+    for spec in specs:
+        keys = [k for k, roots in records if spec.mode == "max" or set(roots) & in_image]
+        where = f"registry {spec.ref}" if spec.kind == "registry" else f"directory {spec.directory}"
+        n = vertices.run(f"exporting cache to {where}")
+
+        def status(text: str, vertex: int = n) -> None:
+            vertices.sink.emit(VertexStatus(vertex=vertex, text=text))
+
+        try:
+            with phase("cache export"), store.lease():
+                layers = exported_layers(store, keys)
+                if spec.mounts:
+                    layers += mount_layers(store, _cache_mounts(store, steps), created)
+                export_cache(store, spec, layers, status)
+        except BuildError as err:
+            vertices.sink.emit(VertexDone(vertex=n, error=err.message))
+            raise
+        vertices.sink.emit(VertexDone(vertex=n))
+
+
+def _cache_mounts(store: Store, steps: tuple[Step, ...]) -> tuple[tuple[str, Path], ...]:
+    """``(id, directory)`` of each cache mount the build's RUN steps use (``mounts=true``)."""
+    # lazy: only --cache-to ...,mounts=true
+    from builder.engine.run import cache_mount_dir, cache_mount_id
+
+    ids = {
+        cache_mount_id(m)
+        for step in steps
+        if isinstance(step, RunStep)
+        for m in step.mounts
+        if m.mount.type is MountType.CACHE and m.mount.from_ is None
+    }
+    root = store.root / CACHEMOUNTS
+    return tuple((i, cache_mount_dir(root, "", i)) for i in sorted(ids))

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, assert_never
@@ -36,14 +35,15 @@ from builder.engine.events import (
     VertexStarted,
     Warning_,
 )
-from builder.engine.explain import StepRecord, explain_miss
+from builder.engine.explain import MissRecords, StepRecord, explain_miss
 from builder.engine.fetch import UrlFetcher
 from builder.engine.results import StepResult
 from builder.engine.reuse import CopyReuse
+from builder.engine.vertices import Counter
 from builder.errors import BuildError, ExecutionError, RunStepError, with_span
 from builder.oci import mutate
 from builder.oci.image import EMPTY, ImageValue, Layer
-from builder.oci.types import History, ImageConfig, canonical_json
+from builder.oci.types import History, ImageConfig
 from builder.plan import (
     BuildPlan,
     ConfigStep,
@@ -135,17 +135,6 @@ class _StepJob:
     prepared: Path | None = None  # a COPY's layer directory, copied before the key was known
 
 
-@dataclass(slots=True)
-class _Counter:
-    value: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def next(self) -> int:
-        with self.lock:
-            self.value += 1
-            return self.value
-
-
 class Scheduler:
     """One build: walks the plan's stages (dependencies first, in parallel where possible)."""
 
@@ -159,7 +148,7 @@ class Scheduler:
         settings: EngineSettings,
         machinery: Callable[[], Machinery],
         identity: str,
-        counter: _Counter | None = None,
+        counter: Counter | None = None,
         networks: NetworkProvider | None = None,
     ) -> None:
         self.store = store
@@ -169,7 +158,8 @@ class Scheduler:
         self.settings = settings
         self._make_machinery = machinery
         self.identity = identity  # names the build (context + Dockerfile) for miss explanations
-        self.counter = counter or _Counter()
+        self._misses = MissRecords(store.root / paths.BUILDINFO, identity)
+        self.counter = counter or Counter()
         self.networks = networks  # None: each RUN step starts its own private network
         self._results: dict[int, StageResult] = {}
         self._lock = threading.Lock()
@@ -430,7 +420,7 @@ class Scheduler:
                 name=name,
                 layers=layers,
                 key=key,
-                identity=self._step_identity(stage, position),
+                identity=self._misses.identity(stage.name or stage.index, position),
                 record=record,
                 prepared=prepared,
             )
@@ -460,14 +450,14 @@ class Scheduler:
             self.cache_records.append((job.key, tuple(r.digest for r in cached.roots)))
         self.sink.emit(VertexCached(vertex=job.vertex, name=job.name))
         self.sink.emit(VertexDone(vertex=job.vertex))
-        self._remember(job.identity, job.record)
+        self._misses.remember(job.identity, job.record)
         return layer, cached.created
 
     def _run_step(self, job: _StepJob) -> tuple[Layer, str]:
         """Execute a step the cache does not have and record its layer: (layer, created)."""
         step, n = job.step, job.vertex
         self.sink.emit(VertexStarted(vertex=n, name=job.name))
-        previous = None if self.settings.no_cache else self._recall(job.identity)
+        previous = None if self.settings.no_cache else self._misses.recall(job.identity)
         reason = "--no-cache" if self.settings.no_cache else explain_miss(previous, job.record)
         self.sink.emit(VertexExplain(vertex=n, reason=reason))
         try:
@@ -494,7 +484,7 @@ class Scheduler:
         )
         with self._lock:
             self.cache_records.append((job.key, (layer.descriptor.digest,)))
-        self._remember(job.identity, job.record)
+        self._misses.remember(job.identity, job.record)
         self.sink.emit(VertexDone(vertex=n))
         return layer, created
 
@@ -510,7 +500,7 @@ class Scheduler:
             return False
         if not self.settings.no_cache and (
             self.settings.cache_from is not None  # an imported cache may well have it
-            or self._record_path(self._step_identity(stage, position)).exists()
+            or self._misses.known(self._misses.identity(stage.name or stage.index, position))
         ):
             return False
         if not isinstance(step.source, FromContext):
@@ -759,36 +749,6 @@ class Scheduler:
                 user = resolve_user(rootfs, step.user)
                 uid, gid = user.uid, user.gid
             mkdir_in_root(rootfs, step.path, uid=uid, gid=gid)
-
-    # -- miss explanations -------------------------------------------------------------------
-
-    def _step_identity(self, stage: StagePlan, position: int) -> str:
-        data = canonical_json(
-            {"build": self.identity, "stage": stage.name or stage.index, "step": position}
-        )
-        return Digest.of_bytes(data).hex
-
-    def _record_path(self, identity: str) -> Path:
-        return self.store.root / paths.BUILDINFO / f"{identity}.json"
-
-    def _recall(self, identity: str) -> StepRecord | None:
-        try:
-            data = json.loads(self._record_path(identity).read_bytes())
-        except (OSError, ValueError):
-            return None
-        return StepRecord.from_json(data)
-
-    def _remember(self, identity: str, record: StepRecord) -> None:
-        path = self._record_path(identity)
-        data = canonical_json(record.to_json())
-        try:
-            if path.read_bytes() == data:
-                return  # a cache hit records what the last build of this step recorded
-        except OSError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
 
 
 def _out_of_space(err: RunStepError, step: RunStep, upper: Path) -> RunStepError:
