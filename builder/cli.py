@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Protocol, cast
 
-from builder import __version__
+from builder import __version__, debug
 from builder.errors import BuildError, Interrupted
 
 # command name -> module under builder.commands; order is the order of `pybuild --help`.
@@ -136,6 +136,9 @@ def _prepare(argv: Sequence[str] | None) -> tuple[CommandModule, argparse.Namesp
         if reconfigure is not None:
             reconfigure(errors="backslashreplace" if stream is sys.stderr else "surrogateescape")
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in ("-D", "--debug"):  # docker's global flag
+        os.environ[debug.ENV] = "1"
+        args_list = args_list[1:]
     if args_list and args_list[0] in ("-h", "--help"):
         print(_top_help())
         return 0

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Final
 
+from builder import debug
 from builder.digest import Digest, Hasher
 from builder.errors import DigestMismatchError, LayerError
 from builder.fs.root import (
@@ -339,6 +340,7 @@ class _Applier:
         os.fchmod(fd, hdr.mode & 0o7777)
         for key, value in hdr.xattrs:
             if not kept_xattr(key):
+                debug.log(f"layer entry {hdr.name!r}: extended attribute {key!r} dropped")
                 continue
             try:
                 os.setxattr(fd, key, value)

@@ -258,6 +258,19 @@ def test_only_allowlisted_xattrs_are_extracted(rootfs: Path) -> None:
     assert os.listxattr(rootfs / "d") == []
 
 
+def test_a_dropped_xattr_gets_a_debug_line(
+    rootfs: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entries = [LayerEntry(path="f", data=b"x", xattrs=(("trusted.evil", b"1"), ("user.k", b"v")))]
+    apply_layer(io.BytesIO(_layer(entries)), rootfs)
+    assert capsys.readouterr().err == ""  # off by default
+    monkeypatch.setenv("PYBUILD_DEBUG", "1")
+    apply_layer(io.BytesIO(_layer(entries)), rootfs)
+    assert capsys.readouterr().err == (
+        "DEBUG: layer entry 'f': extended attribute 'trusted.evil' dropped\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "kept"),
     [
