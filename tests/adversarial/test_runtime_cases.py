@@ -132,8 +132,9 @@ def test_case_28_failing_run_commits_nothing_and_keeps_earlier_cache(
 # copy of itself into the background and recurses; at the pids limit a fork fails, which ends
 # busybox sh with an error, and the kernel kills the rest with the container's init.
 FORK_BOMB = (
-    "RUN b() { if [ $1 -gt 0 ]; then b $(($1-1)) & b $(($1-1)); wait; else sleep 5; fi; }; b 9\n"
-)
+    "RUN b() { if [ $1 -gt 0 ]; then b $(($1-1)) & b $(($1-1)); wait; else sleep 5; fi; };"
+    " b 9 & for i in $(seq 100); do sleep 5 & done; wait\n"
+)  # the top shell forks past the limit too: its own failed fork ends the step
 
 
 def test_case_29_fork_bomb_stops_at_the_pids_limit(pb: Builder, sentinels: Sentinels) -> None:
