@@ -190,10 +190,9 @@ def test_run_kills_a_container_that_ignores_the_signal(pb: Builder) -> None:
     proc = _start(pb, "--stop-timeout", "1", "busybox", "sh", "-c", "echo ready; exec sleep 30")
     assert _first_line(proc) == "ready\n"
     time.sleep(0.3)  # let `exec sleep` start
-    started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     out, err = _finish(proc, timeout=20)
-    assert time.monotonic() - started < 10  # the stop timeout, not sleep 30
-    assert proc.returncode == 128 + signal.SIGKILL  # killed after the stop timeout
+    # killed after the stop timeout: `sleep 30` ending on its own would exit 0
+    assert proc.returncode == 128 + signal.SIGKILL
     assert (out, without_runtime_warning(err)) == ("", "")
     assert store_leftovers(pb.store_root) == []

@@ -16,6 +16,7 @@ import pytest
 
 from builder.digest import Digest
 from builder.errors import DigestMismatchError, ExecutionError
+from builder.oci.descriptor import Descriptor
 from builder.oci.layer_apply import apply_layer, list_entries
 from builder.oci.layer_write import LayerEntry
 from builder.oci.tarformat import EntryType
@@ -157,6 +158,10 @@ def test_ensure_is_idempotent_and_concurrent_callers_extract_once(store: Store) 
         inner: StoreLayer
 
         @property
+        def descriptor(self) -> Descriptor:
+            return self.inner.descriptor
+
+        @property
         def diff_id(self) -> Digest:
             return self.inner.diff_id
 
@@ -188,6 +193,10 @@ def test_ensure_rejects_wrong_diff_id_and_keeps_nothing(store: Store) -> None:
     @dataclass(frozen=True)
     class Lying:
         diff_id: Digest
+
+        @property
+        def descriptor(self) -> Descriptor:
+            return layer.descriptor
 
         def open_compressed(self) -> BinaryIO:
             return layer.open_compressed()
