@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from builder import timings
 from builder.api import BuildOptions, build, default_dockerfile
 from builder.buildargs import resolve_build_args
 from builder.commands._io import build_arg_words, memory_size
 from builder.engine.outputs import (
-    LayerCompression,
     parse_compression,
     parse_output,
     resolve_outputs,
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from builder.engine.secrets import SecretSpec
     from builder.engine.ssh import SshSpec
 
+_T = TypeVar("_T")
+
 HELP = "Build an image from a Dockerfile (like `docker build`)."
 
 
@@ -37,14 +39,16 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
-def _secret(text: str) -> SecretSpec:
-    # lazy: only builds given --secret (csv); a plain build's start-up skips it
-    from builder.engine.secrets import parse_secret_spec
+def _argument(parse: Callable[[str], _T]) -> Callable[[str], _T]:
+    """An argparse ``type=`` from a parser that raises BuildError: its message, one line."""
 
-    try:
-        return parse_secret_spec(text)
-    except BuildError as exc:
-        raise argparse.ArgumentTypeError(exc.message) from None
+    def convert(text: str) -> _T:
+        try:
+            return parse(text)
+        except BuildError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    return convert
 
 
 def _pids_limit(text: str) -> int:
@@ -58,39 +62,39 @@ def _pids_limit(text: str) -> int:
     return max(value, 0)
 
 
+@_argument
+def _secret(text: str) -> SecretSpec:
+    # lazy: only builds given --secret (csv); a plain build's start-up skips it
+    from builder.engine.secrets import parse_secret_spec
+
+    return parse_secret_spec(text)
+
+
+@_argument
 def _ssh(text: str) -> SshSpec:
     # lazy: only builds given --ssh (socket, subprocess, tempfile: ~5 ms of start-up)
     from builder.engine.ssh import parse_ssh_spec
 
-    try:
-        return parse_ssh_spec(text)
-    except BuildError as exc:
-        raise argparse.ArgumentTypeError(exc.message) from None
+    return parse_ssh_spec(text)
 
 
-def _cache_spec(text: str, *, export: bool) -> CacheSpec:
+@_argument
+def _cache_from(text: str) -> CacheSpec:
     # lazy: only builds given --cache-from/--cache-to load the cache code
     from builder.engine.remotecache import parse_cache_spec
 
-    try:
-        return parse_cache_spec(text, export=export)
-    except BuildError as exc:
-        raise argparse.ArgumentTypeError(exc.message) from None
+    return parse_cache_spec(text, export=False)
 
 
-def _compression(text: str) -> LayerCompression:
-    try:
-        return parse_compression(text)
-    except BuildError as exc:
-        raise argparse.ArgumentTypeError(exc.message) from None
-
-
-def _cache_from(text: str) -> CacheSpec:
-    return _cache_spec(text, export=False)
-
-
+@_argument
 def _cache_to(text: str) -> CacheSpec:
-    return _cache_spec(text, export=True)
+    # lazy: only builds given --cache-from/--cache-to load the cache code
+    from builder.engine.remotecache import parse_cache_spec
+
+    return parse_cache_spec(text, export=True)
+
+
+_compression = _argument(parse_compression)
 
 
 def _epoch(text: str) -> int:
