@@ -349,21 +349,32 @@ class Scheduler:
         if imported is None or record is None or chain is None:
             return None
         layer = imported.layer(record)
-        n = self.counter.next()
-        with self._lock:
-            self.cache_records.append((alias, tuple(r.digest for r in record.roots)))
-        self.sink.emit(VertexCached(vertex=n, name=name))
-        self.sink.emit(VertexDone(vertex=n))
+        self._report_hit(alias, record, self.counter.next(), name)
         return layer, Digest.parse(chain), record.created, True
 
     def _put_alias(self, alias: Digest, layer: Layer, chain: Digest, created: str) -> None:
-        roots = (layer.descriptor,)
-        metadata = (("diff_id", str(layer.diff_id)), ("chain", str(chain)))
+        self._put_record(alias, layer, created, chain=chain)
+
+    def _report_hit(self, key: Digest, record: CacheRecord, vertex: int, name: str) -> None:
+        """A cache hit: kept for the no-op record and --cache-to, shown as a cached vertex."""
+        with self._lock:
+            self.cache_records.append((key, tuple(r.digest for r in record.roots)))
+        self.sink.emit(VertexCached(vertex=vertex, name=name))
+        self.sink.emit(VertexDone(vertex=vertex))
+
+    def _put_record(
+        self, key: Digest, layer: Layer, created: str, *, chain: Digest | None = None
+    ) -> None:
+        """Store the cache record of ``key`` (``chain``: an alias's content-key chain) and keep
+        it for the no-op record and --cache-to."""
+        metadata: tuple[tuple[str, str], ...] = (("diff_id", str(layer.diff_id)),)
+        if chain is not None:
+            metadata += (("chain", str(chain)),)
         self.store.cache.put(
-            CacheRecord(key=alias, roots=roots, metadata=metadata, created=created)
+            CacheRecord(key=key, roots=(layer.descriptor,), metadata=metadata, created=created)
         )
         with self._lock:
-            self.cache_records.append((alias, (layer.descriptor.digest,)))
+            self.cache_records.append((key, (layer.descriptor.digest,)))
 
     def _content_step(
         self,
@@ -391,10 +402,11 @@ class Scheduler:
         after all, the copy is thrown away: one wasted write in a rare case, against a read
         of every file saved on every cold build.
         """
+        identity = self._misses.identity(stage.name or stage.index, position)
         with contextlib.ExitStack() as stack:
             prepared: Path | None = None
             held: FileSource | None = None  # the source the copy read, read again for the key
-            if self._copy_first(step, stage, position):
+            if self._copy_first(step, identity):
                 assert isinstance(step, CopyStep)
                 prepared = stack.enter_context(self.snapshotter.scratch_dir())
                 held = stack.enter_context(self._file_source(step.source))
@@ -420,7 +432,7 @@ class Scheduler:
                 name=name,
                 layers=layers,
                 key=key,
-                identity=self._misses.identity(stage.name or stage.index, position),
+                identity=identity,
                 record=record,
                 prepared=prepared,
             )
@@ -446,10 +458,7 @@ class Scheduler:
         if found is None:
             return None
         cached, layer = found
-        with self._lock:
-            self.cache_records.append((job.key, tuple(r.digest for r in cached.roots)))
-        self.sink.emit(VertexCached(vertex=job.vertex, name=job.name))
-        self.sink.emit(VertexDone(vertex=job.vertex))
+        self._report_hit(job.key, cached, job.vertex, job.name)
         self._misses.remember(job.identity, job.record)
         return layer, cached.created
 
@@ -474,23 +483,14 @@ class Scheduler:
             self.sink.emit(VertexDone(vertex=n, error="interrupted"))
             raise
         created = timestamp(self.settings.source_date_epoch)
-        self.store.cache.put(
-            CacheRecord(
-                key=job.key,
-                roots=(layer.descriptor,),
-                metadata=(("diff_id", str(layer.diff_id)),),
-                created=created,
-            )
-        )
-        with self._lock:
-            self.cache_records.append((job.key, (layer.descriptor.digest,)))
+        self._put_record(job.key, layer, created)
         self._misses.remember(job.identity, job.record)
         self.sink.emit(VertexDone(vertex=n))
         return layer, created
 
-    def _copy_first(self, step: Step, stage: StagePlan, position: int) -> bool:
-        """Whether ``step`` is a COPY whose files' content is not known, and that will likely
-        miss the cache (see ``_step``)."""
+    def _copy_first(self, step: Step, identity: str) -> bool:
+        """Whether ``step`` (``identity`` in its build) is a COPY whose files' content is not
+        known, and that will likely miss the cache (see ``_step``)."""
         # lazy: only COPY/ADD digest their sources
         from builder.engine.copy_digest import content_unknown
 
@@ -500,7 +500,7 @@ class Scheduler:
             return False
         if not self.settings.no_cache and (
             self.settings.cache_from is not None  # an imported cache may well have it
-            or self._misses.known(self._misses.identity(stage.name or stage.index, position))
+            or self._misses.known(identity)
         ):
             return False
         if not isinstance(step.source, FromContext):
