@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from enginekit import BUILD_TIMEOUT, MAKE_BUSYBOX, PYBUILD, REPO, require_environment
+from enginekit import BUILD_TIMEOUT, MAKE_BUSYBOX, PYBUILD, REPO, busybox_store, require_environment
 from regserver import FaultProxy, RegistryServer, ToolMissingError
 
 from builder.digest import Digest
@@ -57,15 +57,7 @@ def start_registry(work: Path) -> RegistryServer:
         pytest.fail(str(exc), pytrace=False)
     try:
         seed = work / "seed"
-        made = subprocess.run(
-            ["bash", str(MAKE_BUSYBOX), PYBUILD, "--root", str(seed)],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=BUILD_TIMEOUT,
-            check=False,
-        )
-        assert made.returncode == 0, made.stderr
+        busybox_store(seed)
         pybuild(seed, "tag", "busybox:latest", f"{server.host}/{BASE}")
         pybuild(seed, "push", f"{server.host}/{BASE}")
     except BaseException:

@@ -464,7 +464,7 @@ def store_leftovers(store_root: Path) -> list[str]:
 # tests/adversarial) shares them: each conftest imports them by name.
 
 
-def _busybox_store(root: Path) -> Path:
+def busybox_store(root: Path) -> Path:
     """``root`` made a store holding ``busybox:latest`` (scripts/make-busybox.sh)."""
     require_environment()
     proc = subprocess.run(
@@ -472,7 +472,7 @@ def _busybox_store(root: Path) -> Path:
         capture_output=True,
         text=True,
         cwd=REPO,
-        timeout=120,
+        timeout=300,
         check=False,
     )
     if proc.returncode != 0:
@@ -483,7 +483,7 @@ def _busybox_store(root: Path) -> Path:
 @pytest.fixture(scope="session")
 def store_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A store with ``busybox:latest`` (made offline by scripts/make-busybox.sh), per session."""
-    root = _busybox_store(tmp_path_factory.mktemp("store"))
+    root = busybox_store(tmp_path_factory.mktemp("store"))
     yield root
     # nothing a test did may leave a mount behind under the store
     leftovers = [line for line in mounts() if str(root) in line]
@@ -494,7 +494,7 @@ def store_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def busybox_seed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store holding only ``busybox:latest``: copy it (``copy_store``) for a test that needs
     empty stores (no build cache) with the very same base image."""
-    return _busybox_store(tmp_path_factory.mktemp("seed") / "store")
+    return busybox_store(tmp_path_factory.mktemp("seed") / "store")
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import pytest
 from builder.store import Store
 from builder.store.fsck import fsck
 from tests.conftest import REPO
+from tests.integration.enginekit import busybox_store
 from tests.integration.registry.regserver import RegistryServer
 
 pytestmark = pytest.mark.integration
@@ -31,20 +32,7 @@ def test_from_pulls_missing_base_and_push_roundtrips(
 ) -> None:
     host = registry.url.removeprefix("http://")
     seed, builder_root = tmp_path / "seed", tmp_path / "builder"
-    made = subprocess.run(
-        [
-            "bash",
-            str(REPO / "scripts/make-busybox.sh"),
-            f"{sys.executable} -m builder",
-            "--root",
-            str(seed),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
-    )
-    assert made.returncode == 0, made.stderr
+    busybox_store(seed)
     assert _pybuild(seed, "tag", "busybox:latest", f"{host}/base/busybox:1").returncode == 0
     pushed = _pybuild(seed, "push", f"{host}/base/busybox:1")
     assert pushed.returncode == 0, pushed.stderr
@@ -80,20 +68,7 @@ def test_pull_flag_refreshes_a_base_the_store_already_has(
     host = registry.url.removeprefix("http://")
     seed, builder_root = tmp_path / "seed", tmp_path / "builder"
     for root in (seed, builder_root):
-        made = subprocess.run(
-            [
-                "bash",
-                str(REPO / "scripts/make-busybox.sh"),
-                f"{sys.executable} -m builder",
-                "--root",
-                str(root),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=REPO,
-        )
-        assert made.returncode == 0, made.stderr
+        busybox_store(root)
     base = f"{host}/base/refresh:1"
     # the builder's store has the old base under the registry name
     assert _pybuild(builder_root, "tag", "busybox:latest", base).returncode == 0

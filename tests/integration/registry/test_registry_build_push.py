@@ -4,14 +4,12 @@ one ``--metadata-file`` names, and a fresh store pulls it back."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from builder.store import Store
-from tests.conftest import REPO
+from tests.integration.enginekit import busybox_store
 from tests.integration.registry.regserver import RegistryServer
 from tests.integration.registry.test_registry_build import _pybuild
 
@@ -20,22 +18,7 @@ pytestmark = pytest.mark.integration
 
 def test_push_and_registry_output_pull_back(registry: RegistryServer, tmp_path: Path) -> None:
     host = registry.url.removeprefix("http://")
-    root = tmp_path / "builder"
-    made = subprocess.run(
-        [
-            "bash",
-            str(REPO / "scripts/make-busybox.sh"),
-            f"{sys.executable} -m builder",
-            "--root",
-            str(root),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
-        timeout=300,
-    )
-    assert made.returncode == 0, made.stderr
+    root = busybox_store(tmp_path / "builder")
     context = tmp_path / "ctx"
     context.mkdir()
     (context / "Dockerfile").write_text("FROM busybox\nRUN echo pushed > /p\n")
