@@ -24,8 +24,8 @@ from enginekit import Builder, L
 from gitkit import (
     FileServer,
     GitDaemon,
+    add_submodule,
     file_server,
-    git,
     git_daemon,
     make_repo,
     publish,
@@ -240,11 +240,7 @@ def test_case_09_dangerous_submodules_are_refused(
     target = make_repo(tmp_path / "target", {"passwd": "host file\n"})
     url = {"ext": "ext::sh -c touch% /tmp/pwn", "file": "file:///etc"}[transport]
     work = make_repo(tmp_path / "evil", {"Dockerfile": GOOD, **GOOD_FILES})
-    (work / ".gitmodules").write_text(f'[submodule "x"]\n\tpath = x\n\turl = {url}\n')
-    sub = git("rev-parse", "HEAD", cwd=target)
-    git("add", ".gitmodules", cwd=work)
-    git("update-index", "--add", "--cacheinfo", f"160000,{sub},x", cwd=work)
-    git("commit", "-q", "-m", "submodule", cwd=work)
+    add_submodule(work, target, url)
     name = f"evil-{transport}-{uuid.uuid4().hex[:8]}.git"
     publish(work, base, name)
     line = assert_clean_error(pb.build_context(f"{daemon.url}/{name}", check=False))

@@ -80,6 +80,16 @@ def commit(work: Path, message: str) -> str:
     return git("rev-parse", "HEAD", cwd=work)
 
 
+def add_submodule(work: Path, target: Path, url: str, *, path: str = "x") -> None:
+    """Commit a submodule at ``path`` pointing at ``target``'s HEAD with ``url`` written as
+    is into .gitmodules (a hostile URL the clone must refuse)."""
+    (work / ".gitmodules").write_text(f'[submodule "{path}"]\n\tpath = {path}\n\turl = {url}\n')
+    head = git("rev-parse", "HEAD", cwd=target)
+    git("add", ".gitmodules", cwd=work)
+    git("update-index", "--add", "--cacheinfo", f"160000,{head},{path}", cwd=work)
+    git("commit", "-q", "-m", "submodule", cwd=work)
+
+
 def publish(work: Path, base: Path, name: str) -> Path:
     """Push every ref of ``work`` into a bare repository ``base/name`` (created if needed)."""
     bare = base / name

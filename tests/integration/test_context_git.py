@@ -15,6 +15,7 @@ from enginekit import Builder, Built
 from gitkit import (
     GitDaemon,
     SmartHTTP,
+    add_submodule,
     commit,
     git,
     git_daemon,
@@ -316,11 +317,7 @@ def test_dangerous_submodule_transports_are_refused(
         "file": f"file://{target}",
     }[transport]
     work = make_repo(tmp_path / f"evil-{transport}", {"Dockerfile": ROOT_DOCKERFILE})
-    (work / ".gitmodules").write_text(f'[submodule "x"]\n\tpath = x\n\turl = {url}\n')
-    sub = git("rev-parse", "HEAD", cwd=target)
-    git("add", ".gitmodules", cwd=work)
-    git("update-index", "--add", "--cacheinfo", f"160000,{sub},x", cwd=work)
-    git("commit", "-q", "-m", "submodule", cwd=work)
+    add_submodule(work, target, url)
     name = f"evil-{transport}-{uuid.uuid4().hex[:8]}.git"
     publish(work, repos.base, name)
     line = pb.build_context(f"{daemon.url}/{name}", check=False).error_line()
