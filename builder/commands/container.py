@@ -8,7 +8,6 @@ container's process exits, ``start`` runs ``health ID`` for a container with a H
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from builder.commands import ps
@@ -16,6 +15,7 @@ from builder.commands._containers import open_containers
 from builder.commands._io import add_root_argument
 from builder.containers.health import monitor
 from builder.containers.state import Status
+from builder.store.fsutil import tree_size
 from builder.units import human_size
 
 HELP = "Manage containers: prune (remove all stopped containers), ls."
@@ -35,17 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         hidden = sub.add_parser(name)
         hidden.add_argument("container")
         add_root_argument(hidden)
-
-
-def _size(path: object) -> int:
-    total = 0
-    for directory, _, files in os.walk(str(path)):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(directory, name)).st_size
-            except OSError:
-                continue
-    return total
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                 c = containers.refresh(c)
                 if c.state.status in (Status.RUNNING, Status.RESTARTING):
                     continue
-                reclaimed += _size(c.directory / "upper")
+                reclaimed += tree_size(c.directory / "upper")
                 containers.remove(c)
                 removed.append(c.config.id)
             if removed:

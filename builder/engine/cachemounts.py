@@ -23,12 +23,12 @@ import fcntl
 import hashlib
 import os
 import shutil
-import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from builder.store.fsutil import tree_size
 from builder.syntax import ir
 
 __all__ = ["PruneReport", "cache_name", "prune", "use"]
@@ -120,19 +120,6 @@ class PruneReport:
     reclaimed_bytes: int
 
 
-def _size(path: Path) -> int:
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in (*dirnames, *filenames):
-            st = os.lstat(os.path.join(dirpath, name))
-            if stat.S_ISDIR(st.st_mode) or (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            total += st.st_size
-    return total
-
-
 def prune(base: Path) -> PruneReport:
     """Remove every cache directory under ``base`` that no build holds (never waits)."""
     if not base.is_dir():
@@ -157,7 +144,7 @@ def prune(base: Path) -> PruneReport:
                 removed.append(entry)
             for path in (base / entry, base / (entry + _TMP)):
                 if path.is_dir() and not path.is_symlink():
-                    reclaimed += _size(path)
+                    reclaimed += tree_size(path)
                     shutil.rmtree(path)
                 elif os.path.lexists(path):
                     path.unlink()

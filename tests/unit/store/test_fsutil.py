@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from builder.errors import StoreError
-from builder.store.fsutil import atomic_write, is_full, no_space_during
+from builder.store.fsutil import atomic_write, is_full, no_space_during, tree_size
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
@@ -44,3 +44,13 @@ def test_atomic_write_that_fails_keeps_the_old_file_and_no_temp(
 
 def test_a_roomy_filesystem_is_not_full(tmp_path: Path) -> None:
     assert not is_full(tmp_path)
+
+
+def test_tree_size_counts_files_and_links_once_per_inode(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a").write_bytes(b"x" * 100)
+    os.link(tmp_path / "d" / "a", tmp_path / "hard")  # the same inode: counted once
+    (tmp_path / "b").write_bytes(b"y" * 7)
+    os.symlink("d/a", tmp_path / "link")  # the link itself: its target's length
+    assert tree_size(tmp_path) == 100 + 7 + len("d/a")
+    assert tree_size(tmp_path / "missing") == 0
