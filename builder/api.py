@@ -613,7 +613,6 @@ def _build(
             for warning in build_plan.warnings:
                 sink.emit(Warning_(message=warning.message))
             identity = f"{context.root}\0{dockerfile_path or name}"
-            importer = None
             if options.cache_from:
                 # lazy: only builds given --cache-from or --cache-to load it
                 from builder.engine import remotecache
