@@ -273,15 +273,7 @@ def _from_layout(store: Store, value: str, platform: Platform) -> ImageValue:
     plain = Descriptor(media_type=desc.media_type, digest=desc.digest, size=desc.size)
     if is_index(plain.media_type):
         child_index = Index.from_bytes(_blob(store, root, plain), what=f"index {plain.digest}")
-        child = next(
-            (
-                d
-                for d in child_index.manifests
-                if is_manifest(d.media_type)
-                and (d.platform is None or platform.matches(d.platform))
-            ),
-            None,
-        )
+        child = child_index.for_platform(platform)
         if child is None:
             raise ContextError(f"{path}: index {plain.digest} has no manifest for {platform}")
         plain = Descriptor(media_type=child.media_type, digest=child.digest, size=child.size)

@@ -22,7 +22,7 @@ from builder.oci._json import (
     load_object,
     put_extra,
 )
-from builder.oci.descriptor import Descriptor
+from builder.oci.descriptor import Descriptor, Platform
 from builder.oci.mediatype import MediaType, is_index, is_manifest
 
 MAX_MANIFEST_BYTES = MAX_JSON_BYTES
@@ -141,6 +141,20 @@ class Index:
             artifact_type=get_str(d, "artifactType", what),
             extra=extra_of(d, cls._KNOWN),
         )
+
+    def for_platform(self, want: Platform) -> Descriptor | None:
+        """The image manifest for ``want``, as a pull picks it: of the entries that match,
+        one whose variant is the same, else one with a platform, else one without."""
+        candidates = [
+            d
+            for d in self.manifests
+            if is_manifest(d.media_type) and (d.platform is None or want.matches(d.platform))
+        ]
+        exact = [
+            d for d in candidates if d.platform is not None and d.platform.variant == want.variant
+        ]
+        chosen = exact or [d for d in candidates if d.platform is not None] or candidates
+        return chosen[0] if chosen else None
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {

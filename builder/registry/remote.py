@@ -152,19 +152,13 @@ def _fetch_manifest(
 
 
 def _pick_child(index: Index, want: Platform, label: str) -> Descriptor:
-    candidates = [
-        d
-        for d in index.manifests
-        if is_manifest(d.media_type) and (d.platform is None or want.matches(d.platform))
-    ]
-    exact = [d for d in candidates if d.platform is not None and d.platform.variant == want.variant]
-    chosen = exact or [d for d in candidates if d.platform is not None] or candidates
-    if not chosen:
+    chosen = index.for_platform(want)
+    if chosen is None:
         raise ManifestNotFoundError(
             f"{label}: no matching manifest for {want} in the manifest list entries",
             reference=label,
         )
-    return chosen[0]
+    return chosen
 
 
 def _select(

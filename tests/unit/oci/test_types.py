@@ -235,3 +235,23 @@ def test_descriptor_rejects_negative_size() -> None:
 
 def test_history_defaults_serialise_empty() -> None:
     assert History().to_json() == {}
+
+
+def test_index_for_platform_prefers_the_same_variant_then_a_platformed_entry() -> None:
+    def entry(n: int, platform: Platform | None) -> Descriptor:
+        return Descriptor(
+            media_type=MediaType.OCI_MANIFEST,
+            digest=Digest.of_bytes(bytes([n])),
+            size=n,
+            platform=platform,
+        )
+
+    bare = entry(1, None)
+    v7 = entry(2, Platform(os="linux", architecture="arm", variant="v7"))
+    v6 = entry(3, Platform(os="linux", architecture="arm", variant="v6"))
+    amd = entry(4, Platform(os="linux", architecture="amd64"))
+    index = Index(manifests=(bare, v6, v7, amd))
+    assert index.for_platform(Platform(os="linux", architecture="arm", variant="v7")) == v7
+    assert index.for_platform(Platform(os="linux", architecture="amd64")) == amd
+    assert Index(manifests=(bare,)).for_platform(Platform(os="linux", architecture="s390x")) == bare
+    assert Index(manifests=(amd,)).for_platform(Platform(os="linux", architecture="s390x")) is None
