@@ -18,7 +18,7 @@ import contextvars
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,6 +135,10 @@ class _StepJob:
     prepared: Path | None = None  # a COPY's layer directory, copied before the key was known
 
 
+class _StageCancelled(Exception):
+    """Set on the stages still running when the build stops (one failed, or Ctrl-C)."""
+
+
 class Scheduler:
     """One build: walks the plan's stages (dependencies first, in parallel where possible)."""
 
@@ -161,7 +165,8 @@ class Scheduler:
         self._misses = MissRecords(store.root / paths.BUILDINFO, identity)
         self.counter = counter or Counter()
         self.networks = networks  # None: each RUN step starts its own private network
-        self._results: dict[int, StageResult] = {}
+        self._results: dict[int, StageResult] = {}  # the stages built, for step_results
+        self._stages: dict[int, Future[StageResult]] = {}  # every stage of the running plan
         self._lock = threading.Lock()
         self._machinery: Machinery | None = None
         # ADD URLs: each is downloaded once per build, into the store, for key and copy alike
@@ -193,31 +198,54 @@ class Scheduler:
     # -- stages ------------------------------------------------------------------------------
 
     def run(self, plan: BuildPlan) -> StageResult:
-        futures: dict[int, Future[StageResult]] = {}
-        deps = dict(plan.dependencies)
+        """Run the plan's stages in threads. A stage starts at once and waits for another
+        stage only where a step reads it (its base, ``COPY --from``, ``RUN --mount=from``), as
+        BuildKit's solver does: the steps before a ``COPY --from`` run while the source stage
+        builds. Stages are submitted dependencies first and references only point back, so
+        the earliest unfinished stage always holds a worker: no wait can deadlock."""
+        self._stages = {stage.index: Future[StageResult]() for stage in plan.stages}
         workers = max(1, min(4, len(plan.stages)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stage") as pool:
-            for stage in plan.stages:
-                wait_for = tuple(futures[d] for d in deps.get(stage.index, ()) if d in futures)
+            submitted = [
                 # each stage thread reports into the build's timings (builder.timings)
-                run = contextvars.copy_context().run
-                futures[stage.index] = pool.submit(run, self._run_stage, plan, stage, wait_for)
+                pool.submit(contextvars.copy_context().run, self._stage_thread, plan, stage)
+                for stage in plan.stages
+            ]
             try:
-                return futures[plan.target_index].result()
+                target = self._stage_result(plan.target_index)
+                for future in self._stages.values():  # a stage nothing waited for failed?
+                    future.result()
+                return target
             except BaseException:
-                for f in futures.values():
+                for f in submitted:
                     f.cancel()
+                for waiting in self._stages.values():  # a stage waiting for another stops too
+                    with contextlib.suppress(InvalidStateError):
+                        waiting.set_exception(_StageCancelled())
                 with self._lock:
                     machinery = self._machinery
                 if machinery is not None:  # stop running steps now, not when they finish
                     machinery.runtime.kill_all()
                 raise
 
-    def _run_stage(
-        self, plan: BuildPlan, stage: StagePlan, wait_for: tuple[Future[StageResult], ...]
-    ) -> StageResult:
-        for f in wait_for:
-            f.result()
+    def _stage_thread(self, plan: BuildPlan, stage: StagePlan) -> None:
+        future = self._stages[stage.index]
+        try:
+            result = self._run_stage(plan, stage)
+        except BaseException as exc:
+            with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
+                future.set_exception(exc)
+            return
+        with self._lock:
+            self._results[stage.index] = result
+        with contextlib.suppress(InvalidStateError):
+            future.set_result(result)
+
+    def _stage_result(self, index: int) -> StageResult:
+        """The result of stage ``index``, once it is built (raises what stopped it)."""
+        return self._stages[index].result()
+
+    def _run_stage(self, plan: BuildPlan, stage: StagePlan) -> StageResult:
         layers, key, history = self._base(stage)
         base_layers = layers
         layer_steps = [s for s in stage.steps if not isinstance(s, ConfigStep)]
@@ -259,7 +287,7 @@ class Scheduler:
             if step.history is not None:
                 entries.append(replace(step.history, created=fixed or created))
         config = replace(stage.config, diff_ids=tuple(diff_ids), history=tuple(entries))
-        result = StageResult(
+        return StageResult(
             layers=layers,
             config=config,
             key=key,
@@ -267,9 +295,6 @@ class Scheduler:
             base_layers=len(base_layers),
             base_history=len(history),
         )
-        with self._lock:
-            self._results[stage.index] = result
-        return result
 
     def _base(self, stage: StagePlan) -> tuple[tuple[Layer, ...], Digest, tuple[History, ...]]:
         base = stage.base
@@ -279,7 +304,7 @@ class Scheduler:
                 key = cache_key({"base": "image", "digest": str(image.digest)}, None, ())
                 return image.layers, key, image.config.history
             case StageBase():
-                dep = self._results[base.index]
+                dep = self._stage_result(base.index)
                 return dep.layers, dep.key, dep.config.history
             case ScratchBase():
                 return (), cache_key({"base": "scratch"}, None, ()), ()
@@ -339,7 +364,7 @@ class Scheduler:
             return None
         if not all(isinstance(src, PathSource) for src in step.sources):
             return None
-        source = self._results[step.source.index].key
+        source = self._stage_result(step.source.index).key
         return cache_key({"by-source-key": step_cache_payload(step)}, parent, (source,))
 
     def _alias_hit(self, alias: Digest, name: str) -> tuple[Layer, Digest, str, bool] | None:
@@ -596,7 +621,7 @@ class Scheduler:
             case FromContext():
                 yield self.context
             case FromStage():
-                result = self._results[source.index]
+                result = self._stage_result(source.index)
                 with self._rootfs(result.layers) as root:
                     yield DirectorySource(root=root)
             case FromImage():
@@ -772,7 +797,7 @@ class _CacheBases:
     def key(self, source: Source) -> str:
         match source:
             case FromStage():
-                return f"stage {self._scheduler._results[source.index].key}"
+                return f"stage {self._scheduler._stage_result(source.index).key}"
             case FromImage():
                 return f"image {source.image.digest}"
             case FromContext():

@@ -94,6 +94,39 @@ def test_stages_by_index_and_parallel_branches(pb: Builder) -> None:
     assert any("[stage-2 4/4] RUN cat /merged/zero /merged/one > /merged/both" in n for n in names)
 
 
+def test_steps_before_a_copy_from_run_while_the_source_stage_builds(pb: Builder) -> None:
+    # A handshake through a shared cache mount: stage "a" finishes only once stage "b" has run
+    # its first RUN, which comes before b's COPY --from=a. A scheduler that starts b after a
+    # (BuildKit does not) makes a give up after 60 s and fail the build.
+    cache = "--mount=type=cache,target=/c,id=handshake,sharing=shared"
+    dockerfile = (
+        "FROM busybox AS a\n"
+        f"RUN {cache} i=0; while [ ! -f /c/b-ran ]; do"
+        " i=$((i+1)); [ $i -gt 600 ] && exit 9; sleep 0.1; done; echo a > /a\n"
+        "FROM busybox AS b\n"
+        f"RUN {cache} echo b > /c/b-ran\n"
+        "COPY --from=a /a /a\n"
+    )
+    built = pb.build(dockerfile, args=["--no-cache"])
+    assert built.files["/a"].text == "a\n"
+
+
+def test_a_failing_source_stage_fails_the_stage_copying_from_it(pb: Builder) -> None:
+    dockerfile = (
+        "FROM busybox AS broken\n"
+        "RUN exit 5\n"
+        "FROM busybox\n"
+        "RUN echo before > /before\n"
+        "COPY --from=broken /x /x\n"
+        "RUN echo after must never run\n"
+    )
+    built = pb.build(dockerfile, check=False)
+    assert built.returncode == 1
+    assert "exit code: 5" in built.stderr
+    assert "after must never run" not in built.stderr
+    assert not pb.tagged(built.tag)
+
+
 def test_copy_from_a_later_stage_is_an_error(pb: Builder) -> None:
     dockerfile = "FROM busybox AS a\nCOPY --from=b /x /x\nFROM busybox AS b\n"
     # as in BuildKit, only a stage that is built is checked: the default target (b) builds
