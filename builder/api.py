@@ -203,10 +203,16 @@ def _noop_request(
 
 
 def open_machinery(
-    store: Store, *, runtime: str = "runc", terminal: bool = False, interactive: bool = False
+    store: Store,
+    *,
+    runtime: str = "runc",
+    terminal: bool = False,
+    interactive: bool = False,
+    deferred_deletes: bool = False,
 ) -> Machinery:
     """The snapshotter (overlayfs layer directories) and the OCI runtime (``runtime``: runc or
     crun; ``terminal``: runc on a pseudo-terminal, ``interactive`` with stdin) for ``store``.
+    ``deferred_deletes``: a build's (see ``Runc``); the scheduler settles them at its end.
     Raises ``EnvironmentUnavailableError`` when they cannot work here (no root, the runtime's
     binary missing)."""
     # lazy: the runtime and snapshotter load once the first step runs
@@ -221,11 +227,15 @@ def open_machinery(
         case "runc" if terminal:
             oci = TerminalRunc(root=runtime_state_dir(store.root, runtime), interactive=interactive)
         case "runc":
-            oci = Runc(root=runtime_state_dir(store.root, runtime))
+            oci = Runc(
+                root=runtime_state_dir(store.root, runtime), deferred_deletes=deferred_deletes
+            )
         case "crun" if terminal:
             raise BuildError("a terminal (-t) needs --runtime runc")
         case "crun":
-            oci = Crun(root=runtime_state_dir(store.root, runtime))
+            oci = Crun(
+                root=runtime_state_dir(store.root, runtime), deferred_deletes=deferred_deletes
+            )
         case _:
             raise BuildError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
     # a missing binary or no root: a clear EnvironmentUnavailableError
@@ -634,7 +644,9 @@ def _build(
                     ssh=ssh if options.ssh else None,
                     cache_from=importer,
                 ),
-                machinery=lambda: open_machinery(store, runtime=options.runtime),
+                machinery=lambda: open_machinery(
+                    store, runtime=options.runtime, deferred_deletes=True
+                ),
                 identity=identity,
                 counter=vertices.counter,
                 networks=networks,

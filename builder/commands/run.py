@@ -162,6 +162,9 @@ class _ForwardingRuntime:
     def forward_signal(self, signum: int) -> None:
         self.runtime.forward_signal(signum)
 
+    def settle(self) -> None:
+        self.runtime.settle()
+
 
 def run(args: argparse.Namespace) -> int:
     if wants_container(args):

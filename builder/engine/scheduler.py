@@ -198,6 +198,23 @@ class Scheduler:
     # -- stages ------------------------------------------------------------------------------
 
     def run(self, plan: BuildPlan) -> StageResult:
+        """Build ``plan``'s target stage; the runtime's background work is over on return."""
+        try:
+            result = self._run_stages(plan)
+        except BaseException:
+            with contextlib.suppress(ExecutionError):  # never hide the original exception
+                self._settle()
+            raise
+        self._settle()
+        return result
+
+    def _settle(self) -> None:
+        with self._lock:
+            machinery = self._machinery
+        if machinery is not None:
+            machinery.runtime.settle()
+
+    def _run_stages(self, plan: BuildPlan) -> StageResult:
         """Run the plan's stages in threads. A stage starts at once and waits for another
         stage only where a step reads it (its base, ``COPY --from``, ``RUN --mount=from``), as
         BuildKit's solver does: the steps before a ``COPY --from`` run while the source stage

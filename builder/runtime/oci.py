@@ -99,6 +99,11 @@ class Runtime(Protocol):
         """Send ``signum`` to the container being run (``pybuild run``'s signal proxy)."""
         ...
 
+    def settle(self) -> None:
+        """Wait for the deletes still running in the background (``deferred_deletes``);
+        raise ``ExecutionError`` if one failed."""
+        ...
+
 
 # --------------------------------------------------------------------------- cgroups
 
@@ -319,9 +324,20 @@ class Runc:
     supports_keep = True  # `run --keep` leaves the cgroup so an OOM kill can be read
 
     def __init__(
-        self, binary: str | None = None, *, root: Path | None = None, no_pivot: bool = False
+        self,
+        binary: str | None = None,
+        *,
+        root: Path | None = None,
+        no_pivot: bool = False,
+        deferred_deletes: bool = False,
     ) -> None:
         self._live: dict[str, subprocess.Popen[bytes]] = {}
+        # A build's steps do not wait for ``runc delete`` of a container that exited (one Go
+        # process, about 10 ms a RUN step): it runs beside the next step, and ``settle`` (the
+        # end of the build) waits for it. The stopped container holds nothing the step needs:
+        # its processes are gone, its rootfs is pybuild's own mount, its counters were read.
+        self.deferred_deletes = deferred_deletes
+        self._deleting: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._live_lock = threading.Lock()
         self._pending_signals: list[int] = []  # see forward_signal
         self.binary = binary or self.name
@@ -435,7 +451,9 @@ class Runc:
                 self._live.pop(container_id, None)
             self._pending_signals.clear()
         proc.stdout.close()
-        if keep or (self.root / container_id).exists():  # runc died before deleting it
+        if keep and self.deferred_deletes:
+            self._delete_later(exe, container_id)
+        elif keep or (self.root / container_id).exists():  # runc died before deleting it
             with phase(f"{self.name} delete"):
                 self._delete(exe, container_id, proc)
         error = read_runc_log(log) if code != 0 else ""
@@ -496,8 +514,40 @@ class Runc:
             message = done.stderr.decode(errors="replace").strip()
             raise ExecutionError(f"{self.binary} delete {container_id} failed: {message}")
 
+    def _delete_later(self, exe: str, container_id: str) -> None:
+        try:
+            deleting = subprocess.Popen(
+                [*self._base(exe), "delete", "--force", container_id],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise ExecutionError(f"{self.binary} delete {container_id} failed: {exc}") from None
+        with self._live_lock:
+            self._deleting.append((container_id, deleting))
+
+    def settle(self) -> None:
+        with self._live_lock:
+            deleting, self._deleting = self._deleting, []
+        failed = ""
+        for container_id, proc in deleting:
+            try:
+                _, err = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+            if proc.returncode != 0 and (self.root / container_id).exists() and not failed:
+                message = err.decode(errors="replace").strip()
+                failed = f"{self.binary} delete {container_id} failed: {message}"
+        if failed:
+            raise ExecutionError(failed)
+
     def list_containers(self) -> tuple[str, ...]:
-        """Ids of the containers in this runtime root (for reapers and tests)."""
+        """Ids of the containers in this runtime root (for reapers and tests), once the
+        deletes still running have ended."""
+        self.settle()
         if not self.root.is_dir():
             return ()
         done = self._call(self.executable(), "list", "--format", "json")

@@ -118,6 +118,7 @@ class FakeRuntime:
 
     ran: list[tuple[str, ...]] = field(default_factory=list)
     killed: int = 0
+    settled: int = 0
     signals: list[int] = field(default_factory=list)
 
     def run(self, bundle: Path, spec: dict[str, Any], *, on_output: OutputCallback) -> ExitStatus:
@@ -148,6 +149,9 @@ class FakeRuntime:
 
     def forward_signal(self, signum: int) -> None:
         self.signals.append(signum)
+
+    def settle(self) -> None:
+        self.settled += 1
 
 
 class NoImages:
@@ -263,6 +267,7 @@ def test_first_build_executes_every_layer_step_in_order(rig: Rig) -> None:
     ]
     assert [s.diff_id for s in steps] == [layer.diff_id for layer in result.layers]
     assert [s.layer for s in steps] == [layer.descriptor.digest for layer in result.layers]
+    assert rig.runtime.settled == 1  # the runtime's background deletes are over
 
 
 def test_second_build_is_all_cache_hits_and_never_sets_up_machinery(rig: Rig) -> None:
@@ -315,6 +320,7 @@ def test_failing_run_raises_with_its_dockerfile_line(rig: Rig) -> None:
     assert str(err).startswith("Dockerfile:3:1: process ")
     assert rig.runtime.ran == [("/bin/sh", "-c", "echo about to fail; exit 3")]
     assert rig.runtime.killed == 1  # a failed step stops whatever else is running
+    assert rig.runtime.settled == 1
 
 
 def test_failure_event_carries_the_message(rig: Rig) -> None:

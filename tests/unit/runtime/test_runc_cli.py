@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from builder.errors import EnvironmentUnavailableError
+from builder.errors import EnvironmentUnavailableError, ExecutionError
 from builder.runtime import oci
 from builder.runtime.oci import (
     CgroupLayout,
@@ -203,6 +203,37 @@ def test_memory_limit_is_reported(fake_runc: Runc, tmp_path: Path) -> None:
     assert run_call[run_call.index("run") :] == ["run", "--keep", "--bundle", str(bundle), cid]
     assert delete_call[-3:] == ["delete", "--force", cid]
     assert fake_runc.list_containers() == ()
+
+
+def test_deferred_delete_runs_beside_the_caller_and_settle_waits_for_it(
+    fake_runc: Runc, tmp_path: Path
+) -> None:
+    deferred = Runc(fake_runc.binary, root=fake_runc.root, deferred_deletes=True)
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    spec = {"process": {"args": ["true"]}, "linux": {"resources": {"pids": {"limit": 64}}}}
+    for _ in range(2):
+        assert deferred.run(bundle, spec, on_output=lambda _b: None).code == 0
+    deferred.settle()
+    cids = [c[-1] for c in calls(deferred) if "run" in c]
+    assert len(set(cids)) == 2
+    assert sorted(c[-1] for c in calls(deferred) if "delete" in c) == sorted(cids)
+    assert not any((deferred.root / cid).exists() for cid in cids)
+    assert deferred.list_containers() == ()
+    deferred.settle()  # nothing left: a no-op
+
+
+def test_a_failed_deferred_delete_is_raised_by_settle(fake_runc: Runc, tmp_path: Path) -> None:
+    deferred = Runc(fake_runc.binary, root=fake_runc.root, deferred_deletes=True)
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    spec = {"process": {"args": ["true"]}, "linux": {"resources": {"pids": {"limit": 64}}}}
+    deferred.run(bundle, spec, on_output=lambda _b: None)
+    deferred.settle()
+    (deferred.root / "pybuild-stuck").mkdir()  # no pid file: the fake's delete fails
+    deferred._delete_later(deferred.executable(), "pybuild-stuck")
+    with pytest.raises(ExecutionError, match="delete pybuild-stuck"):
+        deferred.settle()
 
 
 def test_missing_binary_and_non_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
