@@ -23,7 +23,10 @@ What a record pins (any difference sends the build the ordinary way, which rewri
   are not trusted (a second change within the timestamp granularity could keep the same stat),
   and then no record is written. The window is ``RACY_NS`` (2 s) on a filesystem with whole-second
   timestamps and ``RACY_FINE_NS`` where the context root's ctime has a sub-second part (ext4,
-  xfs, btrfs, tmpfs: the kernel's timestamp tick is at most 10 ms). The scan is taken *before*
+  xfs, btrfs, tmpfs). There a file's timestamp is the kernel's coarse clock, at most one tick
+  (10 ms at HZ=100) behind the clock the scan reads: a second change can keep a first change's
+  stat only when both fall in one tick, so a change more than two ticks before the scan is
+  settled. The window is three ticks (30 ms). The scan is taken *before*
   the build reads the context, so a change made while the build runs makes the next check fail
   rather than be missed;
 - each base image name and the manifest digest ``index.json`` gives it;
@@ -79,7 +82,7 @@ if TYPE_CHECKING:
 
 FORMAT: Final = 1
 RACY_NS: Final = 2_000_000_000
-RACY_FINE_NS: Final = 100_000_000
+RACY_FINE_NS: Final = 30_000_000
 IGNORE_FILE: Final = ".dockerignore"
 MAX_RECORD_BYTES: Final = 4 << 20
 _HEX: Final = frozenset("0123456789abcdef")
