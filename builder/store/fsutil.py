@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,9 @@ from typing import BinaryIO, Final
 from builder.errors import StoreError
 
 NO_SPACE: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
+FS_IOC_GETFLAGS: Final = 0x80086601  # <linux/fs.h>, the inode flags chattr/lsattr show
+FS_IOC_SETFLAGS: Final = 0x40086602
+FS_TOPDIR_FL: Final = 0x00020000  # chattr +T: "top of directory hierarchies" (ext2/3/4)
 FULL_BELOW: Final = 1 << 20  # a filesystem with less free space than this is full
 
 
@@ -36,6 +41,36 @@ def is_full(path: Path) -> bool:
     except OSError:
         return False
     return st.f_bavail * st.f_frsize < FULL_BELOW or (st.f_files > 0 and st.f_favail == 0)
+
+
+def spread_new_directories(path: Path) -> bool:
+    """Mark ``path`` a top directory (``chattr +T``) so that ext4 places each directory made in
+    it by the Orlov allocator, in a block group with many free inodes, as it does for
+    directories in the filesystem root; False where the filesystem has no such flag.
+
+    Why: a layer directory replaces one deleted shortly before (a prune, a rebuild), and
+    without the flag it lands in its parent's block group, among the inodes just freed. On an
+    ext4 without a journal every new file then has to step over each inode deleted in the last
+    minutes (``recently_deleted``, which reads its inode table block): measured here, creating
+    the 10,000 files of a 100 MB COPY right after a prune took 4.3-8.2 s of system time
+    against 2.5 s with the flag. With a journal the flag only spreads directories out.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        flags = bytearray(4)
+        fcntl.ioctl(fd, FS_IOC_GETFLAGS, flags)
+        value = int.from_bytes(flags, sys.byteorder)
+        if not value & FS_TOPDIR_FL:
+            new = (value | FS_TOPDIR_FL).to_bytes(4, sys.byteorder)
+            fcntl.ioctl(fd, FS_IOC_SETFLAGS, bytearray(new))
+    except OSError:  # ENOTTY, EOPNOTSUPP, EINVAL: a filesystem without inode flags
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def fsync_dir(path: Path) -> None:

@@ -41,7 +41,7 @@ from builder.reference import Reference, is_digest, parse
 from builder.store import paths
 from builder.store.cache import CacheIndex
 from builder.store.cas import BlobWriter, ContentStore
-from builder.store.fsutil import atomic_write, no_space_during
+from builder.store.fsutil import atomic_write, no_space_during, spread_new_directories
 from builder.store.locks import DEFAULT_TIMEOUT, flocked
 from builder.store.paths import CONTAINERD_NAME, REF_NAME, default_store_root
 from builder.timings import phase
@@ -134,6 +134,8 @@ class Store:
             for state in paths.STATE_DIRS:
                 if state.at_open:
                     (path / state.name).mkdir(exist_ok=True, mode=paths.PRIVATE_MODE)
+                if state.at_open and state.spread:
+                    spread_new_directories(path / state.name)
             paths.blobs_dir(path).mkdir(exist_ok=True)
             paths.make_private(path)
             layout = path / paths.OCI_LAYOUT

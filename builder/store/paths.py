@@ -45,6 +45,7 @@ class StateDir:
     purpose: str
     at_open: bool = False  # created by ``Store.open``; the others by their first user
     temporary: bool = False  # nothing in it outlives its writer: ``prune`` empties it
+    spread: bool = False  # big trees are made and deleted in it (fsutil.spread_new_directories)
 
 
 STATE_DIRS: Final = (
@@ -52,8 +53,8 @@ STATE_DIRS: Final = (
     StateDir(name=INGEST, purpose="blobs being written (flocked)", at_open=True),
     StateDir(name=LOCKS, purpose="store, index, blob, step and snapshot locks", at_open=True),
     StateDir(name=CACHE, purpose="build cache records (GC roots)", at_open=True),
-    StateDir(name=SNAPSHOTS, purpose="layer directories by chain ID", at_open=True),
-    StateDir(name=TMP, purpose="run bundles, staging", at_open=True, temporary=True),
+    StateDir(name=SNAPSHOTS, purpose="layer directories by chain ID", at_open=True, spread=True),
+    StateDir(name=TMP, purpose="run bundles, staging", at_open=True, temporary=True, spread=True),
     StateDir(name=CORRUPT, purpose="quarantined blobs", at_open=True, temporary=True),
     StateDir(
         name=GIT, purpose="git contexts by commit (fetched again)", at_open=True, temporary=True
