@@ -21,7 +21,7 @@ from builder.oci.layer_apply import apply_layer, list_entries
 from builder.oci.layer_write import LayerEntry
 from builder.oci.tarformat import EntryType
 from builder.snapshot import LayerDirs, Overlay, mounts_under
-from builder.snapshot.overlay import bind_mount
+from builder.snapshot.overlay import bind_mount, mount_persistent, unmount
 from builder.store import Store, StoreLayer
 
 pytestmark = pytest.mark.integration
@@ -318,6 +318,35 @@ def test_overlay_upper_gets_changes_and_whiteouts(tmp_path: Path) -> None:
     assert os.getxattr(upper / "dir", "trusted.overlay.opaque") == b"y"
     assert sorted(os.listdir(upper)) == ["common", "dir", "f1"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["layers", "upper"]
+
+
+def _super_options(mountpoint: Path) -> list[str]:
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == str(mountpoint):
+            return fields[fields.index("-") + 3].split(",")
+    raise AssertionError(f"{mountpoint} is not mounted")
+
+
+def test_a_step_overlay_is_volatile_and_a_container_root_is_not(tmp_path: Path) -> None:
+    lowers = make_layer_dirs(tmp_path / "layers", 1)
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    with Overlay().mount(lowers, upper) as merged:
+        # unmounting a step's overlay must not sync the whole upper filesystem
+        assert {"volatile", "fsync=volatile"} & set(_super_options(merged))  # 6.x shows the latter
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layers", "upper"]  # work dir gone
+    root, work = tmp_path / "root", tmp_path / "work"
+    root.mkdir()
+    work.mkdir()
+    container_upper = tmp_path / "cupper"
+    container_upper.mkdir()
+    mount_persistent(lowers, container_upper, work_parent=work, merged=root)
+    try:
+        options = set(_super_options(root))
+        assert not {"volatile", "fsync=volatile"} & options  # a container's writes outlive a crash
+    finally:
+        unmount(str(root))
 
 
 def test_layer_from_upper_lists_the_right_entries(store: Store, tmp_path: Path) -> None:
