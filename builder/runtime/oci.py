@@ -48,6 +48,21 @@ KILL_GRACE_SECONDS: Final = 10.0
 DEFAULT_STATE_ROOT: Final = Path("/run/pybuild/runc")
 
 OutputCallback = Callable[[bytes], None]
+CHECK_FILE: Final = "check.json"  # the runtime check's answer (Runc.check), in the state dir
+_DPKG_STATUS: Final = Path("/var/lib/dpkg/status")
+
+
+def _check_key(exe: str) -> str:
+    """What the runtime check depends on: the binary (path and stat), the package database."""
+    parts = [exe]
+    for path in (Path(exe), _DPKG_STATUS):
+        try:
+            st = path.stat()
+        except OSError:
+            parts.append("-")
+            continue
+        parts.append(f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}")
+    return "|".join(parts)
 
 
 def _debian_package_version(package: str) -> str | None:
@@ -362,6 +377,10 @@ class Runc:
                 "RUN needs root: pybuild mounts overlayfs and starts containers with "
                 f"{self.binary} (rootless mode is not supported yet)"
             )
+        key = _check_key(exe)
+        cached = self._checked(key)
+        if cached is not None:
+            return cached
         warnings: list[str] = []
         try:
             out = subprocess.run(
@@ -372,7 +391,30 @@ class Runc:
         if self.name == "runc":
             # runc fixes pybuild relies on; distributions backport them (runc_version).
             warnings.extend(runc_warnings(out, _debian_package_version("runc")))
+        self._remember_check(key, warnings)
         return tuple(warnings)
+
+    # The check's answer is kept in the state directory, keyed by the binary's identity and
+    # the package database's mtime (``runc --version`` and ``dpkg-query`` are two processes,
+    # about 13 ms on the first step of every build). A lost or stale file only costs a check.
+    def _checked(self, key: str) -> tuple[str, ...] | None:
+        try:
+            doc = json.loads((self.root / CHECK_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(doc, dict) or doc.get("key") != key:
+            return None
+        warnings = doc.get("warnings")
+        if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+            return None
+        return tuple(warnings)
+
+    def _remember_check(self, key: str, warnings: list[str]) -> None:
+        tmp = self.root / f".{CHECK_FILE}.{os.getpid()}.tmp"
+        with contextlib.suppress(OSError):
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp.write_text(json.dumps({"key": key, "warnings": warnings}))
+            os.replace(tmp, self.root / CHECK_FILE)
 
     def swap_accounting(self) -> bool:
         if not host_has_swap():

@@ -236,6 +236,29 @@ def test_a_failed_deferred_delete_is_raised_by_settle(fake_runc: Runc, tmp_path:
         deferred.settle()
 
 
+def test_the_check_is_remembered_until_the_binary_changes(tmp_path: Path) -> None:
+    calls_file = tmp_path / "version-calls"
+    binary = tmp_path / "versioned-runc"
+
+    def install(version: str) -> None:
+        binary.write_text(f"#!/bin/sh\necho >> {calls_file}\necho 'runc version {version}'\n")
+        binary.chmod(0o755)
+
+    install("1.1.5")
+    state = tmp_path / "state"
+    old = Runc(str(binary), root=state).check()
+    assert old
+    assert "runc 1.1.5 is older than" in old[0]
+    assert Runc(str(binary), root=state).check() == old  # another process: the saved answer
+    assert len(calls_file.read_text().splitlines()) == 1
+    install("1.3.30")  # an updated binary: checked again
+    assert Runc(str(binary), root=state).check() == ()
+    assert len(calls_file.read_text().splitlines()) == 2
+    (state / oci.CHECK_FILE).write_text("{torn")
+    assert Runc(str(binary), root=state).check() == ()
+    assert len(calls_file.read_text().splitlines()) == 3
+
+
 def test_missing_binary_and_non_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(EnvironmentUnavailableError, match="no-such-runc: OCI runtime not found"):
         Runc("no-such-runc").check()
