@@ -220,7 +220,7 @@ def open_machinery(
     from builder.runtime.oci import Crun, Runc
     from builder.runtime.terminal import TerminalRunc
     from builder.snapshot.layerdirs import LayerDirs
-    from builder.store.paths import RUNTIMES, runtime_state_dir
+    from builder.store.paths import RUNTIMES, runtime_check_file, runtime_state_dir
 
     oci: Runc
     match runtime:
@@ -228,13 +228,17 @@ def open_machinery(
             oci = TerminalRunc(root=runtime_state_dir(store.root, runtime), interactive=interactive)
         case "runc":
             oci = Runc(
-                root=runtime_state_dir(store.root, runtime), deferred_deletes=deferred_deletes
+                root=runtime_state_dir(store.root, runtime),
+                deferred_deletes=deferred_deletes,
+                check_file=runtime_check_file(store.root, runtime),
             )
         case "crun" if terminal:
             raise BuildError("a terminal (-t) needs --runtime runc")
         case "crun":
             oci = Crun(
-                root=runtime_state_dir(store.root, runtime), deferred_deletes=deferred_deletes
+                root=runtime_state_dir(store.root, runtime),
+                deferred_deletes=deferred_deletes,
+                check_file=runtime_check_file(store.root, runtime),
             )
         case _:
             raise BuildError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")

@@ -48,7 +48,6 @@ KILL_GRACE_SECONDS: Final = 10.0
 DEFAULT_STATE_ROOT: Final = Path("/run/pybuild/runc")
 
 OutputCallback = Callable[[bytes], None]
-CHECK_FILE: Final = "check.json"  # the runtime check's answer (Runc.check), in the state dir
 _DPKG_STATUS: Final = Path("/var/lib/dpkg/status")
 
 
@@ -345,6 +344,7 @@ class Runc:
         root: Path | None = None,
         no_pivot: bool = False,
         deferred_deletes: bool = False,
+        check_file: Path | None = None,
     ) -> None:
         self._live: dict[str, subprocess.Popen[bytes]] = {}
         # A build's steps do not wait for ``runc delete`` of a container that exited (one Go
@@ -352,6 +352,7 @@ class Runc:
         # end of the build) waits for it. The stopped container holds nothing the step needs:
         # its processes are gone, its rootfs is pybuild's own mount, its counters were read.
         self.deferred_deletes = deferred_deletes
+        self.check_file = check_file  # where ``check`` keeps its answer (None: nowhere)
         self._deleting: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._live_lock = threading.Lock()
         self._pending_signals: list[int] = []  # see forward_signal
@@ -394,12 +395,14 @@ class Runc:
         self._remember_check(key, warnings)
         return tuple(warnings)
 
-    # The check's answer is kept in the state directory, keyed by the binary's identity and
-    # the package database's mtime (``runc --version`` and ``dpkg-query`` are two processes,
-    # about 13 ms on the first step of every build). A lost or stale file only costs a check.
+    # The check's answer is kept in ``check_file``, keyed by the binary's identity and the
+    # package database's stat (``runc --version`` and ``dpkg-query`` are two processes, about
+    # 13 ms on the first step of every build). A lost or stale file only costs a check.
     def _checked(self, key: str) -> tuple[str, ...] | None:
+        if self.check_file is None:
+            return None
         try:
-            doc = json.loads((self.root / CHECK_FILE).read_text())
+            doc = json.loads(self.check_file.read_text())
         except (OSError, ValueError):
             return None
         if not isinstance(doc, dict) or doc.get("key") != key:
@@ -410,11 +413,15 @@ class Runc:
         return tuple(warnings)
 
     def _remember_check(self, key: str, warnings: list[str]) -> None:
-        tmp = self.root / f".{CHECK_FILE}.{os.getpid()}.tmp"
-        with contextlib.suppress(OSError):
-            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.check_file is None:
+            return
+        tmp = self.check_file.with_name(f".{self.check_file.name}.{os.getpid()}.tmp")
+        try:
+            self.check_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp.write_text(json.dumps({"key": key, "warnings": warnings}))
-            os.replace(tmp, self.root / CHECK_FILE)
+            os.replace(tmp, self.check_file)
+        except OSError:
+            tmp.unlink(missing_ok=True)
 
     def swap_accounting(self) -> bool:
         if not host_has_swap():

@@ -112,6 +112,11 @@ def runtime_state_dir(root: Path, runtime: str) -> Path:
     return state_dir(root, runtime)
 
 
+def runtime_check_file(root: Path, runtime: str) -> Path:
+    """Where the runtime check's answer (``Runc.check``) is kept for the store at ``root``."""
+    return state_dir(root, BUILDINFO) / f"runtime-check-{runtime}.json"
+
+
 def default_store_root(env: dict[str, str] | None = None, *, euid: int | None = None) -> Path:
     """``$PYBUILD_ROOT``; else ``/var/lib/pybuild`` for root; else ``$XDG_DATA_HOME/pybuild``."""
     environ = dict(os.environ) if env is None else env

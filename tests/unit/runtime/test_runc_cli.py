@@ -245,18 +245,23 @@ def test_the_check_is_remembered_until_the_binary_changes(tmp_path: Path) -> Non
         binary.chmod(0o755)
 
     install("1.1.5")
-    state = tmp_path / "state"
-    old = Runc(str(binary), root=state).check()
+    saved = tmp_path / "info" / "check.json"
+
+    def check() -> tuple[str, ...]:
+        return Runc(str(binary), root=tmp_path / "state", check_file=saved).check()
+
+    old = check()
     assert old
     assert "runc 1.1.5 is older than" in old[0]
-    assert Runc(str(binary), root=state).check() == old  # another process: the saved answer
+    assert check() == old  # another process: the saved answer
     assert len(calls_file.read_text().splitlines()) == 1
     install("1.3.30")  # an updated binary: checked again
-    assert Runc(str(binary), root=state).check() == ()
+    assert check() == ()
     assert len(calls_file.read_text().splitlines()) == 2
-    (state / oci.CHECK_FILE).write_text("{torn")
-    assert Runc(str(binary), root=state).check() == ()
+    saved.write_text("{torn")
+    assert check() == ()
     assert len(calls_file.read_text().splitlines()) == 3
+    assert not (tmp_path / "state").exists()  # nothing in the runtime's state dir
 
 
 def test_missing_binary_and_non_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
