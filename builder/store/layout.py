@@ -141,14 +141,36 @@ class Store:
             layout = path / paths.OCI_LAYOUT
             if not layout.exists():
                 atomic_write(layout, LAYOUT_VERSION)
-            if not paths.index_path(path).exists():
-                atomic_write(paths.index_path(path), Index().to_bytes())
         except OSError as exc:
             raise StoreError(f"cannot create the image store at {path}: {exc.strerror}") from None
         store = cls(path, lock_timeout=lock_timeout)
+        store._settle_index()
         store._check_one_filesystem()
         store._reap_ingest()
         return store
+
+    def _settle_index(self) -> None:
+        """Create an empty ``index.json`` if there is none, and remove the temp files of index
+        writes a killed process left (``atomic_write``'s ``.index.json.*.tmp``). Every index
+        write holds the index lock, so with it held no temp file is anyone's work in progress."""
+        index = paths.index_path(self.root)
+        prefix = f".{index.name}."
+        try:
+            with os.scandir(self.root) as it:
+                temps = [
+                    e.name for e in it if e.name.startswith(prefix) and e.name.endswith(".tmp")
+                ]
+            if not temps and index.exists():
+                return
+            with self._index_lock():
+                for name in temps:
+                    (self.root / name).unlink(missing_ok=True)
+                if not index.exists():
+                    atomic_write(index, Index().to_bytes())
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the image store at {self.root}: {exc.strerror}"
+            ) from None
 
     def _check_one_filesystem(self) -> None:
         dirs = (paths.blobs_dir(self.root), self.root / paths.INGEST, self.root / paths.TMP)

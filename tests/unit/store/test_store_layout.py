@@ -291,3 +291,16 @@ def test_every_blob_corrupted_in_turn_fails_the_unpack(tmp_path: Path) -> None:
         with pytest.raises(StoreError):
             _unpack(store, "x", rootfs)
         assert not fsck(store).ok
+
+
+def test_open_removes_index_temp_files_a_killed_writer_left(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s")
+    index = (store.root / "index.json").read_bytes()
+    left = store.root / ".index.json.0123abcd.tmp"
+    left.write_bytes(b'{"torn')
+    other = store.root / ".oci-layout.0123abcd.tmp"  # not an index write: not touched here
+    other.write_bytes(b"x")
+    Store.open(store.root)
+    assert not left.exists()
+    assert other.exists()
+    assert (store.root / "index.json").read_bytes() == index
