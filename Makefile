@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml scripts/setup-system.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	@# the dataclass methods' bytecode beside the .pyc files (builder/_dataclass_code.py)
+	$(PY) -c 'from builder._dataclass_code import warm; warm()'
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -20,6 +20,10 @@ from __future__ import annotations
 
 import importlib
 
+from builder import _dataclass_code
+
+_dataclass_code.install()  # before any module of the package makes its dataclasses
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:
     from builder._public import build, check, images, inspect, parse, remove_tag, resolve
