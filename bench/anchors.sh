@@ -81,8 +81,13 @@ for entry in sorted(dirs.root.iterdir()):
     dirs.remove((Digest.parse("sha256:" + name),))  # the dir of a 1-layer chain is named by it
     if entry.exists() and not entry.is_dir():
         entry.unlink()  # a marker left without its directory
-for name in ("contexts", "buildinfo", "cachemounts"):
+for name in ("contexts", "cachemounts"):
     shutil.rmtree(store.root / name, ignore_errors=True)
+# buildinfo: miss and no-op records go; the runtime check's answer (about the installed runc,
+# not the build cache) stays, as BuildKit's daemon checks its runtime once, when it starts
+for entry in (store.root / "buildinfo").glob("*"):
+    if not entry.name.startswith("runtime-check-"):
+        entry.unlink()
 EOF
 }
 
