@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Final
 
 from builder.errors import BuildError, Diagnostic, Level, Span
 
@@ -66,8 +67,18 @@ def _display_width(ch: str) -> int:
     return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
+_ASCII_PAD: Final = {code: " " for code in range(128) if chr(code) != "\t"}  # tabs stay tabs
+
+
 def _caret_line(line: str, start: int, end: int) -> str:
     """Padding up to column ``start`` then carets to column ``end`` (1-based, inclusive)."""
+    if line.isascii():  # one column per character: no per-character width lookups
+        return line[: start - 1].translate(_ASCII_PAD) + "^" * max(len(line[start - 1 : end]), 1)
+    return _wide_caret_line(line, start, end)
+
+
+def _wide_caret_line(line: str, start: int, end: int) -> str:
+    """:func:`_caret_line` for any text: each character's display width looked up."""
     pad: list[str] = []
     for ch in line[: start - 1]:
         pad.append("\t" if ch == "\t" else " " * _display_width(ch))
