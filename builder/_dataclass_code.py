@@ -2,8 +2,8 @@
 
 ``@dataclass`` writes the source of each class's ``__init__``, ``__repr__``, ``__eq__``,
 ``__hash__``, ``__setattr__`` and ``__delattr__`` and compiles it when the class is created, every
-time a module is imported. pybuild's ~180 frozen dataclasses cost about 115 ms of compiling per
-process that way: more than half of a cold build's imports, and most of ``pybuild check``'s run.
+time a module is imported. The ~175 dataclasses a cold build imports cost about 115 ms of
+compiling per process that way: more than half of a cold build's imports.
 
 :func:`install` wraps ``dataclasses._create_fn`` (CPython 3.11 and 3.12, where it compiles one
 function from source text; other versions are left alone) so that the code objects of a module's
