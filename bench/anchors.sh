@@ -256,6 +256,7 @@ fi
 # (a `pip install` compiles .pyc files; with PYTHONDONTWRITEBYTECODE set and no __pycache__, every
 # start would recompile every module, which is not what users run.)
 "$PY" -m compileall -q -j 0 "$REPO/builder" >/dev/null || true
+"$PY" -c 'from builder._dataclass_code import warm; warm()' || true  # as make venv does
 "$PY" -m compileall -q -j 0 "$("$PY" -c 'import lark, os; print(os.path.dirname(lark.__file__))')" \
   >/dev/null 2>&1 || true
 if ! "$PYBUILD" images -q busybox:latest 2>/dev/null | grep -q .; then

@@ -1,15 +1,6 @@
-"""Build contexts and source trees for COPY/ADD: ``.dockerignore``, in-root reads, checksums."""
+"""Build contexts and source trees for COPY/ADD: ``.dockerignore``, in-root reads, checksums.
 
-from builder.context.checksum import ContentCache
-from builder.context.ignore import PatternMatcher
-from builder.context.local import LocalContext
-from builder.context.sourcefs import DirectorySource, FileSource, SourceFS
-
-__all__ = [
-    "ContentCache",
-    "DirectorySource",
-    "FileSource",
-    "LocalContext",
-    "PatternMatcher",
-    "SourceFS",
-]
+The package imports none of its modules: ``.dockerignore`` matching (``ignore``) is needed by
+commands that never read a context's files (``pybuild check``, the no-op check), and the
+checksum cache (``checksum``) loads sqlite3.
+"""

@@ -23,17 +23,30 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import sqlite3
 import stat
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from builder.digest import Digest
 from builder.errors import ContextError
+
+if TYPE_CHECKING:
+    import sqlite3
+    from types import ModuleType
+
+
+def _sqlite3() -> ModuleType:
+    """The sqlite3 module, loaded by the first cache that opens its database (a context read
+    only for its ``.dockerignore``, as ``pybuild check`` and the no-op check read it, never
+    loads it)."""
+    import sqlite3  # lazy: see above
+
+    return sqlite3
+
 
 RACY_NS: Final = 2_000_000_000
 CACHE_FILE: Final = "context-checksums.sqlite3"
@@ -90,6 +103,8 @@ class ContentCache:
         if self._db is not None or self._db_failed:
             return self._db
         assert self._directory is not None
+        import sqlite3  # lazy: see _sqlite3
+
         try:
             self._directory.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self._directory / CACHE_FILE, timeout=10, check_same_thread=False)
@@ -113,7 +128,7 @@ class ContentCache:
                 "SELECT size, mtime_ns, ctime_ns, digest, recorded_ns FROM content WHERE key = ?",
                 (key,),
             ).fetchone()
-        except sqlite3.Error:
+        except _sqlite3().Error:
             return None
         if row is None:
             return None
@@ -200,14 +215,14 @@ class ContentCache:
             try:
                 with db:
                     db.executemany("INSERT OR REPLACE INTO content VALUES (?, ?, ?, ?, ?, ?)", rows)
-            except sqlite3.Error:
+            except _sqlite3().Error:
                 return
 
     def close(self) -> None:
         self.flush()
         with self._lock:
             if self._db is not None:
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(_sqlite3().Error):
                     self._db.close()
                 self._db = None
                 self._db_failed = True
