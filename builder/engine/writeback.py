@@ -6,7 +6,9 @@ threads writing files while the copying thread walks the source overlap well (me
 10,000 small files, 2 cores). ``WriteBack`` runs jobs in batches on a small pool and tracks the
 paths they will create: a caller that is about to look at or replace a path calls ``settle``
 first, which waits for everything queued when a queued job writes that path or one of its
-ancestors. A small copy (fewer than one batch) never starts a thread. The number of batches in
+ancestors. The first ``_INLINE`` batches run in the caller, so a small copy never starts a
+thread: for a few hundred small files the hand-over costs more than it saves (a 200-file
+``COPY --from`` took 0.03-0.04 s with the pool, 0.02-0.03 s without). The number of batches in
 flight is bounded, which bounds the file descriptors held by queued jobs.
 """
 
@@ -20,6 +22,7 @@ from typing import Final
 _BATCH: Final = 32  # jobs per pool task: amortises the hand-over
 _IN_FLIGHT: Final = 4  # pool tasks queued or running at once
 _WORKERS: Final = 3  # file creation waits on the disk as much as on the CPU
+_INLINE: Final = 8  # batches run by the caller before the pool starts (256 files)
 
 Job = Callable[[], None]
 Comps = tuple[str, ...]
@@ -46,6 +49,7 @@ class WriteBack:
         self._flights: deque[Future[None]] = deque()
         self._pool: ThreadPoolExecutor | None = None
         self._error: BaseException | None = None
+        self._inline = 0  # batches run by the caller so far
 
     def submit(self, path: Comps, job: Job) -> None:
         """Queue ``job``, which creates ``path`` (and owns whatever it was given)."""
@@ -97,6 +101,11 @@ class WriteBack:
                 self._error = exc
 
     def _launch(self) -> None:
+        if self._pool is None and self._inline < _INLINE:
+            self._inline += 1
+            batch, self._batch = self._batch, []
+            self._record(batch)
+            return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="copy")
         batch, self._batch = self._batch, []

@@ -15,7 +15,7 @@ from copykit import Step, mode_of, run, tree, write
 from builder.engine.writeback import WriteBack
 from builder.errors import ContextError
 
-N = 300  # several batches of background writes
+N = 600  # past the batches run inline (256 files): several batches of background writes
 
 
 def _many(root: Path, prefix: str, text: str) -> None:
@@ -110,7 +110,7 @@ def test_writeback_raises_the_first_error_after_running_every_job() -> None:
 
     def fail(i: int) -> None:
         ran.append(i)
-        if i in (5, 250):
+        if i in (5, 450):  # one in an inline batch, one in a pooled one
             raise OSError(28, f"No space left on device {i}")
 
     wb = WriteBack()
@@ -123,13 +123,29 @@ def test_writeback_raises_the_first_error_after_running_every_job() -> None:
     wb.close()
 
 
-def test_small_copies_run_inline() -> None:
+@pytest.mark.parametrize("files", [3, 256])
+def test_small_copies_run_inline(files: int) -> None:
     import threading
 
     wb = WriteBack()
     names: list[str] = []
-    for i in range(3):
+    for i in range(files):
         wb.submit((str(i),), lambda: names.append(threading.current_thread().name))
     wb.drain()
     wb.close()
-    assert names == [threading.current_thread().name] * 3
+    assert names == [threading.current_thread().name] * files
+
+
+def test_a_big_copy_hands_files_to_the_pool_after_the_first_batches() -> None:
+    import threading
+
+    wb = WriteBack()
+    names: list[str] = []
+    for i in range(2000):
+        wb.submit((str(i),), lambda: names.append(threading.current_thread().name))
+    wb.drain()
+    wb.close()
+    caller = threading.current_thread().name
+    assert names[:256] == [caller] * 256  # the first 8 batches: no hand-over
+    assert len(names) == 2000
+    assert set(names[256:]) - {caller}  # the rest went to the pool threads
