@@ -10,7 +10,6 @@ from builder.lint import descriptions, dispatch, fromline, parsing, stages
 from builder.lint import rules as _rules
 from builder.lint.config import CheckConfig, parse_check_options, with_comments
 from builder.lint.facts import Facts, gather
-from builder.lint.fix import apply_fixes
 from builder.lint.inputs import LintInputs
 from builder.lint.rules import NO_EMPTY_CONTINUATION, rule_named
 from builder.syntax.transform import Analysis
@@ -48,6 +47,9 @@ class LintResult:
 
     def fixed(self) -> str:
         """The file's text with every fixable finding fixed (``pybuild check --fix``)."""
+        # lazy: the fixer and the formatter it uses load for `pybuild check`, not for builds
+        from builder.lint.fix import apply_fixes
+
         return apply_fixes(self.facts, self.findings)
 
     def failure(self) -> str | None:
