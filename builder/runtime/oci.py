@@ -456,7 +456,8 @@ class Runc:
         resources = doc["linux"].get("resources", {})
         memory_limit = resources.get("memory", {}).get("limit")
         pids_limit = resources.get("pids", {}).get("limit")
-        (bundle / "config.json").write_text(json.dumps(doc, indent=1))
+        # compact: json's C encoder (indent= would take the pure-Python one, ~3 ms a step)
+        (bundle / "config.json").write_text(json.dumps(doc, separators=(",", ":")))
         log = bundle / f"{self.name}.log"
         cmd = [*self._base(exe), "--log", str(log), "--log-format", "json", "run"]
         # a limit's counters (OOM kills, refused forks) are read before the cgroup goes

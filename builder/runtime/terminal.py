@@ -43,7 +43,7 @@ class TerminalRunc(Runc):
             **spec.get("linux", {}),
             "cgroupsPath": cgroups_path_for(container_id, cgroup_layout()),
         }
-        (bundle / "config.json").write_text(json.dumps(doc, indent=1))
+        (bundle / "config.json").write_text(json.dumps(doc, separators=(",", ":")))
         log = bundle / f"{self.name}.log"
         cmd = [*self._base(exe), "--log", str(log), "--log-format", "json", "run"]
         cmd += ["--bundle", str(bundle), container_id]
