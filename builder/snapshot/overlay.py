@@ -102,6 +102,8 @@ def sys_umount(target: str, *, detach: bool = False) -> None:
 
 
 def _unescape_mountinfo(field: str) -> str:
+    if "\\" not in field:  # nothing escaped (the usual case): no walk per character
+        return field
     out = []
     i = 0
     while i < len(field):
