@@ -63,6 +63,37 @@ class CommandModule(Protocol):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, sized as ``shutil.get_terminal_size`` would size it, without
+    importing shutil (and the compression modules it loads) in every command: argparse makes a
+    formatter for each ``add_argument``, not only for ``--help``."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = _terminal_columns() - 2  # as argparse does with shutil's answer
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``: ``$COLUMNS``, else stdout's terminal, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
 def _load(name: str) -> CommandModule:
     module: ModuleType = importlib.import_module(f"builder.commands.{COMMANDS[name]}")
     return cast(CommandModule, module)
@@ -165,6 +196,8 @@ def _prepare(argv: Sequence[str] | None) -> tuple[CommandModule, argparse.Namesp
             raise
         print(f"pybuild: '{name}' is not available in this version", file=sys.stderr)
         return 2
-    parser = argparse.ArgumentParser(prog=f"pybuild {name}", description=module.HELP)
+    parser = argparse.ArgumentParser(
+        prog=f"pybuild {name}", description=module.HELP, formatter_class=_HelpFormatter
+    )
     module.add_arguments(parser)
     return module, parser.parse_args(rest)
