@@ -165,7 +165,6 @@ class Scheduler:
         self._misses = MissRecords(store.root / paths.BUILDINFO, identity)
         self.counter = counter or Counter()
         self.networks = networks  # None: each RUN step starts its own private network
-        self._results: dict[int, StageResult] = {}  # the stages built, for step_results
         self._stages: dict[int, Future[StageResult]] = {}  # every stage of the running plan
         self._lock = threading.Lock()
         self._machinery: Machinery | None = None
@@ -189,8 +188,11 @@ class Scheduler:
 
     def step_results(self, plan: BuildPlan) -> tuple[StepResult, ...]:
         """The layer steps of every stage that ran, in plan order."""
-        with self._lock:
-            results = dict(self._results)
+        results = {
+            index: future.result()
+            for index, future in self._stages.items()
+            if future.done() and future.exception() is None
+        }
         return tuple(
             s for stage in plan.stages if stage.index in results for s in results[stage.index].steps
         )
@@ -253,8 +255,6 @@ class Scheduler:
             with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
                 future.set_exception(exc)
             return
-        with self._lock:
-            self._results[stage.index] = result
         with contextlib.suppress(InvalidStateError):
             future.set_result(result)
 
