@@ -170,10 +170,6 @@ def remove_tree(path: Path) -> None:
 _VOLATILE = [True]  # cleared when the kernel refuses overlayfs's "volatile" (before 5.10)
 
 
-def _volatile_supported() -> bool:
-    return _VOLATILE[0]
-
-
 def overlay_extra_options() -> tuple[str, ...]:
     """Options turning off overlayfs features the module enables by default on this host.
 
@@ -336,8 +332,9 @@ class Overlay:
                 options.append(f"upperdir=/proc/self/fd/{fds[-2]}")
                 options.append(f"workdir=/proc/self/fd/{fds[-1]}")
                 options.extend(overlay_extra_options())
-                if volatile and _volatile_supported():
-                    options.append("volatile")
+            volatile = volatile and upper is not None and _VOLATILE[0]
+            if volatile:
+                options.append("volatile")
             data = ",".join(options)
             if len(data.encode()) > MOUNT_DATA_LIMIT:
                 raise ExecutionError(
@@ -347,11 +344,11 @@ class Overlay:
             try:
                 sys_mount("overlay", str(merged), "overlay", flags, data)
             except OSError as exc:
-                if not data.endswith(",volatile") or exc.errno != errno.EINVAL:
+                if not volatile or exc.errno != errno.EINVAL:
                     raise _mount_error("overlay", str(merged), exc) from None
                 _VOLATILE[0] = False  # a kernel before 5.10: mount as before
                 try:
-                    sys_mount("overlay", str(merged), "overlay", flags, data[: -len(",volatile")])
+                    sys_mount("overlay", str(merged), "overlay", flags, ",".join(options[:-1]))
                 except OSError as again:
                     raise _mount_error("overlay", str(merged), again) from None
         finally:
