@@ -103,13 +103,14 @@ class ContentCache:
         if self._db is not None or self._db_failed:
             return self._db
         assert self._directory is not None
-        import sqlite3  # lazy: see _sqlite3
-
+        sqlite = _sqlite3()
         try:
             self._directory.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self._directory / CACHE_FILE, timeout=10, check_same_thread=False)
+            db: sqlite3.Connection = sqlite.connect(
+                self._directory / CACHE_FILE, timeout=10, check_same_thread=False
+            )
             db.execute(_SCHEMA)
-        except (OSError, sqlite3.Error):
+        except (OSError, sqlite.Error):
             # A cache that cannot be opened only costs speed, never the build.
             self._db_failed = True
             return None
