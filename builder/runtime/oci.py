@@ -42,6 +42,7 @@ from typing import Any, Final, Protocol
 
 from builder.errors import EnvironmentUnavailableError, ExecutionError
 from builder.runtime.runc_version import runc_warnings
+from builder.store.fsutil import atomic_write
 from builder.timings import phase
 
 KILL_GRACE_SECONDS: Final = 10.0
@@ -415,13 +416,9 @@ class Runc:
     def _remember_check(self, key: str, warnings: list[str]) -> None:
         if self.check_file is None:
             return
-        tmp = self.check_file.with_name(f".{self.check_file.name}.{os.getpid()}.tmp")
-        try:
+        with contextlib.suppress(OSError):  # not kept: the next build checks again
             self.check_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp.write_text(json.dumps({"key": key, "warnings": warnings}))
-            os.replace(tmp, self.check_file)
-        except OSError:
-            tmp.unlink(missing_ok=True)
+            atomic_write(self.check_file, json.dumps({"key": key, "warnings": warnings}).encode())
 
     def swap_accounting(self) -> bool:
         if not host_has_swap():
